@@ -1,0 +1,179 @@
+//! The bucketing formula of SPEC section 3, and nothing else:
+//!
+//! ```text
+//! bucket = murmur3_x86_32(utf8(salt + ":" + value), seed = 0) mod 100000
+//! ```
+//!
+//! The hash runs over the pieces in place, so bucketing allocates nothing. Test vectors
+//! (published murmur3 vectors and a bucket table made with an independent implementation)
+//! live in `tests/data/`.
+
+use std::fmt::Write as _;
+
+use crate::context::Attribute;
+use crate::model::TOTAL_WEIGHT;
+
+/// The bucket in `0..100000` of `value` under `salt`.
+pub fn bucket(salt: &str, value: &str) -> u32 {
+    murmur3_x86_32(&[salt.as_bytes(), b":", value.as_bytes()], 0) % TOTAL_WEIGHT
+}
+
+/// The bucket of an attribute: strings as they are, numbers as their decimal string.
+/// `None` for any other type (the caller falls back to the context key).
+pub fn bucket_attribute(salt: &str, attribute: Attribute<'_>) -> Option<u32> {
+    match attribute {
+        Attribute::Key(key) => Some(bucket(salt, key)),
+        Attribute::Value(serde_json::Value::String(s)) => Some(bucket(salt, s)),
+        Attribute::Value(serde_json::Value::Number(n)) => {
+            let mut buf = StackStr::default();
+            write_number(&mut buf, n)?;
+            Some(bucket(salt, buf.as_str()))
+        }
+        Attribute::Value(_) => None,
+    }
+}
+
+/// A number's decimal string: integers without a fraction (`42`, also for `42.0`), other
+/// numbers in their shortest round-trip form (`0.5`). Every SDK must write numbers this way.
+fn write_number(out: &mut StackStr, n: &serde_json::Number) -> Option<()> {
+    if let Some(i) = n.as_i64() {
+        write!(out, "{i}").ok()
+    } else if let Some(u) = n.as_u64() {
+        write!(out, "{u}").ok()
+    } else {
+        let f = n.as_f64()?;
+        // Display of f64 prints integral values without ".0" and others in shortest form.
+        write!(out, "{f}").ok()
+    }
+}
+
+/// A fixed buffer for formatting a number without touching the heap.
+struct StackStr {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for StackStr {
+    fn default() -> Self {
+        StackStr {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl StackStr {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever written, so the prefix is valid UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for StackStr {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+const C1: u32 = 0xcc9e_2d51;
+const C2: u32 = 0x1b87_3593;
+
+/// MurmurHash3 x86_32 of the concatenation of `parts`, without concatenating them.
+pub fn murmur3_x86_32(parts: &[&[u8]], seed: u32) -> u32 {
+    let mut h = seed;
+    let mut total: usize = 0;
+    let mut carry = [0u8; 4];
+    let mut carried = 0usize;
+    for part in parts {
+        total += part.len();
+        let mut rest: &[u8] = part;
+        if carried > 0 {
+            let take = (4 - carried).min(rest.len());
+            carry[carried..carried + take].copy_from_slice(&rest[..take]);
+            carried += take;
+            rest = &rest[take..];
+            if carried < 4 {
+                continue;
+            }
+            h = mix_block(h, u32::from_le_bytes(carry));
+        }
+        let mut blocks = rest.chunks_exact(4);
+        for block in &mut blocks {
+            h = mix_block(
+                h,
+                u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
+            );
+        }
+        let tail = blocks.remainder();
+        carry[..tail.len()].copy_from_slice(tail);
+        carried = tail.len();
+    }
+    if carried > 0 {
+        let mut k: u32 = 0;
+        for (i, byte) in carry[..carried].iter().enumerate() {
+            k |= u32::from(*byte) << (8 * i);
+        }
+        h ^= scramble(k);
+    }
+    // The length is mixed in modulo 2^32, as the reference implementation does.
+    h ^= total as u32;
+    fmix32(h)
+}
+
+#[inline(always)]
+fn scramble(k: u32) -> u32 {
+    k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2)
+}
+
+#[inline(always)]
+fn mix_block(h: u32, k: u32) -> u32 {
+    (h ^ scramble(k))
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
+}
+
+#[inline(always)]
+fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn split_points_do_not_change_the_hash() {
+        let whole = b"new-checkout:user-123456789";
+        let expected = murmur3_x86_32(&[whole], 0);
+        for i in 0..whole.len() {
+            for j in i..whole.len() {
+                let parts: [&[u8]; 3] = [&whole[..i], &whole[i..j], &whole[j..]];
+                assert_eq!(murmur3_x86_32(&parts, 0), expected, "split at {i},{j}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_bucket_as_their_decimal_string() {
+        let as_number = bucket_attribute("s", Attribute::Value(&json!(42))).unwrap();
+        let as_float = bucket_attribute("s", Attribute::Value(&json!(42.0))).unwrap();
+        let as_fraction = bucket_attribute("s", Attribute::Value(&json!(0.5))).unwrap();
+        assert_eq!(as_number, bucket("s", "42"));
+        assert_eq!(as_float, bucket("s", "42"));
+        assert_eq!(as_fraction, bucket("s", "0.5"));
+        assert_eq!(bucket_attribute("s", Attribute::Value(&json!(true))), None);
+    }
+}

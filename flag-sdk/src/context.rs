@@ -1,0 +1,175 @@
+//! The context a flag is evaluated for: a required string `key` and any attributes.
+//!
+//! Attributes are strings, numbers, booleans, or arrays of those (SPEC section 2). Any other
+//! JSON value is kept but never matches a clause; `null` reads as a missing attribute.
+
+use std::fmt;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// The attribute that holds the context key.
+pub const KEY_ATTRIBUTE: &str = "key";
+
+/// Who or what a flag is evaluated for.
+#[derive(Clone, PartialEq)]
+pub struct Context {
+    key: String,
+    attributes: FxHashMap<String, Value>,
+}
+
+/// Why a JSON value is not a context.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContextError {
+    /// The value is not a JSON object.
+    #[error("a context must be a JSON object")]
+    NotAnObject,
+    /// `key` is absent or not a string.
+    #[error("a context needs a string `key`")]
+    MissingKey,
+}
+
+impl Context {
+    /// A context with only a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        Context {
+            key: key.into(),
+            attributes: FxHashMap::default(),
+        }
+    }
+
+    /// Adds or replaces an attribute (`key` replaces the context key when it is a string).
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.set(name, value);
+        self
+    }
+
+    /// Adds or replaces an attribute (`key` replaces the context key when it is a string).
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        let name = name.into();
+        let value = value.into();
+        if name == KEY_ATTRIBUTE {
+            if let Value::String(key) = value {
+                self.key = key;
+            }
+            return;
+        }
+        self.attributes.insert(name, value);
+    }
+
+    /// The context key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// An attribute's value; `None` when absent or `null`. `key` is the context key.
+    pub fn attribute(&self, name: &str) -> Option<Attribute<'_>> {
+        if name == KEY_ATTRIBUTE {
+            return Some(Attribute::Key(&self.key));
+        }
+        match self.attributes.get(name) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(Attribute::Value(value)),
+        }
+    }
+
+    /// Builds a context from a JSON object.
+    pub fn from_json(value: Value) -> Result<Self, ContextError> {
+        let Value::Object(map) = value else {
+            return Err(ContextError::NotAnObject);
+        };
+        Self::from_map(map)
+    }
+
+    fn from_map(mut map: Map<String, Value>) -> Result<Self, ContextError> {
+        let Some(Value::String(key)) = map.remove(KEY_ATTRIBUTE) else {
+            return Err(ContextError::MissingKey);
+        };
+        Ok(Context {
+            key,
+            attributes: map.into_iter().collect(),
+        })
+    }
+
+    /// The context as a JSON object, `key` included.
+    pub fn to_json(&self) -> Value {
+        let mut map: Map<String, Value> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        map.insert(KEY_ATTRIBUTE.to_owned(), Value::String(self.key.clone()));
+        Value::Object(map)
+    }
+}
+
+/// An attribute as read for a clause: the context key, or a stored JSON value.
+#[derive(Debug, Clone, Copy)]
+pub enum Attribute<'a> {
+    /// The context key.
+    Key(&'a str),
+    /// Any other attribute.
+    Value(&'a Value),
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("key", &self.key)
+            .field("attributes", &self.attributes)
+            .finish()
+    }
+}
+
+impl Serialize for Context {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Context {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = Map::<String, Value>::deserialize(deserializer)?;
+        Context::from_map(map).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_is_required_and_must_be_a_string() {
+        assert_eq!(
+            Context::from_json(json!({"country": "NL"})),
+            Err(ContextError::MissingKey)
+        );
+        assert_eq!(
+            Context::from_json(json!({"key": 7})),
+            Err(ContextError::MissingKey)
+        );
+        assert_eq!(
+            Context::from_json(json!([1])),
+            Err(ContextError::NotAnObject)
+        );
+        let ctx = Context::from_json(json!({"key": "u1", "country": "NL"})).unwrap();
+        assert_eq!(ctx.key(), "u1");
+        assert!(matches!(ctx.attribute("key"), Some(Attribute::Key("u1"))));
+    }
+
+    #[test]
+    fn null_reads_as_missing() {
+        let ctx = Context::new("u1").with("plan", Value::Null);
+        assert!(ctx.attribute("plan").is_none());
+        assert!(ctx.attribute("absent").is_none());
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let ctx = Context::new("u1").with("tags", json!(["a", "b"]));
+        let back: Context = serde_json::from_value(serde_json::to_value(&ctx).unwrap()).unwrap();
+        assert_eq!(back, ctx);
+    }
+}

@@ -1,0 +1,273 @@
+//! The evaluation order and reasons of SPEC section 3, over a [`CompiledSnapshot`].
+//!
+//! Evaluation borrows everything from the snapshot: it never allocates, never blocks and never
+//! panics. Recursion (prerequisites, segments inside segments) is bounded by [`MAX_DEPTH`].
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::bucket::{bucket, bucket_attribute};
+use crate::compile::{CompiledClause, CompiledFlag, CompiledServe, CompiledSnapshot};
+use crate::context::{Attribute, Context};
+use crate::model::FlagKind;
+use crate::operators::{Matcher, Scalar};
+
+/// How deep prerequisites and nested segments may go before a flag counts as malformed.
+pub const MAX_DEPTH: usize = 32;
+
+/// Why a flag served what it served (SPEC section 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Reason<'a> {
+    /// The flag is off: the kill switch.
+    Off,
+    /// The context key is in a target list.
+    TargetMatch,
+    /// A rule matched.
+    RuleMatch {
+        /// The rule's position.
+        rule_index: usize,
+        /// The rule's id, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule_id: Option<Cow<'a, str>>,
+        /// Whether the rule served a rollout.
+        in_rollout: bool,
+    },
+    /// No target or rule matched.
+    Fallthrough {
+        /// Whether the fallthrough is a rollout.
+        in_rollout: bool,
+    },
+    /// A prerequisite flag did not serve the required variation.
+    PrerequisiteFailed {
+        /// The prerequisite's key.
+        prerequisite: Cow<'a, str>,
+    },
+    /// The default was served.
+    Error {
+        /// What went wrong.
+        error: ErrorKind,
+    },
+}
+
+impl Reason<'_> {
+    /// A copy that owns its strings.
+    pub fn into_owned(self) -> Reason<'static> {
+        match self {
+            Reason::Off => Reason::Off,
+            Reason::TargetMatch => Reason::TargetMatch,
+            Reason::RuleMatch {
+                rule_index,
+                rule_id,
+                in_rollout,
+            } => Reason::RuleMatch {
+                rule_index,
+                rule_id: rule_id.map(|id| Cow::Owned(id.into_owned())),
+                in_rollout,
+            },
+            Reason::Fallthrough { in_rollout } => Reason::Fallthrough { in_rollout },
+            Reason::PrerequisiteFailed { prerequisite } => Reason::PrerequisiteFailed {
+                prerequisite: Cow::Owned(prerequisite.into_owned()),
+            },
+            Reason::Error { error } => Reason::Error { error },
+        }
+    }
+}
+
+/// Why the caller's default was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorKind {
+    /// The snapshot has no such flag.
+    FlagNotFound,
+    /// A typed getter was asked for a flag of another kind.
+    WrongType,
+    /// The client has no data yet.
+    ClientNotReady,
+    /// The flag's configuration cannot be evaluated.
+    MalformedFlag,
+}
+
+/// The outcome of evaluating one flag, borrowed from the snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation<'a> {
+    /// The value served; `None` when the caller's default applies.
+    pub value: Option<&'a Value>,
+    /// The key of the variation served; `None` when the caller's default applies.
+    pub variation: Option<&'a str>,
+    /// The index of the variation served.
+    pub variation_index: Option<usize>,
+    /// Why.
+    pub reason: Reason<'a>,
+}
+
+impl<'a> Evaluation<'a> {
+    /// The caller's default, for `error`.
+    pub fn error(error: ErrorKind) -> Self {
+        Evaluation {
+            value: None,
+            variation: None,
+            variation_index: None,
+            reason: Reason::Error { error },
+        }
+    }
+
+    fn served(flag: &'a CompiledFlag, index: usize, reason: Reason<'a>) -> Self {
+        match flag.variations.get(index) {
+            Some(v) => Evaluation {
+                value: Some(&v.value),
+                variation: Some(&v.key),
+                variation_index: Some(index),
+                reason,
+            },
+            None => Evaluation::error(ErrorKind::MalformedFlag),
+        }
+    }
+}
+
+impl CompiledSnapshot {
+    /// Evaluates flag `key` for `ctx` (SPEC section 3).
+    pub fn evaluate(&self, key: &str, ctx: &Context) -> Evaluation<'_> {
+        match self.index.get(key) {
+            Some(&i) => self.evaluate_flag(i, ctx, 0),
+            None => Evaluation::error(ErrorKind::FlagNotFound),
+        }
+    }
+
+    /// Like [`evaluate`](Self::evaluate), but `WRONG_TYPE` unless the flag is of `kind`.
+    pub fn evaluate_kind(&self, key: &str, ctx: &Context, kind: FlagKind) -> Evaluation<'_> {
+        match self.index.get(key) {
+            Some(&i) if self.flags[i].kind != kind && kind != FlagKind::Json => {
+                Evaluation::error(ErrorKind::WrongType)
+            }
+            Some(&i) => self.evaluate_flag(i, ctx, 0),
+            None => Evaluation::error(ErrorKind::FlagNotFound),
+        }
+    }
+
+    /// A boolean flag's value, or `default`.
+    pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
+        self.evaluate_kind(key, ctx, FlagKind::Boolean)
+            .value
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
+    }
+
+    /// A string flag's value, or `default`.
+    pub fn str_variation<'a>(&'a self, key: &str, ctx: &Context, default: &'a str) -> &'a str {
+        self.evaluate_kind(key, ctx, FlagKind::String)
+            .value
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+    }
+
+    /// A number flag's value, or `default`.
+    pub fn number_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
+        self.evaluate_kind(key, ctx, FlagKind::Number)
+            .value
+            .and_then(Value::as_f64)
+            .unwrap_or(default)
+    }
+
+    fn evaluate_flag(&self, i: usize, ctx: &Context, depth: usize) -> Evaluation<'_> {
+        let flag = &self.flags[i];
+        if flag.malformed.is_some() || depth > MAX_DEPTH {
+            return Evaluation::error(ErrorKind::MalformedFlag);
+        }
+        if !flag.enabled {
+            return Evaluation::served(flag, flag.off, Reason::Off);
+        }
+        for p in &flag.prerequisites {
+            let passed = match (p.flag, p.variation) {
+                (Some(j), Some(want)) => {
+                    let got = self.evaluate_flag(j, ctx, depth + 1);
+                    self.flags[j].enabled && got.variation_index == Some(want)
+                }
+                _ => false,
+            };
+            if !passed {
+                let reason = Reason::PrerequisiteFailed {
+                    prerequisite: Cow::Borrowed(&p.key),
+                };
+                return Evaluation::served(flag, flag.off, reason);
+            }
+        }
+        if let Some(&v) = flag.targets.get(ctx.key()) {
+            return Evaluation::served(flag, v, Reason::TargetMatch);
+        }
+        for (rule_index, rule) in flag.rules.iter().enumerate() {
+            if rule
+                .clauses
+                .iter()
+                .all(|c| self.clause_matches(c, ctx, depth))
+            {
+                let (v, in_rollout) = serve(&rule.serve, ctx);
+                let reason = Reason::RuleMatch {
+                    rule_index,
+                    rule_id: rule.id.as_deref().map(Cow::Borrowed),
+                    in_rollout,
+                };
+                return Evaluation::served(flag, v, reason);
+            }
+        }
+        let (v, in_rollout) = serve(&flag.fallthrough, ctx);
+        Evaluation::served(flag, v, Reason::Fallthrough { in_rollout })
+    }
+
+    fn clause_matches(&self, clause: &CompiledClause, ctx: &Context, depth: usize) -> bool {
+        if let Matcher::InSegment(segments) = &clause.matcher {
+            let member = segments
+                .iter()
+                .any(|s| s.is_some_and(|s| self.in_segment(s, ctx, depth + 1)));
+            return member != clause.negate;
+        }
+        let hit = match ctx.attribute(&clause.attribute) {
+            None => return false, // a missing attribute never matches, negated or not
+            Some(Attribute::Key(key)) => clause.matcher.matches(Scalar::Str(key)),
+            Some(Attribute::Value(Value::Array(items))) => items
+                .iter()
+                .any(|item| clause.matcher.matches(Scalar::from(item))),
+            Some(Attribute::Value(value)) => clause.matcher.matches(Scalar::from(value)),
+        };
+        hit != clause.negate
+    }
+
+    fn in_segment(&self, s: usize, ctx: &Context, depth: usize) -> bool {
+        let segment = &self.segments[s];
+        if segment.included.contains(ctx.key()) {
+            return true;
+        }
+        if segment.excluded.contains(ctx.key()) || depth > MAX_DEPTH {
+            return false;
+        }
+        segment
+            .rules
+            .iter()
+            .any(|rule| rule.iter().all(|c| self.clause_matches(c, ctx, depth)))
+    }
+}
+
+/// The variation a serve gives `ctx`, and whether it came from a rollout.
+fn serve(serve: &CompiledServe, ctx: &Context) -> (usize, bool) {
+    match serve {
+        CompiledServe::Variation(v) => (*v, false),
+        CompiledServe::Rollout {
+            bucket_by,
+            salt,
+            buckets,
+        } => {
+            let b = ctx
+                .attribute(bucket_by)
+                .and_then(|attribute| bucket_attribute(salt, attribute))
+                .unwrap_or_else(|| bucket(salt, ctx.key()));
+            let v = buckets
+                .iter()
+                .find(|(end, _)| *end > b)
+                .or(buckets.last())
+                .map_or(usize::MAX, |(_, v)| *v);
+            (v, true)
+        }
+    }
+}

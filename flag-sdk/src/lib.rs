@@ -1,0 +1,47 @@
+//! Feature flags that evaluate in nanoseconds inside the application.
+//!
+//! This crate is the shared core of the platform: the flag model of the contract
+//! ([`model`]), its [`validate`]ion, the compiled form ([`CompiledSnapshot`]) and the
+//! evaluator. The server depends on it without the `client` feature, so server and SDK can
+//! never disagree on what a context gets.
+//!
+//! ```
+//! use flag_sdk::{CompiledSnapshot, Context, Snapshot};
+//!
+//! let snapshot: Snapshot = serde_json::from_str(r#"{
+//!   "environment": "production", "revision": 1,
+//!   "flags": { "new-checkout": {
+//!     "key": "new-checkout", "kind": "boolean", "version": 1, "enabled": true,
+//!     "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+//!     "off_variation": "off",
+//!     "rules": [{"id": "benelux",
+//!                "clauses": [{"attribute": "country", "op": "in", "values": ["NL", "BE"]}],
+//!                "serve": {"variation": "on"}}],
+//!     "fallthrough": {"variation": "off"} } } }"#).unwrap();
+//! flag_sdk::validate::validate_snapshot(&snapshot).unwrap();
+//! let flags = CompiledSnapshot::new(snapshot);
+//!
+//! let ctx = Context::new("user-1").with("country", "NL");
+//! assert!(flags.bool_variation("new-checkout", &ctx, false));
+//! let detail = flags.evaluate("new-checkout", &ctx);
+//! assert_eq!(detail.variation, Some("on"));
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bucket;
+mod compile;
+mod context;
+mod eval;
+pub mod model;
+mod operators;
+pub mod validate;
+
+pub use compile::CompiledSnapshot;
+pub use context::{Attribute, Context, ContextError};
+pub use eval::{ErrorKind, Evaluation, Reason, MAX_DEPTH};
+pub use model::{
+    Clause, Flag, FlagKind, Op, Prerequisite, Rollout, Rule, Segment, SegmentRule, Serve, Snapshot,
+    Target, Variation, WeightedVariation,
+};
+pub use operators::REGEX_SIZE_LIMIT;

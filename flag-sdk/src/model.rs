@@ -1,0 +1,255 @@
+//! The serde types of the contract (SPEC section 2): what the server stores, the stream
+//! carries and snapshot files hold. Plain data: no evaluation, no I/O. Validation lives in
+//! `validate`, the ready-to-run form in `compile`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One environment's complete state: every flag and segment at one revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// The environment's key, e.g. `production`.
+    pub environment: String,
+    /// Bumped by every change in the environment.
+    pub revision: u64,
+    /// Flags by key.
+    #[serde(default)]
+    pub flags: BTreeMap<String, Flag>,
+    /// Segments by key.
+    #[serde(default)]
+    pub segments: BTreeMap<String, Segment>,
+}
+
+/// The type every variation value of a flag has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagKind {
+    /// `true` / `false`.
+    Boolean,
+    /// A JSON string.
+    String,
+    /// A JSON number.
+    Number,
+    /// Any JSON value.
+    Json,
+}
+
+impl FlagKind {
+    /// Whether `value` is of this kind.
+    pub fn admits(self, value: &Value) -> bool {
+        match self {
+            FlagKind::Boolean => value.is_boolean(),
+            FlagKind::String => value.is_string(),
+            FlagKind::Number => value.is_number(),
+            FlagKind::Json => true,
+        }
+    }
+
+    /// The kind's name as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagKind::Boolean => "boolean",
+            FlagKind::String => "string",
+            FlagKind::Number => "number",
+            FlagKind::Json => "json",
+        }
+    }
+}
+
+/// One environment's configuration of a flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flag {
+    /// The flag's key.
+    pub key: String,
+    /// The type of its values.
+    pub kind: FlagKind,
+    /// Bumped by every change of this configuration.
+    #[serde(default)]
+    pub version: u64,
+    /// The values it can serve.
+    pub variations: Vec<Variation>,
+    /// `false` is the kill switch: serve `off_variation`.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The variation served when off or when a prerequisite fails.
+    pub off_variation: String,
+    /// Flags that must serve a given variation before this one is evaluated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prerequisites: Vec<Prerequisite>,
+    /// Individual context keys pinned to a variation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
+    /// Targeting rules, first match wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// What everyone else gets.
+    pub fallthrough: Serve,
+}
+
+/// A value a flag can serve, under a stable key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variation {
+    /// The variation's key, e.g. `on`.
+    pub key: String,
+    /// The value served.
+    pub value: Value,
+}
+
+/// Another flag that must serve `variation` for this flag to go past its prerequisites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prerequisite {
+    /// The prerequisite flag's key.
+    pub flag: String,
+    /// The variation it must serve.
+    pub variation: String,
+}
+
+/// Context keys that get `variation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The variation served to these keys.
+    pub variation: String,
+    /// The context keys.
+    pub keys: Vec<String>,
+}
+
+/// A targeting rule: all clauses must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// An identifier that stays put when rules are reordered (reported in reasons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// AND-ed conditions.
+    pub clauses: Vec<Clause>,
+    /// What a matching context gets.
+    pub serve: Serve,
+}
+
+/// One condition on a context attribute. Values are OR-ed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clause {
+    /// The attribute read from the context (`key` is the context key).
+    #[serde(default)]
+    pub attribute: String,
+    /// The operator.
+    pub op: Op,
+    /// The values compared against; any one matching is enough.
+    pub values: Vec<Value>,
+    /// Inverts the clause's result (never makes a missing attribute match).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub negate: bool,
+}
+
+/// Clause operators (SPEC section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// Equal, same JSON type.
+    In,
+    /// String prefix.
+    StartsWith,
+    /// String suffix.
+    EndsWith,
+    /// Substring.
+    Contains,
+    /// Rust `regex` syntax, unanchored.
+    Matches,
+    /// Number less than.
+    Lt,
+    /// Number less than or equal.
+    Lte,
+    /// Number greater than.
+    Gt,
+    /// Number greater than or equal.
+    Gte,
+    /// Instant before (RFC 3339 or Unix milliseconds).
+    Before,
+    /// Instant after (RFC 3339 or Unix milliseconds).
+    After,
+    /// SemVer equal precedence.
+    SemverEq,
+    /// SemVer lower precedence.
+    SemverLt,
+    /// SemVer higher precedence.
+    SemverGt,
+    /// The context is a member of one of the segments named in `values`.
+    InSegment,
+}
+
+/// What to serve: one variation, or a percentage rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Serve {
+    /// `{"variation": KEY}`
+    Variation(String),
+    /// `{"rollout": {...}}`
+    Rollout(Rollout),
+}
+
+/// A percentage rollout, bucketed by murmur3 (SPEC section 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// The attribute hashed into a bucket; `key` by default.
+    #[serde(default = "default_bucket_by")]
+    pub bucket_by: String,
+    /// The hash salt; the flag key when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// Weights in thousandths of a percent, summing to 100000.
+    pub weights: Vec<WeightedVariation>,
+}
+
+fn default_bucket_by() -> String {
+    "key".to_owned()
+}
+
+/// One variation's share of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedVariation {
+    /// The variation key.
+    pub variation: String,
+    /// Thousandths of a percent: 25000 is 25%.
+    pub weight: u32,
+}
+
+/// The total of a rollout's weights: 100% in thousandths of a percent.
+pub const TOTAL_WEIGHT: u32 = 100_000;
+
+/// A reusable set of contexts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// The segment's key.
+    pub key: String,
+    /// Bumped by every change.
+    #[serde(default)]
+    pub version: u64,
+    /// Context keys that are always members.
+    #[serde(default)]
+    pub included: Vec<String>,
+    /// Context keys that are never members (unless included).
+    #[serde(default)]
+    pub excluded: Vec<String>,
+    /// Any rule matching makes a context a member.
+    #[serde(default)]
+    pub rules: Vec<SegmentRule>,
+}
+
+/// A segment rule: all clauses must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRule {
+    /// AND-ed conditions.
+    pub clauses: Vec<Clause>,
+}

@@ -1,0 +1,410 @@
+//! Clause operators: each one compiled once from the clause's JSON values, then matched
+//! against a context value without parsing the clause again.
+//!
+//! Matching never fails: a context value of the wrong type simply does not match. Clause
+//! values are checked here too, so validation and compilation share one parser per operator.
+
+use std::cmp::Ordering;
+
+use regex::{Regex, RegexBuilder};
+use rustc_hash::FxHashSet;
+use semver::{BuildMetadata, Prerelease, Version};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::model::Op;
+
+/// The largest compiled regex a `matches` clause may have, in bytes.
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// A clause's values in ready-to-match form.
+#[derive(Debug, Clone)]
+pub(crate) enum Matcher {
+    In {
+        strings: FxHashSet<Box<str>>,
+        numbers: Vec<f64>,
+        bools: [bool; 2],
+    },
+    StartsWith(Vec<Box<str>>),
+    EndsWith(Vec<Box<str>>),
+    Contains(Vec<Box<str>>),
+    Matches(Vec<Regex>),
+    Number(Op, Vec<f64>),
+    /// Unix milliseconds; `true` for `before`.
+    Instant(bool, Vec<i128>),
+    /// The ordering the context's version must have against a value.
+    Semver(Ordering, Vec<Version>),
+    /// Segment indexes in the compiled snapshot; `None` for a segment it does not hold.
+    InSegment(Vec<Option<usize>>),
+}
+
+/// A clause value that an operator cannot use, by index in `values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadValue {
+    pub index: usize,
+    pub message: String,
+}
+
+impl Matcher {
+    /// Compiles `values` for `op`; `segment` resolves a segment key for `in_segment`.
+    pub(crate) fn compile(
+        op: Op,
+        values: &[Value],
+        segment: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<Matcher, BadValue> {
+        let bad = |index: usize, message: String| BadValue { index, message };
+        let strings = || -> Result<Vec<Box<str>>, BadValue> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.as_str().into()),
+                    _ => Err(bad(i, format!("`{}` needs string values", op_name(op)))),
+                })
+                .collect()
+        };
+        Ok(match op {
+            Op::In => {
+                let mut strings = FxHashSet::default();
+                let mut numbers = Vec::new();
+                let mut bools = [false; 2];
+                for (i, v) in values.iter().enumerate() {
+                    match v {
+                        Value::String(s) => {
+                            strings.insert(s.as_str().into());
+                        }
+                        Value::Number(n) => numbers.push(n.as_f64().unwrap_or(f64::NAN)),
+                        Value::Bool(b) => bools[usize::from(*b)] = true,
+                        _ => return Err(bad(i, "`in` needs strings, numbers or booleans".into())),
+                    }
+                }
+                Matcher::In {
+                    strings,
+                    numbers,
+                    bools,
+                }
+            }
+            Op::StartsWith => Matcher::StartsWith(strings()?),
+            Op::EndsWith => Matcher::EndsWith(strings()?),
+            Op::Contains => Matcher::Contains(strings()?),
+            Op::Matches => Matcher::Matches(
+                strings()?
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| compile_regex(p).map_err(|m| bad(i, m)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Op::Lt | Op::Lte | Op::Gt | Op::Gte => Matcher::Number(
+                op,
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        v.as_f64()
+                            .ok_or_else(|| bad(i, format!("`{}` needs numbers", op_name(op))))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Op::Before | Op::After => Matcher::Instant(
+                op == Op::Before,
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        instant_millis(v).ok_or_else(|| {
+                            bad(i, "needs an RFC 3339 date-time or Unix milliseconds".into())
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Op::SemverEq | Op::SemverLt | Op::SemverGt => Matcher::Semver(
+                match op {
+                    Op::SemverLt => Ordering::Less,
+                    Op::SemverGt => Ordering::Greater,
+                    _ => Ordering::Equal,
+                },
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        v.as_str()
+                            .and_then(parse_semver)
+                            .ok_or_else(|| bad(i, "needs a SemVer 2.0 version".into()))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Op::InSegment => {
+                Matcher::InSegment(strings()?.iter().map(|key| segment(key)).collect())
+            }
+        })
+    }
+
+    /// Whether one scalar context value matches any of the clause's values.
+    /// `InSegment` is decided by the evaluator and never matches here.
+    pub(crate) fn matches(&self, value: Scalar<'_>) -> bool {
+        match (self, value) {
+            (
+                Matcher::In {
+                    strings,
+                    numbers,
+                    bools,
+                },
+                v,
+            ) => match v {
+                Scalar::Str(s) => strings.contains(s),
+                Scalar::Num(n) => numbers.contains(&n),
+                Scalar::Bool(b) => bools[usize::from(b)],
+                Scalar::Other => false,
+            },
+            (Matcher::StartsWith(vs), Scalar::Str(s)) => vs.iter().any(|v| s.starts_with(&**v)),
+            (Matcher::EndsWith(vs), Scalar::Str(s)) => vs.iter().any(|v| s.ends_with(&**v)),
+            (Matcher::Contains(vs), Scalar::Str(s)) => vs.iter().any(|v| s.contains(&**v)),
+            (Matcher::Matches(res), Scalar::Str(s)) => res.iter().any(|re| re.is_match(s)),
+            (Matcher::Number(op, vs), Scalar::Num(n)) => vs.iter().any(|v| match op {
+                Op::Lt => n < *v,
+                Op::Lte => n <= *v,
+                Op::Gt => n > *v,
+                _ => n >= *v,
+            }),
+            (Matcher::Instant(before, vs), v) => {
+                let Some(at) = scalar_millis(v) else {
+                    return false;
+                };
+                vs.iter().any(|v| if *before { at < *v } else { at > *v })
+            }
+            (Matcher::Semver(want, vs), Scalar::Str(s)) => match parse_semver(s) {
+                Some(version) => vs.iter().any(|v| version.cmp_precedence(v) == *want),
+                None => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// A context value as an operator sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scalar<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    Other,
+}
+
+impl<'a> From<&'a Value> for Scalar<'a> {
+    fn from(value: &'a Value) -> Self {
+        match value {
+            Value::String(s) => Scalar::Str(s),
+            Value::Number(n) => n.as_f64().map_or(Scalar::Other, Scalar::Num),
+            Value::Bool(b) => Scalar::Bool(*b),
+            _ => Scalar::Other,
+        }
+    }
+}
+
+/// Compiles a `matches` pattern with the size limit.
+pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => {
+                format!("regex is too large (limit {REGEX_SIZE_LIMIT} bytes compiled)")
+            }
+            other => format!("invalid regex: {other}"),
+        })
+}
+
+fn instant_millis(value: &Value) -> Option<i128> {
+    scalar_millis(Scalar::from(value))
+}
+
+fn scalar_millis(value: Scalar<'_>) -> Option<i128> {
+    match value {
+        Scalar::Str(s) => OffsetDateTime::parse(s, &Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp_nanos() / 1_000_000),
+        Scalar::Num(n) if n.is_finite() => Some(n as i128),
+        _ => None,
+    }
+}
+
+/// SemVer 2.0, leniently: `1.2` reads as `1.2.0` and `1` as `1.0.0`.
+pub(crate) fn parse_semver(s: &str) -> Option<Version> {
+    if let Ok(v) = Version::parse(s) {
+        return Some(v);
+    }
+    let core_end = s.find(['-', '+']).unwrap_or(s.len());
+    let (core, suffix) = s.split_at(core_end);
+    let mut numbers = [0u64; 3];
+    let mut count = 0;
+    for part in core.split('.') {
+        if count == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if part.len() > 1 && part.starts_with('0') {
+            return None;
+        }
+        numbers[count] = part.parse().ok()?;
+        count += 1;
+    }
+    if count == 3 {
+        return None; // a full core that Version::parse refused is invalid
+    }
+    let mut version = Version::new(numbers[0], numbers[1], numbers[2]);
+    let (pre, build) = match suffix.split_once('+') {
+        Some((pre, build)) => (pre, Some(build)),
+        None => (suffix, None),
+    };
+    if let Some(pre) = pre.strip_prefix('-') {
+        version.pre = Prerelease::new(pre).ok()?;
+    } else if !pre.is_empty() {
+        return None;
+    }
+    if let Some(build) = build {
+        version.build = BuildMetadata::new(build).ok()?;
+    }
+    Some(version)
+}
+
+/// The operator's name as written in JSON.
+pub(crate) fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::In => "in",
+        Op::StartsWith => "starts_with",
+        Op::EndsWith => "ends_with",
+        Op::Contains => "contains",
+        Op::Matches => "matches",
+        Op::Lt => "lt",
+        Op::Lte => "lte",
+        Op::Gt => "gt",
+        Op::Gte => "gte",
+        Op::Before => "before",
+        Op::After => "after",
+        Op::SemverEq => "semver_eq",
+        Op::SemverLt => "semver_lt",
+        Op::SemverGt => "semver_gt",
+        Op::InSegment => "in_segment",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn matcher(op: Op, values: Value) -> Matcher {
+        let Value::Array(values) = values else {
+            panic!("values must be an array")
+        };
+        Matcher::compile(op, &values, &|_| Some(0)).unwrap()
+    }
+
+    fn hit(op: Op, values: Value, context_value: Value) -> bool {
+        matcher(op, values).matches(Scalar::from(&context_value))
+    }
+
+    #[test]
+    fn in_compares_same_json_type_only() {
+        assert!(hit(Op::In, json!(["NL", "BE"]), json!("BE")));
+        assert!(!hit(Op::In, json!(["NL"]), json!("nl")));
+        assert!(hit(Op::In, json!([3, "x"]), json!(3)));
+        assert!(!hit(Op::In, json!(["3"]), json!(3)));
+        assert!(!hit(Op::In, json!([3]), json!("3")));
+        assert!(hit(Op::In, json!([true]), json!(true)));
+        assert!(!hit(Op::In, json!([true]), json!(false)));
+        assert!(!hit(Op::In, json!(["true"]), json!(true)));
+    }
+
+    #[test]
+    fn string_operators() {
+        assert!(hit(Op::StartsWith, json!(["x", "ab"]), json!("abc")));
+        assert!(!hit(Op::StartsWith, json!(["bc"]), json!("abc")));
+        assert!(hit(Op::EndsWith, json!(["bc"]), json!("abc")));
+        assert!(!hit(Op::EndsWith, json!(["ab"]), json!("abc")));
+        assert!(hit(Op::Contains, json!(["b"]), json!("abc")));
+        assert!(!hit(Op::Contains, json!(["d"]), json!("abc")));
+        assert!(
+            !hit(Op::Contains, json!(["1"]), json!(1)),
+            "wrong type never matches"
+        );
+    }
+
+    #[test]
+    fn matches_is_unanchored_rust_regex() {
+        assert!(hit(
+            Op::Matches,
+            json!(["@example\\.com$"]),
+            json!("a@example.com")
+        ));
+        assert!(hit(Op::Matches, json!(["b"]), json!("abc")));
+        assert!(!hit(Op::Matches, json!(["^b"]), json!("abc")));
+        assert!(!hit(Op::Matches, json!(["1"]), json!(1)));
+    }
+
+    #[test]
+    fn bad_regex_and_huge_regex_are_rejected_with_the_value_index() {
+        let err = Matcher::compile(Op::Matches, &[json!("ok"), json!("(")], &|_| None).unwrap_err();
+        assert_eq!(err.index, 1);
+        assert!(err.message.contains("invalid regex"), "{}", err.message);
+        let huge = json!("\\w{1000}\\w{1000}\\w{1000}");
+        let err = Matcher::compile(Op::Matches, &[huge], &|_| None).unwrap_err();
+        assert!(err.message.contains("too large"), "{}", err.message);
+    }
+
+    #[test]
+    fn number_operators() {
+        assert!(hit(Op::Lt, json!([10]), json!(9.5)));
+        assert!(!hit(Op::Lt, json!([10]), json!(10)));
+        assert!(hit(Op::Lte, json!([10]), json!(10)));
+        assert!(hit(Op::Gt, json!([10]), json!(11)));
+        assert!(!hit(Op::Gt, json!([10]), json!(10)));
+        assert!(hit(Op::Gte, json!([10]), json!(10)));
+        assert!(
+            !hit(Op::Gte, json!([10]), json!("11")),
+            "strings are not numbers"
+        );
+        assert!(Matcher::compile(Op::Lt, &[json!("10")], &|_| None).is_err());
+    }
+
+    #[test]
+    fn date_operators_take_rfc3339_or_unix_millis() {
+        let at = json!(["2026-01-01T00:00:00Z"]);
+        assert!(hit(
+            Op::Before,
+            at.clone(),
+            json!("2025-12-31T23:59:59+00:00")
+        ));
+        assert!(!hit(Op::Before, at.clone(), json!("2026-01-01T00:00:00Z")));
+        assert!(hit(
+            Op::After,
+            at.clone(),
+            json!("2026-01-01T01:00:00+00:30")
+        ));
+        assert!(hit(Op::Before, at.clone(), json!(1_767_225_599_999_i64)));
+        assert!(!hit(Op::Before, at.clone(), json!(1_767_225_600_000_i64)));
+        assert!(hit(
+            Op::After,
+            json!([0]),
+            json!("1970-01-01T00:00:00.001Z")
+        ));
+        assert!(!hit(Op::After, at, json!("not a date")));
+        assert!(Matcher::compile(Op::Before, &[json!("yesterday")], &|_| None).is_err());
+    }
+
+    #[test]
+    fn semver_operators_use_precedence_and_pad_short_versions() {
+        assert!(hit(Op::SemverEq, json!(["1.2.0"]), json!("1.2")));
+        assert!(hit(Op::SemverEq, json!(["1.2.0"]), json!("1.2.0+build.5")));
+        assert!(hit(Op::SemverLt, json!(["1.2.0"]), json!("1.2.0-rc.1")));
+        assert!(hit(Op::SemverGt, json!(["1.2"]), json!("1.10.0")));
+        assert!(!hit(Op::SemverGt, json!(["1.2.0"]), json!("1.2.0")));
+        assert!(hit(Op::SemverLt, json!(["2"]), json!("1.99.99")));
+        assert!(!hit(Op::SemverEq, json!(["1.2.0"]), json!("v1.2.0")));
+        assert!(!hit(Op::SemverEq, json!(["1.2.0"]), json!(1.2)));
+        assert_eq!(parse_semver("1.2-beta"), Version::parse("1.2.0-beta").ok());
+        assert_eq!(parse_semver("01.2"), None);
+        assert_eq!(parse_semver("1.2.3.4"), None);
+    }
+}
