@@ -15,19 +15,83 @@ use crate::model::TOTAL_WEIGHT;
 
 /// The bucket in `0..100000` of `value` under `salt`.
 pub fn bucket(salt: &str, value: &str) -> u32 {
-    murmur3_x86_32(&[salt.as_bytes(), b":", value.as_bytes()], 0) % TOTAL_WEIGHT
+    Salt::new(salt).bucket(value)
+}
+
+/// A salt with `salt + ":"` already run through murmur3, so bucketing hashes only the value.
+/// Rollouts compile their salt into one of these once per snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Salt {
+    /// The hash state after every whole 4-byte block of `salt + ":"`.
+    h: u32,
+    /// The bytes of `salt + ":"` after its last whole block.
+    carry: [u8; 4],
+    carried: usize,
+    /// The length of `salt + ":"`, mixed in modulo 2^32 as the reference does.
+    len: u32,
+}
+
+impl Salt {
+    /// Runs `salt + ":"` through the hash.
+    pub fn new(salt: &str) -> Self {
+        let mut h = 0;
+        let mut blocks = salt.as_bytes().chunks_exact(4);
+        for block in &mut blocks {
+            h = mix_block(h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+        }
+        let mut carry = [0u8; 4];
+        let tail = blocks.remainder();
+        carry[..tail.len()].copy_from_slice(tail);
+        carry[tail.len()] = b':';
+        let mut carried = tail.len() + 1;
+        if carried == 4 {
+            h = mix_block(h, u32::from_le_bytes(carry));
+            carried = 0;
+        }
+        Salt {
+            h,
+            carry,
+            carried,
+            len: (salt.len() + 1) as u32,
+        }
+    }
+
+    /// The bucket in `0..100000` of `value` under this salt.
+    #[inline]
+    pub fn bucket(&self, value: &str) -> u32 {
+        let mut rest = value.as_bytes();
+        let mut h = self.h;
+        let mut carry = self.carry;
+        let mut carried = self.carried;
+        if carried > 0 {
+            let take = (4 - carried).min(rest.len());
+            carry[carried..carried + take].copy_from_slice(&rest[..take]);
+            carried += take;
+            rest = &rest[take..];
+            if carried == 4 {
+                h = mix_block(h, u32::from_le_bytes(carry));
+                carried = 0;
+            }
+        }
+        let mut blocks = rest.chunks_exact(4);
+        for block in &mut blocks {
+            h = mix_block(h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+        }
+        let tail = if carried > 0 { &carry[..carried] } else { blocks.remainder() };
+        finish(h, tail, self.len.wrapping_add(value.len() as u32)) % TOTAL_WEIGHT
+    }
 }
 
 /// The bucket of an attribute: strings as they are, numbers as their decimal string.
 /// `None` for any other type (the caller falls back to the context key).
-pub fn bucket_attribute(salt: &str, attribute: Attribute<'_>) -> Option<u32> {
+pub fn bucket_attribute(salt: &Salt, attribute: Attribute<'_>) -> Option<u32> {
     match attribute {
-        Attribute::Key(key) => Some(bucket(salt, key)),
-        Attribute::Value(serde_json::Value::String(s)) => Some(bucket(salt, s)),
+        Attribute::Key(key) => Some(salt.bucket(key)),
+        Attribute::Value(serde_json::Value::String(s)) => Some(salt.bucket(s)),
         Attribute::Value(serde_json::Value::Number(n)) => {
             let mut buf = StackStr::default();
             write_number(&mut buf, n)?;
-            Some(bucket(salt, buf.as_str()))
+            Some(salt.bucket(buf.as_str()))
         }
         Attribute::Value(_) => None,
     }
@@ -84,46 +148,27 @@ impl std::fmt::Write for StackStr {
 const C1: u32 = 0xcc9e_2d51;
 const C2: u32 = 0x1b87_3593;
 
-/// MurmurHash3 x86_32 of the concatenation of `parts`, without concatenating them.
-pub fn murmur3_x86_32(parts: &[&[u8]], seed: u32) -> u32 {
+/// MurmurHash3 x86_32 of `data`: the reference form of the hash, for tests and tools.
+pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
     let mut h = seed;
-    let mut total: usize = 0;
-    let mut carry = [0u8; 4];
-    let mut carried = 0usize;
-    for part in parts {
-        total += part.len();
-        let mut rest: &[u8] = part;
-        if carried > 0 {
-            let take = (4 - carried).min(rest.len());
-            carry[carried..carried + take].copy_from_slice(&rest[..take]);
-            carried += take;
-            rest = &rest[take..];
-            if carried < 4 {
-                continue;
-            }
-            h = mix_block(h, u32::from_le_bytes(carry));
-        }
-        let mut blocks = rest.chunks_exact(4);
-        for block in &mut blocks {
-            h = mix_block(
-                h,
-                u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
-            );
-        }
-        let tail = blocks.remainder();
-        carry[..tail.len()].copy_from_slice(tail);
-        carried = tail.len();
+    let mut blocks = data.chunks_exact(4);
+    for block in &mut blocks {
+        h = mix_block(h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
     }
-    if carried > 0 {
+    finish(h, blocks.remainder(), data.len() as u32)
+}
+
+/// Mixes in the last 0-3 bytes and the length, then the finaliser.
+#[inline(always)]
+fn finish(mut h: u32, tail: &[u8], len: u32) -> u32 {
+    if !tail.is_empty() {
         let mut k: u32 = 0;
-        for (i, byte) in carry[..carried].iter().enumerate() {
+        for (i, byte) in tail.iter().enumerate() {
             k |= u32::from(*byte) << (8 * i);
         }
         h ^= scramble(k);
     }
-    // The length is mixed in modulo 2^32, as the reference implementation does.
-    h ^= total as u32;
-    fmix32(h)
+    fmix32(h ^ len)
 }
 
 #[inline(always)]
@@ -155,25 +200,29 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn split_points_do_not_change_the_hash() {
-        let whole = b"new-checkout:user-123456789";
-        let expected = murmur3_x86_32(&[whole], 0);
-        for i in 0..whole.len() {
-            for j in i..whole.len() {
-                let parts: [&[u8]; 3] = [&whole[..i], &whole[i..j], &whole[j..]];
-                assert_eq!(murmur3_x86_32(&parts, 0), expected, "split at {i},{j}");
+    fn precomputed_salt_agrees_with_hashing_the_joined_string() {
+        let text = "abcdefghijklmnopqrstu-ünï";
+        for salt_end in 0..12 {
+            for value_end in 0..text.len() {
+                let (Some(salt), Some(value)) = (text.get(..salt_end), text.get(..value_end)) else {
+                    continue;
+                };
+                let joined = format!("{salt}:{value}");
+                let expected = murmur3_x86_32(joined.as_bytes(), 0) % TOTAL_WEIGHT;
+                assert_eq!(bucket(salt, value), expected, "{salt:?} {value:?}");
             }
         }
     }
 
     #[test]
     fn numbers_bucket_as_their_decimal_string() {
-        let as_number = bucket_attribute("s", Attribute::Value(&json!(42))).unwrap();
-        let as_float = bucket_attribute("s", Attribute::Value(&json!(42.0))).unwrap();
-        let as_fraction = bucket_attribute("s", Attribute::Value(&json!(0.5))).unwrap();
+        let s = Salt::new("s");
+        let as_number = bucket_attribute(&s, Attribute::Value(&json!(42))).unwrap();
+        let as_float = bucket_attribute(&s, Attribute::Value(&json!(42.0))).unwrap();
+        let as_fraction = bucket_attribute(&s, Attribute::Value(&json!(0.5))).unwrap();
         assert_eq!(as_number, bucket("s", "42"));
         assert_eq!(as_float, bucket("s", "42"));
         assert_eq!(as_fraction, bucket("s", "0.5"));
-        assert_eq!(bucket_attribute("s", Attribute::Value(&json!(true))), None);
+        assert_eq!(bucket_attribute(&s, Attribute::Value(&json!(true))), None);
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::bucket::Salt;
 use crate::model::{Clause, Flag, FlagKind, Serve, Snapshot, Variation, TOTAL_WEIGHT};
 use crate::operators::Matcher;
 
@@ -63,7 +64,7 @@ pub(crate) enum CompiledServe {
     Variation(usize),
     Rollout {
         bucket_by: Box<str>,
-        salt: Box<str>,
+        salt: Salt,
         /// (running sum of weights, variation index), zero weights left out.
         buckets: Vec<(u32, usize)>,
     },
@@ -220,7 +221,7 @@ fn compile_flag(
                 }
                 CompiledServe::Rollout {
                     bucket_by: rollout.bucket_by.as_str().into(),
-                    salt: rollout.salt.as_deref().unwrap_or(&flag.key).into(),
+                    salt: Salt::new(rollout.salt.as_deref().unwrap_or(&flag.key)),
                     buckets,
                 }
             }

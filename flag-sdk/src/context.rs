@@ -5,7 +5,6 @@
 
 use std::fmt;
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -16,7 +15,9 @@ pub const KEY_ATTRIBUTE: &str = "key";
 #[derive(Clone, PartialEq)]
 pub struct Context {
     key: String,
-    attributes: FxHashMap<String, Value>,
+    /// Sorted by name: contexts carry a handful of attributes, and a binary search over a
+    /// short slice beats hashing the name on every clause.
+    attributes: Vec<(String, Value)>,
 }
 
 /// Why a JSON value is not a context.
@@ -35,7 +36,7 @@ impl Context {
     pub fn new(key: impl Into<String>) -> Self {
         Context {
             key: key.into(),
-            attributes: FxHashMap::default(),
+            attributes: Vec::new(),
         }
     }
 
@@ -55,7 +56,14 @@ impl Context {
             }
             return;
         }
-        self.attributes.insert(name, value);
+        match self.position(&name) {
+            Ok(i) => self.attributes[i].1 = value,
+            Err(i) => self.attributes.insert(i, (name, value)),
+        }
+    }
+
+    fn position(&self, name: &str) -> Result<usize, usize> {
+        self.attributes.binary_search_by(|(k, _)| k.as_str().cmp(name))
     }
 
     /// The context key.
@@ -68,9 +76,9 @@ impl Context {
         if name == KEY_ATTRIBUTE {
             return Some(Attribute::Key(&self.key));
         }
-        match self.attributes.get(name) {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(Attribute::Value(value)),
+        match self.position(name).map(|i| &self.attributes[i].1) {
+            Err(_) | Ok(Value::Null) => None,
+            Ok(value) => Some(Attribute::Value(value)),
         }
     }
 
@@ -86,10 +94,9 @@ impl Context {
         let Some(Value::String(key)) = map.remove(KEY_ATTRIBUTE) else {
             return Err(ContextError::MissingKey);
         };
-        Ok(Context {
-            key,
-            attributes: map.into_iter().collect(),
-        })
+        let mut attributes: Vec<(String, Value)> = map.into_iter().collect();
+        attributes.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Context { key, attributes })
     }
 
     /// The context as a JSON object, `key` included.

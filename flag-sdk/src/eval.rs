@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bucket::{bucket, bucket_attribute};
+use crate::bucket::bucket_attribute;
 use crate::compile::{CompiledClause, CompiledFlag, CompiledServe, CompiledSnapshot};
 use crate::context::{Attribute, Context};
 use crate::model::FlagKind;
@@ -194,8 +194,10 @@ impl CompiledSnapshot {
                 return Evaluation::served(flag, flag.off, reason);
             }
         }
-        if let Some(&v) = flag.targets.get(ctx.key()) {
-            return Evaluation::served(flag, v, Reason::TargetMatch);
+        if !flag.targets.is_empty() {
+            if let Some(&v) = flag.targets.get(ctx.key()) {
+                return Evaluation::served(flag, v, Reason::TargetMatch);
+            }
         }
         for (rule_index, rule) in flag.rules.iter().enumerate() {
             if rule
@@ -236,10 +238,11 @@ impl CompiledSnapshot {
 
     fn in_segment(&self, s: usize, ctx: &Context, depth: usize) -> bool {
         let segment = &self.segments[s];
-        if segment.included.contains(ctx.key()) {
+        if !segment.included.is_empty() && segment.included.contains(ctx.key()) {
             return true;
         }
-        if segment.excluded.contains(ctx.key()) || depth > MAX_DEPTH {
+        let excluded = !segment.excluded.is_empty() && segment.excluded.contains(ctx.key());
+        if excluded || depth > MAX_DEPTH {
             return false;
         }
         segment
@@ -261,7 +264,7 @@ fn serve(serve: &CompiledServe, ctx: &Context) -> (usize, bool) {
             let b = ctx
                 .attribute(bucket_by)
                 .and_then(|attribute| bucket_attribute(salt, attribute))
-                .unwrap_or_else(|| bucket(salt, ctx.key()));
+                .unwrap_or_else(|| salt.bucket(ctx.key()));
             let v = buckets
                 .iter()
                 .find(|(end, _)| *end > b)

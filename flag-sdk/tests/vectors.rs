@@ -32,7 +32,7 @@ fn murmur3_matches_published_reference_vectors() {
     for v in &vectors {
         let data = hex_bytes(&v.hex);
         assert_eq!(
-            murmur3_x86_32(&[&data], v.seed),
+            murmur3_x86_32(&data, v.seed),
             v.hash,
             "{} seed {:#x}",
             v.hex,
