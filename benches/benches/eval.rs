@@ -12,7 +12,10 @@ fn evaluation(c: &mut Criterion) {
     let large = bench_snapshot(10_000);
     let ctx = bench_context();
     assert!(!small.bool_variation("kill-switch", &ctx, true));
-    assert!(small.bool_variation("five-rules", &ctx, false), "the bench context must reach rule 5");
+    assert!(
+        small.bool_variation("five-rules", &ctx, false),
+        "the bench context must reach rule 5"
+    );
 
     let mut g = c.benchmark_group("eval");
     g.bench_function("kill_switch", |b| {
@@ -32,7 +35,11 @@ fn evaluation(c: &mut Criterion) {
     });
     let shared = ArcSwap::from_pointee(bench_snapshot(10));
     g.bench_function("kill_switch_via_arc_swap_load", |b| {
-        b.iter(|| shared.load().bool_variation(black_box("kill-switch"), black_box(&ctx), true))
+        b.iter(|| {
+            shared
+                .load()
+                .bool_variation(black_box("kill-switch"), black_box(&ctx), true)
+        })
     });
     g.finish();
 

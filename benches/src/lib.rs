@@ -37,7 +37,10 @@ pub fn bench_snapshot(total: usize) -> CompiledSnapshot {
         five_rule_flag(),
     ];
     for i in flags.len()..total {
-        flags.push(bool_flag(&format!("filler-{i:05}"), json!({"fallthrough": rollout(50)})));
+        flags.push(bool_flag(
+            &format!("filler-{i:05}"),
+            json!({"fallthrough": rollout(50)}),
+        ));
     }
     let segment = json!({"key": "beta", "included": ["someone-else"], "excluded": [],
         "rules": [{"clauses": [{"attribute": "plan", "op": "in", "values": ["enterprise", "pro"]}]}]});

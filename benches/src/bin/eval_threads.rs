@@ -79,7 +79,11 @@ fn main() {
     }
     let (one, two) = (median(one), median(two));
     println!("10% rollout via ArcSwap::load, writer swapping 1,000/s, median of {ROUNDS} rounds of {ROUND:?}:");
-    println!("  1 thread : {:>12.0} evaluations/s ({:.1} ns each)", one, 1e9 / one);
+    println!(
+        "  1 thread : {:>12.0} evaluations/s ({:.1} ns each)",
+        one,
+        1e9 / one
+    );
     println!("  2 threads: {:>12.0} evaluations/s", two);
     println!("  ratio    : {:.2}x", two / one);
 }

@@ -1,0 +1,717 @@
+//! A release as a state machine over an explicit clock: given the time and the counters the
+//! SDKs reported, it says which move to make. No SQL, no HTTP, no real time — the scheduler
+//! feeds it `now` and applies the moves through the ordinary write path, so tests can drive
+//! a whole release in microseconds.
+
+use std::collections::BTreeMap;
+
+use flag_sdk::model::{Rollout, Serve, WeightedVariation, TOTAL_WEIGHT};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::guard::{Counts, GuardConfig, Verdict};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// What happens when the guard finds a regression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRegression {
+    /// Put the fallthrough back as it was before the release (the new variation gets 0%).
+    #[default]
+    Rollback,
+    /// Kill the flag (serve its off variation to everyone).
+    Kill,
+    /// Stop where it is and wait for a person.
+    Pause,
+}
+
+/// How a release was asked to run (SPEC section 7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasePlan {
+    /// The variation being released.
+    pub variation: String,
+    /// Percentages, ascending, the last one at most 100.
+    pub stages: Vec<u32>,
+    /// How long each stage is held before the next.
+    pub hold_seconds: u64,
+    /// The regression guard.
+    pub guard: GuardConfig,
+    /// What to do on a regression.
+    #[serde(default)]
+    pub on_regression: OnRegression,
+}
+
+/// Where a release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseState {
+    /// Moving through its stages.
+    Running,
+    /// Held by a person or by the guard.
+    Paused,
+    /// Reached its last stage and held it.
+    Completed,
+    /// Undone by the guard.
+    RolledBack,
+    /// Stopped by a person.
+    Aborted,
+}
+
+impl ReleaseState {
+    /// Whether the release can still move.
+    pub fn is_active(self) -> bool {
+        matches!(self, ReleaseState::Running | ReleaseState::Paused)
+    }
+}
+
+/// A release in progress or finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// How it was asked to run.
+    pub plan: ReleasePlan,
+    /// Where it stands.
+    pub state: ReleaseState,
+    /// Index into `plan.stages`.
+    pub stage: usize,
+    /// When the current stage began.
+    pub stage_started_at: Millis,
+    /// The fallthrough before the release began, restored by a rollback.
+    pub baseline: Serve,
+    /// Counts per variation since the release began.
+    pub observed: BTreeMap<String, Counts>,
+    /// Why it is in its state (the guard's figures, or a person's reason).
+    pub reason: Option<String>,
+}
+
+/// A change the scheduler must write to the flag (through the normal write path).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlagMove {
+    /// Set the fallthrough to this serve.
+    Fallthrough(Serve),
+    /// Kill the flag.
+    Kill,
+}
+
+/// One step a release took, for the audit log and notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// `release.advanced`, `release.completed`, `release.rolled_back`, `release.paused`, ...
+    pub event: &'static str,
+    /// What to write to the flag, if anything.
+    pub flag: Option<FlagMove>,
+    /// A sentence with the figures that decided it.
+    pub reason: String,
+}
+
+/// Why a manual command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the release is {0:?}; it cannot {1}")]
+pub struct NotAllowed(pub ReleaseState, pub &'static str);
+
+impl ReleasePlan {
+    /// Problems with the plan, as (field, message), given the flag's variation keys.
+    pub fn problems(&self, variations: &[&str]) -> Vec<(&'static str, String)> {
+        let mut problems = self.guard.problems();
+        if !variations.contains(&self.variation.as_str()) {
+            problems.push((
+                "variation",
+                format!("the flag has no variation `{}`", self.variation),
+            ));
+        }
+        if variations.len() < 2 {
+            problems.push((
+                "variation",
+                "a release needs a flag with at least two variations".into(),
+            ));
+        }
+        if self.stages.is_empty() {
+            problems.push((
+                "stages",
+                "give at least one stage, e.g. [1, 5, 25, 50, 100]".into(),
+            ));
+        }
+        if self.stages.iter().any(|&s| s == 0 || s > 100) {
+            problems.push(("stages", "each stage is a percentage from 1 to 100".into()));
+        }
+        if self.stages.windows(2).any(|w| w[0] >= w[1]) {
+            problems.push(("stages", "stages must increase".into()));
+        }
+        if self.hold_seconds == 0 {
+            problems.push(("hold_seconds", "must be at least 1".into()));
+        }
+        problems
+    }
+}
+
+impl Release {
+    /// Starts a release at its first stage; returns it and the fallthrough to write.
+    pub fn start(
+        plan: ReleasePlan,
+        baseline: Serve,
+        variations: &[&str],
+        now: Millis,
+    ) -> (Self, Step) {
+        let release = Release {
+            plan,
+            state: ReleaseState::Running,
+            stage: 0,
+            stage_started_at: now,
+            baseline,
+            observed: BTreeMap::new(),
+            reason: None,
+        };
+        let percent = release.percent();
+        let step = Step {
+            event: "release.started",
+            flag: Some(FlagMove::Fallthrough(release.serve_at(percent, variations))),
+            reason: format!(
+                "release of `{}` started at {percent}%",
+                release.plan.variation
+            ),
+        };
+        (release, step)
+    }
+
+    /// The share of the current stage, in percent.
+    pub fn percent(&self) -> u32 {
+        self.plan.stages.get(self.stage).copied().unwrap_or(0)
+    }
+
+    /// When the scheduler should next look at this release; `None` when nothing is due.
+    pub fn next_at(&self) -> Option<Millis> {
+        (self.state == ReleaseState::Running)
+            .then(|| self.stage_started_at + (self.plan.hold_seconds as Millis) * 1000)
+    }
+
+    /// Adds SDK counters, then asks the guard; a regression acts at once.
+    pub fn observe(&mut self, variation: &str, counts: Counts) -> Option<Step> {
+        let entry = self.observed.entry(variation.to_owned()).or_default();
+        entry.evaluations += counts.evaluations;
+        entry.errors += counts.errors;
+        if self.state != ReleaseState::Running {
+            return None;
+        }
+        match self.verdict() {
+            Verdict::Regression { increase, z } => Some(self.regress(increase, z)),
+            _ => None,
+        }
+    }
+
+    /// The guard's view of the counts so far.
+    pub fn verdict(&self) -> Verdict {
+        let (new, rest) = self.sides();
+        self.plan.guard.judge(new, rest)
+    }
+
+    /// The new variation's counts and everyone else's.
+    pub fn sides(&self) -> (Counts, Counts) {
+        let mut new = Counts::default();
+        let mut rest = Counts::default();
+        for (variation, c) in &self.observed {
+            let side = if *variation == self.plan.variation {
+                &mut new
+            } else {
+                &mut rest
+            };
+            side.evaluations += c.evaluations;
+            side.errors += c.errors;
+        }
+        (new, rest)
+    }
+
+    /// Called when `next_at` has come: advance when the guard passes, keep holding while
+    /// evidence is short.
+    pub fn tick(&mut self, now: Millis, variations: &[&str]) -> Option<Step> {
+        if self.next_at().is_none_or(|due| now < due) {
+            return None;
+        }
+        match self.verdict() {
+            Verdict::Regression { increase, z } => Some(self.regress(increase, z)),
+            Verdict::Insufficient => {
+                // Hold on: advancing without evidence is what the guard exists to prevent.
+                self.stage_started_at = now;
+                self.reason = Some(format!(
+                    "holding {}%: waiting for {} evaluations on each side",
+                    self.percent(),
+                    self.plan.guard.min_evaluations
+                ));
+                None
+            }
+            Verdict::Healthy => Some(self.step_forward(now, variations, "release.advanced")),
+        }
+    }
+
+    fn step_forward(&mut self, now: Millis, variations: &[&str], event: &'static str) -> Step {
+        if self.stage + 1 >= self.plan.stages.len() {
+            self.state = ReleaseState::Completed;
+            self.reason = Some(format!("completed at {}%", self.percent()));
+            return Step {
+                event: "release.completed",
+                flag: None,
+                reason: self.reason.clone().unwrap_or_default(),
+            };
+        }
+        self.stage += 1;
+        self.stage_started_at = now;
+        let percent = self.percent();
+        self.reason = None;
+        Step {
+            event,
+            flag: Some(FlagMove::Fallthrough(self.serve_at(percent, variations))),
+            reason: format!("advanced to {percent}%"),
+        }
+    }
+
+    fn regress(&mut self, increase: f64, z: f64) -> Step {
+        let (new, rest) = self.sides();
+        let figures = format!(
+            "`{}` errors {:.2}% ({} of {}) vs {:.2}% ({} of {}) for the rest: +{:.2} points, z = {:.2}, threshold {:.2} points at {:.0}% confidence",
+            self.plan.variation,
+            new.error_rate() * 100.0,
+            new.errors,
+            new.evaluations,
+            rest.error_rate() * 100.0,
+            rest.errors,
+            rest.evaluations,
+            increase * 100.0,
+            z,
+            self.plan.guard.max_error_rate_increase * 100.0,
+            self.plan.guard.confidence * 100.0,
+        );
+        let (state, flag, event) = match self.plan.on_regression {
+            OnRegression::Rollback => (
+                ReleaseState::RolledBack,
+                Some(FlagMove::Fallthrough(self.baseline.clone())),
+                "release.rolled_back",
+            ),
+            OnRegression::Kill => (
+                ReleaseState::RolledBack,
+                Some(FlagMove::Kill),
+                "release.rolled_back",
+            ),
+            OnRegression::Pause => (ReleaseState::Paused, None, "release.paused"),
+        };
+        self.state = state;
+        self.reason = Some(format!("regression: {figures}"));
+        Step {
+            event,
+            flag,
+            reason: self.reason.clone().unwrap_or_default(),
+        }
+    }
+
+    /// A person holds the release where it is.
+    pub fn pause(&mut self, reason: &str) -> Result<Step, NotAllowed> {
+        if self.state != ReleaseState::Running {
+            return Err(NotAllowed(self.state, "pause"));
+        }
+        self.state = ReleaseState::Paused;
+        self.reason = Some(format!("paused: {reason}"));
+        Ok(Step {
+            event: "release.paused",
+            flag: None,
+            reason: self.reason.clone().unwrap_or_default(),
+        })
+    }
+
+    /// A person lets a paused release go on; its stage is held again from now.
+    pub fn resume(&mut self, now: Millis) -> Result<Step, NotAllowed> {
+        if self.state != ReleaseState::Paused {
+            return Err(NotAllowed(self.state, "resume"));
+        }
+        self.state = ReleaseState::Running;
+        self.stage_started_at = now;
+        self.reason = None;
+        Ok(Step {
+            event: "release.resumed",
+            flag: None,
+            reason: format!("resumed at {}%", self.percent()),
+        })
+    }
+
+    /// A person moves to the next stage now, whatever the hold time says.
+    pub fn advance(&mut self, now: Millis, variations: &[&str]) -> Result<Step, NotAllowed> {
+        if !self.state.is_active() {
+            return Err(NotAllowed(self.state, "advance"));
+        }
+        self.state = ReleaseState::Running;
+        Ok(self.step_forward(now, variations, "release.advanced"))
+    }
+
+    /// A person stops the release and puts the fallthrough back as it was.
+    pub fn abort(&mut self, reason: &str) -> Result<Step, NotAllowed> {
+        if !self.state.is_active() {
+            return Err(NotAllowed(self.state, "abort"));
+        }
+        self.state = ReleaseState::Aborted;
+        self.reason = Some(format!("aborted: {reason}"));
+        Ok(Step {
+            event: "release.aborted",
+            flag: Some(FlagMove::Fallthrough(self.baseline.clone())),
+            reason: self.reason.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The fallthrough giving `percent` to the released variation and the rest to the
+    /// baseline. The released variation comes first in the weights, so as its share grows
+    /// every context that had it keeps it (SPEC section 3). The salt stays the flag key.
+    pub fn serve_at(&self, percent: u32, variations: &[&str]) -> Serve {
+        let new = percent.min(100) * (TOTAL_WEIGHT / 100);
+        let mut weights = vec![WeightedVariation {
+            variation: self.plan.variation.clone(),
+            weight: new,
+        }];
+        let rest = TOTAL_WEIGHT - new;
+        match &self.baseline {
+            Serve::Variation(v) if *v != self.plan.variation => {
+                weights.push(WeightedVariation {
+                    variation: v.clone(),
+                    weight: rest,
+                });
+            }
+            Serve::Rollout(r) => {
+                // Scale the baseline's other variations into the remaining share.
+                let others: Vec<_> = r
+                    .weights
+                    .iter()
+                    .filter(|w| w.variation != self.plan.variation)
+                    .collect();
+                let total: u64 = others.iter().map(|w| u64::from(w.weight)).sum();
+                let mut given = 0;
+                for (i, w) in others.iter().enumerate() {
+                    let share = if i + 1 == others.len() {
+                        rest - given
+                    } else if total == 0 {
+                        0
+                    } else {
+                        (u64::from(rest) * u64::from(w.weight) / total) as u32
+                    };
+                    given += share;
+                    weights.push(WeightedVariation {
+                        variation: w.variation.clone(),
+                        weight: share,
+                    });
+                }
+            }
+            _ => {}
+        }
+        if weights.len() == 1 && rest > 0 {
+            // The baseline served the released variation itself: give the rest to another.
+            if let Some(other) = variations.iter().find(|v| **v != self.plan.variation) {
+                weights.push(WeightedVariation {
+                    variation: (*other).to_owned(),
+                    weight: rest,
+                });
+            }
+        }
+        Serve::Rollout(Rollout {
+            bucket_by: "key".to_owned(),
+            salt: None,
+            weights,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VARIATIONS: &[&str] = &["on", "off"];
+    const HOLD_MS: Millis = 600_000;
+
+    fn plan(on_regression: OnRegression) -> ReleasePlan {
+        ReleasePlan {
+            variation: "on".into(),
+            stages: vec![1, 5, 25, 50, 100],
+            hold_seconds: 600,
+            guard: GuardConfig {
+                max_error_rate_increase: 0.02,
+                min_evaluations: 200,
+                confidence: 0.95,
+            },
+            on_regression,
+        }
+    }
+
+    fn started(on_regression: OnRegression) -> Release {
+        Release::start(
+            plan(on_regression),
+            Serve::Variation("off".into()),
+            VARIATIONS,
+            0,
+        )
+        .0
+    }
+
+    fn weight_of(serve: &Serve, variation: &str) -> u32 {
+        match serve {
+            Serve::Rollout(r) => r
+                .weights
+                .iter()
+                .filter(|w| w.variation == variation)
+                .map(|w| w.weight)
+                .sum(),
+            Serve::Variation(v) => {
+                if v == variation {
+                    TOTAL_WEIGHT
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
+    fn healthy_traffic(r: &mut Release) {
+        r.observe(
+            "on",
+            Counts {
+                evaluations: 1_000,
+                errors: 10,
+            },
+        );
+        r.observe(
+            "off",
+            Counts {
+                evaluations: 50_000,
+                errors: 500,
+            },
+        );
+    }
+
+    #[test]
+    fn starts_at_the_first_stage_with_the_new_variation_first() {
+        let (r, step) = Release::start(
+            plan(OnRegression::Rollback),
+            Serve::Variation("off".into()),
+            VARIATIONS,
+            7,
+        );
+        let Some(FlagMove::Fallthrough(serve)) = step.flag else {
+            panic!("{step:?}")
+        };
+        assert_eq!(weight_of(&serve, "on"), 1_000);
+        assert_eq!(weight_of(&serve, "off"), 99_000);
+        let Serve::Rollout(rollout) = &serve else {
+            panic!()
+        };
+        assert_eq!(
+            rollout.weights[0].variation, "on",
+            "sticky: the released variation leads"
+        );
+        assert_eq!(r.next_at(), Some(7 + HOLD_MS));
+    }
+
+    #[test]
+    fn advances_on_health_after_the_hold_and_completes() {
+        let mut r = started(OnRegression::Rollback);
+        healthy_traffic(&mut r);
+        assert_eq!(
+            r.tick(HOLD_MS - 1, VARIATIONS),
+            None,
+            "not before the hold ends"
+        );
+        let mut now = HOLD_MS;
+        for expected in [5u32, 25, 50, 100] {
+            let step = r.tick(now, VARIATIONS).expect("due");
+            assert_eq!(step.event, "release.advanced");
+            let Some(FlagMove::Fallthrough(serve)) = step.flag else {
+                panic!()
+            };
+            assert_eq!(weight_of(&serve, "on"), expected * 1000);
+            now += HOLD_MS;
+        }
+        let done = r.tick(now, VARIATIONS).unwrap();
+        assert_eq!(done.event, "release.completed");
+        assert_eq!(r.state, ReleaseState::Completed);
+        assert_eq!(r.next_at(), None);
+    }
+
+    #[test]
+    fn holds_while_evidence_is_short() {
+        let mut r = started(OnRegression::Rollback);
+        r.observe(
+            "on",
+            Counts {
+                evaluations: 10,
+                errors: 0,
+            },
+        );
+        assert_eq!(r.tick(HOLD_MS, VARIATIONS), None);
+        assert_eq!(r.stage, 0);
+        assert_eq!(r.next_at(), Some(2 * HOLD_MS), "looks again one hold later");
+        assert!(r.reason.as_deref().unwrap().contains("waiting for 200"));
+    }
+
+    #[test]
+    fn rolls_back_on_regression_at_once_with_the_figures() {
+        let mut r = started(OnRegression::Rollback);
+        r.observe(
+            "off",
+            Counts {
+                evaluations: 20_000,
+                errors: 200,
+            },
+        );
+        let step = r
+            .observe(
+                "on",
+                Counts {
+                    evaluations: 400,
+                    errors: 40,
+                },
+            )
+            .expect("regression");
+        assert_eq!(step.event, "release.rolled_back");
+        assert_eq!(
+            step.flag,
+            Some(FlagMove::Fallthrough(Serve::Variation("off".into())))
+        );
+        assert_eq!(r.state, ReleaseState::RolledBack);
+        assert!(
+            step.reason.contains("10.00% (40 of 400)"),
+            "{}",
+            step.reason
+        );
+        assert!(step.reason.contains("+9.00 points"), "{}", step.reason);
+        assert_eq!(
+            r.tick(10 * HOLD_MS, VARIATIONS),
+            None,
+            "a rolled-back release never moves"
+        );
+    }
+
+    #[test]
+    fn kill_and_pause_on_regression() {
+        let mut killed = started(OnRegression::Kill);
+        killed.observe(
+            "off",
+            Counts {
+                evaluations: 20_000,
+                errors: 0,
+            },
+        );
+        let step = killed
+            .observe(
+                "on",
+                Counts {
+                    evaluations: 500,
+                    errors: 100,
+                },
+            )
+            .unwrap();
+        assert_eq!(step.flag, Some(FlagMove::Kill));
+        let mut paused = started(OnRegression::Pause);
+        paused.observe(
+            "off",
+            Counts {
+                evaluations: 20_000,
+                errors: 0,
+            },
+        );
+        let step = paused
+            .observe(
+                "on",
+                Counts {
+                    evaluations: 500,
+                    errors: 100,
+                },
+            )
+            .unwrap();
+        assert_eq!((step.event, step.flag), ("release.paused", None));
+        assert_eq!(paused.state, ReleaseState::Paused);
+    }
+
+    #[test]
+    fn pause_resume_advance_abort() {
+        let mut r = started(OnRegression::Rollback);
+        healthy_traffic(&mut r);
+        r.pause("looking at dashboards").unwrap();
+        assert_eq!(
+            r.tick(5 * HOLD_MS, VARIATIONS),
+            None,
+            "paused releases do not advance"
+        );
+        assert!(r.pause("again").is_err());
+        r.resume(5 * HOLD_MS).unwrap();
+        assert_eq!(
+            r.next_at(),
+            Some(6 * HOLD_MS),
+            "the stage is held again from the resume"
+        );
+        let step = r.advance(5 * HOLD_MS + 1, VARIATIONS).unwrap();
+        assert_eq!(r.percent(), 5);
+        assert_eq!(step.event, "release.advanced");
+        let step = r.abort("wrong build").unwrap();
+        assert_eq!(
+            step.flag,
+            Some(FlagMove::Fallthrough(Serve::Variation("off".into())))
+        );
+        assert_eq!(r.state, ReleaseState::Aborted);
+        assert!(r.resume(0).is_err() && r.advance(0, VARIATIONS).is_err() && r.abort("x").is_err());
+    }
+
+    #[test]
+    fn survives_serialisation_mid_release() {
+        let mut r = started(OnRegression::Rollback);
+        healthy_traffic(&mut r);
+        r.tick(HOLD_MS, VARIATIONS).unwrap();
+        let stored = serde_json::to_string(&r).unwrap();
+        let mut back: Release = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(
+            back.tick(2 * HOLD_MS, VARIATIONS).unwrap().event,
+            "release.advanced"
+        );
+        assert_eq!(back.percent(), 25);
+    }
+
+    #[test]
+    fn plan_problems_name_the_field() {
+        let mut bad = plan(OnRegression::Rollback);
+        bad.variation = "maybe".into();
+        bad.stages = vec![5, 5, 101];
+        bad.hold_seconds = 0;
+        let fields: Vec<_> = bad
+            .problems(VARIATIONS)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(fields, ["variation", "stages", "stages", "hold_seconds"]);
+        assert!(plan(OnRegression::Rollback).problems(VARIATIONS).is_empty());
+    }
+
+    #[test]
+    fn a_rollout_baseline_is_scaled_into_the_remaining_share() {
+        let baseline = Serve::Rollout(Rollout {
+            bucket_by: "key".into(),
+            salt: None,
+            weights: vec![
+                WeightedVariation {
+                    variation: "a".into(),
+                    weight: 50_000,
+                },
+                WeightedVariation {
+                    variation: "b".into(),
+                    weight: 50_000,
+                },
+            ],
+        });
+        let mut p = plan(OnRegression::Rollback);
+        p.variation = "c".into();
+        let (_, step) = Release::start(p, baseline, &["a", "b", "c"], 0);
+        let Some(FlagMove::Fallthrough(serve)) = step.flag else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                weight_of(&serve, "c"),
+                weight_of(&serve, "a"),
+                weight_of(&serve, "b")
+            ),
+            (1_000, 49_500, 49_500)
+        );
+    }
+}
