@@ -37,7 +37,10 @@ impl Salt {
         let mut h = 0;
         let mut blocks = salt.as_bytes().chunks_exact(4);
         for block in &mut blocks {
-            h = mix_block(h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+            h = mix_block(
+                h,
+                u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
+            );
         }
         let mut carry = [0u8; 4];
         let tail = blocks.remainder();
@@ -75,9 +78,16 @@ impl Salt {
         }
         let mut blocks = rest.chunks_exact(4);
         for block in &mut blocks {
-            h = mix_block(h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+            h = mix_block(
+                h,
+                u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
+            );
         }
-        let tail = if carried > 0 { &carry[..carried] } else { blocks.remainder() };
+        let tail = if carried > 0 {
+            &carry[..carried]
+        } else {
+            blocks.remainder()
+        };
         finish(h, tail, self.len.wrapping_add(value.len() as u32)) % TOTAL_WEIGHT
     }
 }
@@ -153,7 +163,10 @@ pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
     let mut h = seed;
     let mut blocks = data.chunks_exact(4);
     for block in &mut blocks {
-        h = mix_block(h, u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+        h = mix_block(
+            h,
+            u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
+        );
     }
     finish(h, blocks.remainder(), data.len() as u32)
 }
@@ -204,7 +217,8 @@ mod tests {
         let text = "abcdefghijklmnopqrstu-ünï";
         for salt_end in 0..12 {
             for value_end in 0..text.len() {
-                let (Some(salt), Some(value)) = (text.get(..salt_end), text.get(..value_end)) else {
+                let (Some(salt), Some(value)) = (text.get(..salt_end), text.get(..value_end))
+                else {
                     continue;
                 };
                 let joined = format!("{salt}:{value}");

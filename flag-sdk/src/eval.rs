@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bucket::bucket_attribute;
-use crate::compile::{CompiledClause, CompiledFlag, CompiledServe, CompiledSnapshot};
+use crate::compile::{CompiledClause, CompiledServe, CompiledSnapshot};
 use crate::context::{Attribute, Context};
 use crate::model::FlagKind;
 use crate::operators::{Matcher, Scalar};
@@ -103,7 +103,7 @@ pub struct Evaluation<'a> {
     pub reason: Reason<'a>,
 }
 
-impl<'a> Evaluation<'a> {
+impl Evaluation<'_> {
     /// The caller's default, for `error`.
     pub fn error(error: ErrorKind) -> Self {
         Evaluation {
@@ -113,109 +113,149 @@ impl<'a> Evaluation<'a> {
             reason: Reason::Error { error },
         }
     }
-
-    fn served(flag: &'a CompiledFlag, index: usize, reason: Reason<'a>) -> Self {
-        match flag.variations.get(index) {
-            Some(v) => Evaluation {
-                value: Some(&v.value),
-                variation: Some(&v.key),
-                variation_index: Some(index),
-                reason,
-            },
-            None => Evaluation::error(ErrorKind::MalformedFlag),
-        }
-    }
 }
+
+/// A reason in compact form, spelled out only when a caller asks for the detail.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Off,
+    Target,
+    Rule { index: usize, in_rollout: bool },
+    Fallthrough { in_rollout: bool },
+    PrerequisiteFailed { index: usize },
+}
+
+/// (flag index, variation index, why), or why the default applies.
+type Outcome = Result<(usize, usize, Why), ErrorKind>;
 
 impl CompiledSnapshot {
     /// Evaluates flag `key` for `ctx` (SPEC section 3).
     pub fn evaluate(&self, key: &str, ctx: &Context) -> Evaluation<'_> {
-        match self.index.get(key) {
-            Some(&i) => self.evaluate_flag(i, ctx, 0),
-            None => Evaluation::error(ErrorKind::FlagNotFound),
-        }
+        self.detail(self.outcome(key, ctx, None))
     }
 
-    /// Like [`evaluate`](Self::evaluate), but `WRONG_TYPE` unless the flag is of `kind`.
+    /// Like [`evaluate`](Self::evaluate), but `WRONG_TYPE` unless the flag is of `kind`
+    /// (`Json` reads a flag of any kind).
     pub fn evaluate_kind(&self, key: &str, ctx: &Context, kind: FlagKind) -> Evaluation<'_> {
-        match self.index.get(key) {
-            Some(&i) if self.flags[i].kind != kind && kind != FlagKind::Json => {
-                Evaluation::error(ErrorKind::WrongType)
-            }
-            Some(&i) => self.evaluate_flag(i, ctx, 0),
-            None => Evaluation::error(ErrorKind::FlagNotFound),
-        }
+        self.detail(self.outcome(key, ctx, Some(kind)))
     }
 
     /// A boolean flag's value, or `default`.
     pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
-        self.evaluate_kind(key, ctx, FlagKind::Boolean)
-            .value
+        self.value(self.outcome(key, ctx, Some(FlagKind::Boolean)))
             .and_then(Value::as_bool)
             .unwrap_or(default)
     }
 
     /// A string flag's value, or `default`.
     pub fn str_variation<'a>(&'a self, key: &str, ctx: &Context, default: &'a str) -> &'a str {
-        self.evaluate_kind(key, ctx, FlagKind::String)
-            .value
+        self.value(self.outcome(key, ctx, Some(FlagKind::String)))
             .and_then(Value::as_str)
             .unwrap_or(default)
     }
 
     /// A number flag's value, or `default`.
     pub fn number_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
-        self.evaluate_kind(key, ctx, FlagKind::Number)
-            .value
+        self.value(self.outcome(key, ctx, Some(FlagKind::Number)))
             .and_then(Value::as_f64)
             .unwrap_or(default)
     }
 
-    fn evaluate_flag(&self, i: usize, ctx: &Context, depth: usize) -> Evaluation<'_> {
+    /// The compact outcome: which flag, which variation, and a reason code. Typed getters
+    /// stop here; only `evaluate` spells the reason out.
+    #[inline]
+    fn outcome(&self, key: &str, ctx: &Context, kind: Option<FlagKind>) -> Outcome {
+        let Some(&i) = self.index.get(key) else {
+            return Err(ErrorKind::FlagNotFound);
+        };
+        match kind {
+            Some(kind) if kind != FlagKind::Json && self.flags[i].kind != kind => {
+                Err(ErrorKind::WrongType)
+            }
+            // The kill switch answers before the general path: it is the one that must be fast
+            // when everything else is on fire.
+            _ if !self.flags[i].enabled && self.flags[i].malformed.is_none() => {
+                Ok((i, self.flags[i].off, Why::Off))
+            }
+            _ => self
+                .resolve(i, ctx, 0)
+                .map(|(variation, why)| (i, variation, why)),
+        }
+    }
+
+    fn value(&self, outcome: Outcome) -> Option<&Value> {
+        let (i, v, _) = outcome.ok()?;
+        self.flags[i].variations.get(v).map(|v| &v.value)
+    }
+
+    fn detail(&self, outcome: Outcome) -> Evaluation<'_> {
+        let (i, v, why) = match outcome {
+            Ok(found) => found,
+            Err(error) => return Evaluation::error(error),
+        };
+        let flag = &self.flags[i];
+        let reason = match why {
+            Why::Off => Reason::Off,
+            Why::Target => Reason::TargetMatch,
+            Why::Rule { index, in_rollout } => Reason::RuleMatch {
+                rule_index: index,
+                rule_id: flag.rules[index].id.as_deref().map(Cow::Borrowed),
+                in_rollout,
+            },
+            Why::Fallthrough { in_rollout } => Reason::Fallthrough { in_rollout },
+            Why::PrerequisiteFailed { index } => Reason::PrerequisiteFailed {
+                prerequisite: Cow::Borrowed(&flag.prerequisites[index].key),
+            },
+        };
+        match flag.variations.get(v) {
+            Some(variation) => Evaluation {
+                value: Some(&variation.value),
+                variation: Some(&variation.key),
+                variation_index: Some(v),
+                reason,
+            },
+            None => Evaluation::error(ErrorKind::MalformedFlag),
+        }
+    }
+
+    /// The variation flag `i` serves `ctx`, and why: SPEC section 3 steps 2-6.
+    fn resolve(&self, i: usize, ctx: &Context, depth: usize) -> Result<(usize, Why), ErrorKind> {
         let flag = &self.flags[i];
         if flag.malformed.is_some() || depth > MAX_DEPTH {
-            return Evaluation::error(ErrorKind::MalformedFlag);
+            return Err(ErrorKind::MalformedFlag);
         }
         if !flag.enabled {
-            return Evaluation::served(flag, flag.off, Reason::Off);
+            return Ok((flag.off, Why::Off));
         }
-        for p in &flag.prerequisites {
+        for (index, p) in flag.prerequisites.iter().enumerate() {
             let passed = match (p.flag, p.variation) {
                 (Some(j), Some(want)) => {
-                    let got = self.evaluate_flag(j, ctx, depth + 1);
-                    self.flags[j].enabled && got.variation_index == Some(want)
+                    self.flags[j].enabled
+                        && matches!(self.resolve(j, ctx, depth + 1), Ok((got, _)) if got == want)
                 }
                 _ => false,
             };
             if !passed {
-                let reason = Reason::PrerequisiteFailed {
-                    prerequisite: Cow::Borrowed(&p.key),
-                };
-                return Evaluation::served(flag, flag.off, reason);
+                return Ok((flag.off, Why::PrerequisiteFailed { index }));
             }
         }
         if !flag.targets.is_empty() {
             if let Some(&v) = flag.targets.get(ctx.key()) {
-                return Evaluation::served(flag, v, Reason::TargetMatch);
+                return Ok((v, Why::Target));
             }
         }
-        for (rule_index, rule) in flag.rules.iter().enumerate() {
+        for (index, rule) in flag.rules.iter().enumerate() {
             if rule
                 .clauses
                 .iter()
                 .all(|c| self.clause_matches(c, ctx, depth))
             {
                 let (v, in_rollout) = serve(&rule.serve, ctx);
-                let reason = Reason::RuleMatch {
-                    rule_index,
-                    rule_id: rule.id.as_deref().map(Cow::Borrowed),
-                    in_rollout,
-                };
-                return Evaluation::served(flag, v, reason);
+                return Ok((v, Why::Rule { index, in_rollout }));
             }
         }
         let (v, in_rollout) = serve(&flag.fallthrough, ctx);
-        Evaluation::served(flag, v, Reason::Fallthrough { in_rollout })
+        Ok((v, Why::Fallthrough { in_rollout }))
     }
 
     fn clause_matches(&self, clause: &CompiledClause, ctx: &Context, depth: usize) -> bool {

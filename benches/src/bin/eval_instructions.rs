@@ -1,0 +1,30 @@
+//! Runs one evaluation case N times, for instruction counting under callgrind, which is
+//! repeatable where wall-clock time on a shared 2-core VM is not:
+//!
+//! `valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/eval_instructions CASE N`
+//!
+//! CASE is one of: kill-switch, plain, rollout-10, five-rules, lookup-10000. Subtract a run
+//! with N = 0 and divide by N for instructions per evaluation.
+
+use std::hint::black_box;
+
+use flag_benches::{bench_context, bench_snapshot};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let case = args.next().unwrap_or_else(|| "kill-switch".to_owned());
+    let n: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let (snapshot, key) = match case.as_str() {
+        "lookup-10000" => (bench_snapshot(10_000), "filler-05000".to_owned()),
+        other => (bench_snapshot(10), other.to_owned()),
+    };
+    let ctx = bench_context();
+    let mut on = 0u64;
+    for _ in 0..n {
+        on += u64::from(snapshot.bool_variation(black_box(&key), black_box(&ctx), false));
+    }
+    println!("{case}: {on} of {n} served true");
+}
