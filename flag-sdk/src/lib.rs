@@ -30,6 +30,8 @@
 #![forbid(unsafe_code)]
 
 pub mod bucket;
+#[cfg(feature = "client")]
+pub mod client;
 mod compile;
 mod context;
 mod eval;
@@ -45,3 +47,8 @@ pub use model::{
     Target, Variation, WeightedVariation,
 };
 pub use operators::REGEX_SIZE_LIMIT;
+
+#[cfg(feature = "client")]
+pub use client::{
+    Client, ClientBuilder, ClientError, Detail, FlagBuilder, FlagChange, Status, TestData,
+};

@@ -1,8 +1,12 @@
 //! flag-sdk integration tests: one binary, one module per concern.
 
 mod alloc;
+#[cfg(feature = "client")]
+mod client;
 mod common;
 mod evaluation;
 mod properties;
+#[cfg(feature = "client")]
+mod sse_fixtures;
 mod validation;
 mod vectors;

@@ -1,1 +1,145 @@
-//! placeholder
+//! The feature-flag server: REST API (SPEC section 4) on SQLite, tokens, audit log, metrics.
+//!
+//! [`app`] builds the actix `App` that production and the tests both run; [`start`] binds it
+//! (port 0 in tests and benches) and returns the address and a handle.
+//!
+//! Module map: `config` (CLI/env), `error` (problem+json), `auth` (tokens), `api/` (thin
+//! handlers, one file per resource), `store/` (all SQL; the group-commit writer),
+//! `snapshots` (live compiled snapshots per environment), `stream` (commit point → SSE
+//! subscribers), `metrics`, `release/` (progressive delivery).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod release;
+pub mod snapshots;
+pub mod state;
+pub mod store;
+pub mod stream;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App, HttpMessage, HttpServer};
+
+pub use config::Config;
+pub use state::AppState;
+
+use crate::auth::Principal;
+use crate::error::{is_problem, problem_for_status};
+
+/// The application: routes, extractor limits, the request log and metrics, the 404 fallback.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .configure(api::configure)
+        .configure(api::sdk::configure)
+        .default_service(web::to(api::not_found))
+        .wrap_fn(|req, srv| {
+            let started = Instant::now();
+            let route = req
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned());
+            let method = req.method().clone();
+            let state = req.app_data::<web::Data<AppState>>().cloned();
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await?;
+                // Every error is problem+json, also those actix raises before a handler runs.
+                let res = if res.status().as_u16() >= 400 && !is_problem(res.headers()) {
+                    let status = res.status();
+                    let (req, _) = res.into_parts();
+                    ServiceResponse::new(req, problem_for_status(status))
+                } else {
+                    res.map_into_boxed_body()
+                };
+                let elapsed = started.elapsed();
+                let status = res.status().as_u16();
+                let token = res
+                    .request()
+                    .extensions()
+                    .get::<Principal>()
+                    .map(|p| p.name.clone());
+                if let Some(state) = state {
+                    state
+                        .metrics
+                        .requests
+                        .with_label_values(&[route.as_str(), &status.to_string()])
+                        .inc();
+                    state
+                        .metrics
+                        .latency
+                        .with_label_values(&[route.as_str()])
+                        .observe(elapsed.as_secs_f64());
+                }
+                tracing::info!(
+                    %method,
+                    route,
+                    status,
+                    latency_us = elapsed.as_micros() as u64,
+                    token = token.as_deref().unwrap_or("-"),
+                    "request"
+                );
+                Ok(res)
+            }
+        })
+}
+
+/// A running server.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Stops it (`handle.stop(true)` is graceful).
+    pub handle: actix_web::dev::ServerHandle,
+    /// The shared state (store, snapshots, tokens, broadcaster).
+    pub state: web::Data<AppState>,
+    /// Resolves when the server has stopped.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The secret of an admin token created on this start (print it once).
+    pub created_admin_token: Option<String>,
+}
+
+/// Opens the store and serves on `config.listen` (use port 0 for an ephemeral port) from
+/// inside a tokio runtime. Signals are left to the caller (see `main`).
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let (state, created_admin_token) = AppState::open(config)?;
+    let state = web::Data::new(state);
+    let data = state.clone();
+    let mut server = HttpServer::new(move || app(data.clone()))
+        .disable_signals()
+        .shutdown_timeout(10);
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    let server = server.bind(config.listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("bound to no address"))?;
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(Running {
+        addr,
+        handle,
+        state,
+        task,
+        created_admin_token,
+    })
+}

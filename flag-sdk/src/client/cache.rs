@@ -107,7 +107,10 @@ mod tests {
         let cached = load(&path).unwrap();
         assert_eq!(cached.snapshot, sample());
         assert!(cached.written.is_some());
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("flags.json")]);
         fs::remove_dir_all(dir).unwrap();
     }

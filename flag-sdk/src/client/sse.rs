@@ -201,12 +201,18 @@ mod tests {
     #[test]
     fn line_endings_are_equivalent() {
         let want = vec![event("put", "a\nb", "7"), event("message", "c", "7")];
-        assert_eq!(decode(b"event: put\nid: 7\ndata: a\ndata: b\n\ndata: c\n\n"), want);
+        assert_eq!(
+            decode(b"event: put\nid: 7\ndata: a\ndata: b\n\ndata: c\n\n"),
+            want
+        );
         assert_eq!(
             decode(b"event: put\r\nid: 7\r\ndata: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n"),
             want
         );
-        assert_eq!(decode(b"event: put\rid: 7\rdata: a\rdata: b\r\rdata: c\r\r"), want);
+        assert_eq!(
+            decode(b"event: put\rid: 7\rdata: a\rdata: b\r\rdata: c\r\r"),
+            want
+        );
     }
 
     #[test]
@@ -234,7 +240,10 @@ mod tests {
 
     #[test]
     fn events_without_data_are_not_dispatched() {
-        assert_eq!(decode(b"event: put\n\ndata\n\n"), vec![event("message", "", "")]);
+        assert_eq!(
+            decode(b"event: put\n\ndata\n\n"),
+            vec![event("message", "", "")]
+        );
     }
 
     #[test]

@@ -137,7 +137,8 @@ impl Shared {
         let old = self.flags.load_full();
         let flags = changed_flags(old.as_deref().map(|c| &**c.snapshot()), &snapshot);
         let revision = snapshot.revision;
-        self.flags.store(Some(Arc::new(CompiledSnapshot::new(snapshot))));
+        self.flags
+            .store(Some(Arc::new(CompiledSnapshot::new(snapshot))));
         self.notify(revision, flags)
     }
 
@@ -231,7 +232,11 @@ fn changed_flags(old: Option<&Snapshot>, new: &Snapshot) -> Vec<String> {
         .iter()
         .filter(|(k, s)| old.segments.get(*k) != Some(s))
         .map(|(k, _)| k)
-        .chain(old.segments.keys().filter(|k| !new.segments.contains_key(*k)));
+        .chain(
+            old.segments
+                .keys()
+                .filter(|k| !new.segments.contains_key(*k)),
+        );
     for segment in segments {
         keys.extend(using_segment(new, segment));
     }

@@ -187,7 +187,8 @@ fn cache_writer(path: Option<PathBuf>) -> CacheQueue {
                 continue;
             };
             let path = path.clone();
-            let written = tokio::task::spawn_blocking(move || cache::store(&path, flags.snapshot()));
+            let written =
+                tokio::task::spawn_blocking(move || cache::store(&path, flags.snapshot()));
             match written.await {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => tracing::warn!(%error, "flag cache file not written"),

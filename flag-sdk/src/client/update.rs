@@ -119,8 +119,7 @@ pub fn parse(event: &Event) -> Result<Option<Update>, UpdateError> {
                     (Item::Flag(flag), inner)
                 }
                 ItemKind::Segment => {
-                    let segment: Segment =
-                        serde_json::from_value(body.data).map_err(data_error)?;
+                    let segment: Segment = serde_json::from_value(body.data).map_err(data_error)?;
                     let inner = segment.key.clone();
                     (Item::Segment(segment), inner)
                 }
@@ -166,15 +165,27 @@ mod tests {
 
     #[test]
     fn parses_the_three_event_types() {
-        let put = parse(&event("put", r#"{"environment": "production", "revision": 3}"#));
+        let put = parse(&event(
+            "put",
+            r#"{"environment": "production", "revision": 3}"#,
+        ));
         assert_eq!(put.unwrap().unwrap().revision(), 3);
         let patch = format!(r#"{{"revision": 4, "kind": "flag", "key": "a", "data": {FLAG}}}"#);
         let patch = parse(&event("patch", &patch)).unwrap().unwrap();
-        assert!(matches!(patch, Update::Patch { revision: 4, item: Item::Flag(ref f) } if f.key == "a"));
-        let delete = parse(&event("delete", r#"{"revision": 5, "kind": "segment", "key": "b"}"#));
+        assert!(
+            matches!(patch, Update::Patch { revision: 4, item: Item::Flag(ref f) } if f.key == "a")
+        );
+        let delete = parse(&event(
+            "delete",
+            r#"{"revision": 5, "kind": "segment", "key": "b"}"#,
+        ));
         assert!(matches!(
             delete.unwrap().unwrap(),
-            Update::Delete { revision: 5, kind: ItemKind::Segment, .. }
+            Update::Delete {
+                revision: 5,
+                kind: ItemKind::Segment,
+                ..
+            }
         ));
         assert!(parse(&event("message", "whatever")).unwrap().is_none());
     }
@@ -182,7 +193,11 @@ mod tests {
     #[test]
     fn rejects_malformed_data() {
         assert!(parse(&event("put", "{not json")).is_err());
-        assert!(parse(&event("patch", r#"{"revision": 1, "kind": "flag", "key": "a", "data": {}}"#)).is_err());
+        assert!(parse(&event(
+            "patch",
+            r#"{"revision": 1, "kind": "flag", "key": "a", "data": {}}"#
+        ))
+        .is_err());
         let mismatch = format!(r#"{{"revision": 4, "kind": "flag", "key": "b", "data": {FLAG}}}"#);
         assert!(matches!(
             parse(&event("patch", &mismatch)),

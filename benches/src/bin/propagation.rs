@@ -1,0 +1,338 @@
+//! Kill-switch propagation: how long from the kill API's answer until every SDK client
+//! serves the new value, and what an idle SDK subscriber costs the server.
+//!
+//! ```text
+//! cargo run --release -p flag-benches --bin propagation -- [--clients 1000] [--kills 20]
+//! cargo run --release -p flag-benches --bin propagation -- --idle 10000 [--kills 10]
+//! ```
+//!
+//! Default mode: one process holds the real `flag-server` (in-process, 127.0.0.1:0, temp
+//! SQLite) and N `flag_sdk::Client`s streaming from it. Each round kills or restores one flag
+//! and waits, on every client's change subscription, until all N have swapped in the new
+//! snapshot; the round's time is the last client's swap minus the moment the API answered
+//! (a client may swap before the answer arrives: the stream is published right after COMMIT).
+//!
+//! `--idle N`: the server runs in this process; the N clients run in a child process (this
+//! binary with `--child`), so this process's RSS growth (`VmRSS` in /proc/self/status) while
+//! they connect is the server's memory per subscriber. The child then times K kills as above.
+//! Needs ~N+100 file descriptors per process (`ulimit -n`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use flag_sdk::{Client, Context, Status};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+const ADMIN: &str = "propagation-bench-admin";
+const FLAG: &str = "kill-switch";
+const CONNECT_BATCH: usize = 250;
+const ROUND_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Args {
+    clients: usize,
+    kills: usize,
+    idle: Option<usize>,
+    child: Option<(String, String)>,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        clients: 1000,
+        kills: 20,
+        idle: None,
+        child: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().context("missing value");
+        match arg.as_str() {
+            "--clients" => args.clients = value()?.parse()?,
+            "--kills" => args.kills = value()?.parse()?,
+            "--idle" => args.idle = Some(value()?.parse()?),
+            "--child" => args.child = Some((value()?, value()?)),
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args()?;
+    if let Some((url, token)) = &args.child {
+        return child(url, token, args.clients, args.kills).await;
+    }
+    let dir = tempfile::tempdir()?;
+    let mut config = flag_server::Config::ephemeral(dir.path().join("flags.db"), ADMIN);
+    config.workers = Some(2);
+    let server = flag_server::start(&config).await?;
+    let url = format!("http://{}", server.addr);
+    let api = Api::new(&url);
+    api.call(
+        reqwest::Method::POST,
+        "/api/v1/flags",
+        json!({"key": FLAG, "kind": "boolean"}),
+    )
+    .await?;
+    api.call(
+        reqwest::Method::PUT,
+        &format!("/api/v1/flags/{FLAG}/environments/production"),
+        json!({"key": FLAG, "kind": "boolean", "enabled": true,
+            "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+            "off_variation": "off", "fallthrough": {"variation": "on"}}),
+    )
+    .await?;
+    let token = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            json!({"kind": "sdk", "environment": "production", "name": "bench"}),
+        )
+        .await?["token"]
+        .as_str()
+        .context("no token")?
+        .to_owned();
+
+    match args.idle {
+        None => {
+            println!(
+                "propagation: {} SDK clients in-process, {} kills, server with 2 workers",
+                args.clients, args.kills
+            );
+            let clients = connect(&url, &token, args.clients).await?;
+            let rounds = kill_rounds(&api, &clients, args.kills).await?;
+            report(&rounds);
+        }
+        Some(n) => idle(&server, &url, &token, n, args.kills).await?,
+    }
+    server.state.broadcaster.shutdown();
+    server.handle.stop(false).await;
+    Ok(())
+}
+
+/// The server side of `--idle`: RSS before and after N subscribers connect.
+async fn idle(
+    server: &flag_server::Running,
+    url: &str,
+    token: &str,
+    n: usize,
+    kills: usize,
+) -> anyhow::Result<()> {
+    // Warm up: one subscriber, so per-environment state and the encoded put exist.
+    let warm = connect(url, token, 1).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = rss_kib()?;
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["--child", url, token, "--clients", &n.to_string()])
+        .args(["--kills", &kills.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let ready = tokio::task::spawn_blocking(move || {
+        let line = lines.next();
+        (line, lines)
+    });
+    let (line, lines) = ready.await?;
+    let line = line.context("child ended")??;
+    if line != "ready" {
+        bail!("child said {line}");
+    }
+    let deadline = Instant::now() + ROUND_TIMEOUT;
+    while server.state.broadcaster.subscribers("production") < n + 1 {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} subscribers",
+                server.state.broadcaster.subscribers("production")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib()?;
+    println!("idle: {n} SDK clients in a child process, one in-process server (2 workers)");
+    println!(
+        "server RSS {before} KiB -> {after} KiB: {:.2} KiB per idle subscriber",
+        (after.saturating_sub(before)) as f64 / n as f64
+    );
+    writeln!(stdin, "go")?;
+    let echoed = tokio::task::spawn_blocking(move || {
+        for line in lines.map_while(Result::ok) {
+            println!("{line}");
+        }
+    });
+    echoed.await?;
+    child.wait()?;
+    drop(warm);
+    Ok(())
+}
+
+/// The child of `--idle`: N clients, "ready", wait for "go", K kill rounds, report.
+async fn child(url: &str, token: &str, n: usize, kills: usize) -> anyhow::Result<()> {
+    let clients = connect(url, token, n).await?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go)?;
+    let api = Api::new(url);
+    let rounds = kill_rounds(&api, &clients, kills).await?;
+    report(&rounds);
+    Ok(())
+}
+
+/// Builds `n` clients (in batches, to stay inside the listen backlog) and waits for all.
+async fn connect(url: &str, token: &str, n: usize) -> anyhow::Result<Vec<Client>> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(n);
+    for batch in (0..n).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
+        let builds = batch.iter().map(|_| {
+            Client::builder(url, token)
+                .http_client(http.clone())
+                .init_timeout(ROUND_TIMEOUT)
+                .build()
+        });
+        for client in futures_join(builds).await {
+            clients.push(client?);
+        }
+    }
+    let not_ready = clients
+        .iter()
+        .filter(|c| c.status() != Status::Valid)
+        .count();
+    if not_ready > 0 {
+        bail!("{not_ready} clients not ready");
+    }
+    eprintln!("{n} clients connected in {:?}", started.elapsed());
+    Ok(clients)
+}
+
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.expect("task"));
+    }
+    out
+}
+
+/// One kill or restore per round; the time until every client swapped in the change.
+async fn kill_rounds(api: &Api, clients: &[Client], kills: usize) -> anyhow::Result<Vec<Duration>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+    for client in clients {
+        let mut changes = client.subscribe();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while changes.recv().await.is_ok() {
+                if tx.send(Instant::now()).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let ctx = Context::new("user-1");
+    let mut rounds = Vec::with_capacity(kills);
+    for round in 0..kills {
+        let killing = round % 2 == 0;
+        let action = if killing { "kill" } else { "restore" };
+        api.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/flags/{FLAG}/environments/production/{action}"),
+            json!({"reason": "propagation bench"}),
+        )
+        .await?;
+        let answered = Instant::now();
+        let mut last = answered;
+        for _ in 0..clients.len() {
+            let at = tokio::time::timeout(ROUND_TIMEOUT, rx.recv())
+                .await
+                .context("a client never saw the change")?
+                .context("watchers gone")?;
+            last = last.max(at);
+        }
+        let wrong = clients
+            .iter()
+            .filter(|c| c.bool_variation(FLAG, &ctx, killing) == killing)
+            .count();
+        if wrong > 0 {
+            bail!("{wrong} clients serve the old value after round {round}");
+        }
+        rounds.push(last - answered);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(rounds)
+}
+
+fn report(rounds: &[Duration]) {
+    let mut sorted = rounds.to_vec();
+    sorted.sort();
+    let pick =
+        |q: f64| sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "kill -> every client serves the new value, over {} rounds: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        sorted.len(),
+        ms(pick(0.50)),
+        ms(pick(0.99)),
+        ms(sorted[sorted.len() - 1]),
+    );
+}
+
+fn rss_kib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("bad VmRSS")?
+        .parse()?)
+}
+
+struct Api {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(url: &str) -> Api {
+        Api {
+            url: url.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("{path}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}

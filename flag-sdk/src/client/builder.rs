@@ -1,0 +1,198 @@
+//! [`ClientBuilder`]: a streaming client's configuration and its start-up (cache cold start,
+//! starting the stream task, waiting up to the init timeout for the first snapshot).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::backoff;
+use super::cache;
+use super::state::{Shared, Status};
+use super::stream::{self, StreamConfig, STREAM_PATH};
+use super::{Client, StreamHandle};
+
+/// How long [`ClientBuilder::build`] waits for the first snapshot by default.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The server's heartbeat interval assumed by default (SPEC section 5: at least every 15 s).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server URL does not parse.
+    #[error("invalid flag server URL `{url}`")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// The parse error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The HTTP client could not be created (TLS set-up).
+    #[error("cannot create the HTTP client")]
+    Http(#[source] reqwest::Error),
+    /// A snapshot file could not be read.
+    #[error("cannot read snapshot file {path}")]
+    ReadSnapshot {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A snapshot file is not a section 2 snapshot.
+    #[error("snapshot file {path} is not a valid snapshot")]
+    ParseSnapshot {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Configures a streaming [`Client`]; see [`Client::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientBuilder {
+    url: String,
+    token: String,
+    init_timeout: Duration,
+    heartbeat: Duration,
+    reconnect_delay: Duration,
+    cache_file: Option<PathBuf>,
+    http: Option<reqwest::Client>,
+}
+
+impl ClientBuilder {
+    pub(super) fn new(url: String, token: String) -> Self {
+        ClientBuilder {
+            url,
+            token,
+            init_timeout: DEFAULT_INIT_TIMEOUT,
+            heartbeat: DEFAULT_HEARTBEAT,
+            reconnect_delay: backoff::INITIAL,
+            cache_file: None,
+            http: None,
+        }
+    }
+
+    /// How long `build()` waits for the first snapshot (default 5 s). On timeout the client
+    /// is returned anyway, serving the cache file or the callers' defaults, and keeps trying.
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = timeout;
+        self
+    }
+
+    /// Keep the last good snapshot in `path`, and start from it while the server is down.
+    pub fn cache_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache_file = Some(path.into());
+        self
+    }
+
+    /// The server's heartbeat interval (default 15 s). A stream silent for twice this long
+    /// counts as stale and is reconnected.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
+    }
+
+    /// The first reconnection delay (default 1 s, doubling to 30 s, with jitter). The server's
+    /// `retry:` overrides it.
+    pub fn reconnect_delay(mut self, delay: Duration) -> Self {
+        self.reconnect_delay = delay;
+        self
+    }
+
+    /// Use this HTTP client (shares its connection settings; e.g. many clients in one
+    /// process). It must not have a total request timeout: the stream is long-lived.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Starts the client: loads the cache file, starts the stream task, and waits until the
+    /// first snapshot arrives, the server refuses the token, the first attempt fails while a
+    /// cache file was loaded, or the init timeout passes. Only bad configuration is an error.
+    pub async fn build(self) -> Result<Client, ClientError> {
+        let base = self.url.trim_end_matches('/');
+        let url = format!("{base}{STREAM_PATH}");
+        reqwest::Url::parse(&url).map_err(|e| ClientError::InvalidUrl {
+            url: self.url.clone(),
+            source: Box::new(e),
+        })?;
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .tcp_keepalive(Some(Duration::from_secs(30)))
+                .build()
+                .map_err(ClientError::Http)?,
+        };
+
+        let shared = Arc::new(Shared::new());
+        let from_cache = match self.cache_file.clone() {
+            Some(path) => load_cache(path, &shared).await,
+            None => false,
+        };
+
+        let config = StreamConfig {
+            url,
+            token: self.token,
+            http,
+            stale_after: self.heartbeat.saturating_mul(2),
+            initial_delay: self.reconnect_delay,
+            cache_file: self.cache_file,
+        };
+        let mut status = shared.watch_status();
+        status.mark_unchanged();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(stream::run(config, shared.clone(), cancel.clone()));
+        let client = Client {
+            shared,
+            stream: Arc::new(StreamHandle {
+                cancel,
+                task: Mutex::new(Some(task)),
+            }),
+        };
+
+        let ready = async {
+            while status.changed().await.is_ok() {
+                match *status.borrow_and_update() {
+                    Status::Valid | Status::Offline => return,
+                    Status::Stale if from_cache => return,
+                    _ => {}
+                }
+            }
+        };
+        if tokio::time::timeout(self.init_timeout, ready)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?self.init_timeout,
+                status = ?client.status(),
+                "flag client not initialised in time; serving cache or defaults"
+            );
+        }
+        Ok(client)
+    }
+}
+
+async fn load_cache(path: PathBuf, shared: &Shared) -> bool {
+    let cached = tokio::task::spawn_blocking(move || cache::load(&path))
+        .await
+        .ok()
+        .flatten();
+    let Some(cached) = cached else {
+        return false;
+    };
+    shared.replace(cached.snapshot);
+    shared.touch(cached.written.unwrap_or(std::time::UNIX_EPOCH));
+    shared.set_status(Status::Stale);
+    true
+}

@@ -1,0 +1,226 @@
+//! The streaming client (cargo feature `client`): a [`Client`] keeps one environment's
+//! snapshot current over the server's SSE stream and evaluates flags locally.
+//!
+//! Reads are lock-free: every getter `load()`s the current [`CompiledSnapshot`] from an
+//! `arc-swap` and evaluates it; they never wait on the network or on a lock a writer holds.
+//! One background task ([`stream`]) owns the connection and swaps whole snapshots in.
+//!
+//! Module map: `builder` (configuration, start-up, cache cold start), `stream` (the task),
+//! `sse` (pure event-stream decoder), `update` (typed events), `state` (what is held, status,
+//! change channel), `backoff` (reconnection policy), `cache` (the cache file), `detail`
+//! (owned evaluation results), `test_data` (flags driven by tests, no server).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), flag_sdk::ClientError> {
+//! use std::time::Duration;
+//! use flag_sdk::{Client, Context};
+//!
+//! let client = Client::builder("http://127.0.0.1:8080", "sdk-token")
+//!     .init_timeout(Duration::from_secs(5))
+//!     .cache_file("/var/lib/app/flags.json")
+//!     .build()
+//!     .await?;
+//! let ctx = Context::new("user-1").with("country", "NL");
+//! if client.bool_variation("new-checkout", &ctx, false) { /* new path */ }
+//! let detail = client.variation_detail("new-checkout", &ctx); // value, variation, reason
+//! let mut changes = client.subscribe(); // flag keys changed by each update
+//! # let _ = (detail, changes.try_recv());
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+
+mod backoff;
+mod builder;
+mod cache;
+mod detail;
+pub mod sse;
+mod state;
+mod stream;
+mod test_data;
+mod update;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::compile::CompiledSnapshot;
+use crate::context::Context;
+use crate::eval::{ErrorKind, Evaluation};
+use crate::model::{FlagKind, Snapshot};
+
+pub use backoff::{
+    AUTH_INITIAL, AUTH_MAX, INITIAL as BACKOFF_INITIAL, MAX as BACKOFF_MAX, RESET_AFTER,
+};
+pub use builder::{ClientBuilder, ClientError, DEFAULT_HEARTBEAT, DEFAULT_INIT_TIMEOUT};
+pub use detail::Detail;
+pub use state::{FlagChange, Status};
+pub use stream::STREAM_PATH;
+pub use test_data::{FlagBuilder, TestData};
+pub use update::UpdateError;
+
+use state::Shared;
+
+/// A feature-flag client for one environment. Cheap to clone; clones share the data and the
+/// stream. Build one with [`Client::builder`], [`Client::offline`] or [`TestData::client`].
+#[derive(Debug, Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    stream: Arc<StreamHandle>,
+}
+
+#[derive(Debug, Default)]
+struct StreamHandle {
+    cancel: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Client {
+    /// Starts configuring a streaming client for the server at `url` (e.g.
+    /// `http://127.0.0.1:8080`) with an SDK token.
+    pub fn builder(url: impl Into<String>, sdk_token: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into(), sdk_token.into())
+    }
+
+    /// A client that serves `snapshot` and never connects (status `Offline`).
+    pub fn offline(snapshot: Snapshot) -> Client {
+        let shared = Arc::new(Shared::new());
+        shared.replace(snapshot);
+        shared.touch(std::time::SystemTime::now());
+        shared.set_status(Status::Offline);
+        Client::from_shared(shared)
+    }
+
+    /// A client serving the snapshot file at `path` (the section 2 JSON, e.g. a cache file or
+    /// `GET /sdk/v1/snapshot` saved to disk), never connecting.
+    pub fn offline_from_file(path: impl AsRef<Path>) -> Result<Client, ClientError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| ClientError::ReadSnapshot {
+            path: path.to_owned(),
+            source,
+        })?;
+        let snapshot =
+            serde_json::from_slice(&bytes).map_err(|source| ClientError::ParseSnapshot {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Client::offline(snapshot))
+    }
+
+    fn from_shared(shared: Arc<Shared>) -> Client {
+        Client {
+            shared,
+            stream: Arc::new(StreamHandle::default()),
+        }
+    }
+
+    /// Where the client's data stands.
+    pub fn status(&self) -> Status {
+        self.shared.status()
+    }
+
+    /// Watches [`status`](Self::status) changes.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.shared.watch_status()
+    }
+
+    /// How long ago the data was last known current (last event or heartbeat, or the cache
+    /// file's write time); `None` without data.
+    pub fn data_age(&self) -> Option<Duration> {
+        self.shared.data_age()
+    }
+
+    /// The environment revision held; `None` without data.
+    pub fn revision(&self) -> Option<u64> {
+        self.shared.revision()
+    }
+
+    /// The snapshot held, compiled; `None` without data. Evaluate many flags against one
+    /// consistent revision with it.
+    pub fn snapshot(&self) -> Option<Arc<CompiledSnapshot>> {
+        self.shared.load_full()
+    }
+
+    /// Notifications of flags changed by each update. A receiver that falls more than a few
+    /// hundred updates behind gets `Lagged` and should re-read what it cares about.
+    pub fn subscribe(&self) -> broadcast::Receiver<FlagChange> {
+        self.shared.subscribe()
+    }
+
+    /// A boolean flag's value for `ctx`, or `default` (unknown flag, wrong kind, no data).
+    pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
+        self.typed(key, ctx, FlagKind::Boolean, |v| v.as_bool())
+            .unwrap_or(default)
+    }
+
+    /// A string flag's value for `ctx`, or `default`.
+    pub fn string_variation(&self, key: &str, ctx: &Context, default: &str) -> String {
+        self.typed(key, ctx, FlagKind::String, |v| {
+            v.as_str().map(str::to_owned)
+        })
+        .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A number flag's value for `ctx`, or `default`.
+    pub fn number_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
+        self.typed(key, ctx, FlagKind::Number, Value::as_f64)
+            .unwrap_or(default)
+    }
+
+    /// Any flag's value as JSON for `ctx`, or `default`.
+    pub fn json_variation(&self, key: &str, ctx: &Context, default: Value) -> Value {
+        self.typed(key, ctx, FlagKind::Json, |v| Some(v.clone()))
+            .unwrap_or(default)
+    }
+
+    /// The full result of evaluating `key` for `ctx`: value, variation and reason. Without
+    /// data the reason is `ERROR` / `CLIENT_NOT_READY`.
+    pub fn variation_detail(&self, key: &str, ctx: &Context) -> Detail {
+        match &*self.shared.load() {
+            Some(flags) => Detail::from(flags.evaluate(key, ctx)),
+            None => Detail::from(Evaluation::error(ErrorKind::ClientNotReady)),
+        }
+    }
+
+    fn typed<T>(
+        &self,
+        key: &str,
+        ctx: &Context,
+        kind: FlagKind,
+        read: impl FnOnce(&Value) -> Option<T>,
+    ) -> Option<T> {
+        let guard = self.shared.load();
+        let Some(flags) = &*guard else {
+            tracing::debug!(flag = key, "flag client not ready; default served");
+            return None;
+        };
+        let evaluation = flags.evaluate_kind(key, ctx, kind);
+        let value = evaluation.value.and_then(read);
+        if value.is_none() {
+            tracing::debug!(flag = key, reason = ?evaluation.reason, "default served");
+        }
+        value
+    }
+
+    /// Stops the stream and waits for its task to end. The data held stays readable (status
+    /// `Offline`). Idempotent; every clone is closed.
+    pub async fn close(&self) {
+        self.stream.cancel.cancel();
+        let task = self.stream.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.shared.set_status(Status::Offline);
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        // The last clone of a client going away stops its stream.
+        self.cancel.cancel();
+    }
+}

@@ -1,0 +1,316 @@
+//! Flags: definitions (`/api/v1/flags[/{key}]`) and their configuration per environment
+//! (`/api/v1/flags/{key}/environments/{env}`, with `kill` and `restore`).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use flag_sdk::Flag;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{etag, if_match, method_not_allowed, optional_json};
+use crate::auth::AdminToken;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+use crate::store::flags::{self, FlagMeta, FlagPatch, FlagState, KillOutcome, NewFlag};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/flags")
+            .get(list)
+            .post(create)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/flags/{key}")
+            .get(get)
+            .patch(update)
+            .delete(archive)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/flags/{key}/environments/{env}")
+            .get(get_config)
+            .put(put_config)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/flags/{key}/environments/{env}/kill")
+            .post(kill)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/flags/{key}/environments/{env}/restore")
+            .post(restore)
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// `GET /flags` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Include archived flags.
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// `POST .../kill` and `POST .../restore`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    /// Why (written to the audit log). Required for a kill.
+    pub reason: Option<String>,
+}
+
+fn with_states(state: &AppState, mut meta: FlagMeta) -> FlagMeta {
+    if meta.archived {
+        return meta;
+    }
+    for env in state.snapshots.environments() {
+        if let Some(s) = state.snapshots.get(&env) {
+            if let Some(flag) = s.snapshot().flags.get(&meta.key) {
+                meta.environments.insert(
+                    env,
+                    FlagState {
+                        enabled: flag.enabled,
+                        version: flag.version,
+                    },
+                );
+            }
+        }
+    }
+    meta
+}
+
+/// Every flag (with its state per environment); archived ones with `?archived=true`.
+#[utoipa::path(get, operation_id = "list_flags", path = "/api/v1/flags", tag = "flags", params(ListQuery),
+    responses((status = 200, body = Vec<FlagMeta>),
+              (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    _admin: AdminToken,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let archived = query.archived;
+    let metas = state
+        .store
+        .read(move |conn| flags::list(conn, archived))
+        .await?;
+    let metas: Vec<FlagMeta> = metas.into_iter().map(|m| with_states(&state, m)).collect();
+    Ok(HttpResponse::Ok().json(metas))
+}
+
+/// Creates a flag in every environment: disabled, `off_variation` = its last variation,
+/// `fallthrough` = its first. A boolean flag's variations default to `on` = true, `off` = false.
+#[utoipa::path(post, operation_id = "create_flag", path = "/api/v1/flags", tag = "flags", request_body = NewFlag,
+    responses((status = 201, body = FlagMeta),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem),
+              (status = 409, description = "the key exists (maybe archived)", body = Problem),
+              (status = 413, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    admin: AdminToken,
+    body: web::Json<NewFlag>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin.0.name;
+    let new = body.into_inner();
+    let meta = state
+        .store
+        .write(move |ctx| flags::create(ctx, &actor, new))
+        .await?;
+    Ok(HttpResponse::Created().json(with_states(&state, meta)))
+}
+
+/// One flag's definition and its state per environment.
+#[utoipa::path(get, operation_id = "get_flag", path = "/api/v1/flags/{key}", tag = "flags",
+    params(("key" = String, Path, description = "flag key")),
+    responses((status = 200, body = FlagMeta),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    _admin: AdminToken,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = key.into_inner();
+    let meta = state.store.read(move |conn| flags::get(conn, &key)).await?;
+    Ok(HttpResponse::Ok().json(with_states(&state, meta)))
+}
+
+/// Replaces the name, description or tags given.
+#[utoipa::path(patch, operation_id = "update_flag", path = "/api/v1/flags/{key}", tag = "flags", request_body = FlagPatch,
+    params(("key" = String, Path, description = "flag key")),
+    responses((status = 200, body = FlagMeta),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    admin: AdminToken,
+    key: web::Path<String>,
+    body: web::Json<FlagPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin.0.name;
+    let key = key.into_inner();
+    let patch = body.into_inner();
+    let meta = state
+        .store
+        .write(move |ctx| flags::update(ctx, &actor, &key, patch))
+        .await?;
+    Ok(HttpResponse::Ok().json(with_states(&state, meta)))
+}
+
+/// Archives a flag: it leaves every environment (SDKs get a `delete`). Refused (409) while
+/// a live flag names it as a prerequisite.
+#[utoipa::path(delete, operation_id = "archive_flag", path = "/api/v1/flags/{key}", tag = "flags",
+    params(("key" = String, Path, description = "flag key")),
+    responses((status = 200, description = "archived", body = FlagMeta),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn archive(
+    state: web::Data<AppState>,
+    admin: AdminToken,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin.0.name;
+    let key = key.into_inner();
+    let meta = state
+        .store
+        .write(move |ctx| flags::archive(ctx, &actor, &key))
+        .await?;
+    Ok(HttpResponse::Ok().json(meta))
+}
+
+/// The flag's configuration in one environment (SPEC section 2), `ETag: "<version>"`.
+#[utoipa::path(get, operation_id = "get_flag_config", path = "/api/v1/flags/{key}/environments/{env}", tag = "flags",
+    params(("key" = String, Path, description = "flag key"),
+           ("env" = String, Path, description = "environment key")),
+    responses((status = 200, description = "the SPEC section 2 flag", body = Object,
+               headers(("ETag" = String, description = "\"<version>\""))),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn get_config(
+    state: web::Data<AppState>,
+    _admin: AdminToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, env) = path.into_inner();
+    let snapshot = state
+        .snapshots
+        .get(&env)
+        .ok_or_else(|| ApiError::NotFound(format!("no environment `{env}`")))?;
+    let flag = snapshot
+        .snapshot()
+        .flags
+        .get(&key)
+        .ok_or_else(|| ApiError::NotFound(format!("no flag `{key}` (or it is archived)")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(flag.version))
+        .json(flag))
+}
+
+/// Replaces the configuration. `If-Match: "<version>"` is checked inside the write
+/// transaction: a stale version gets 412 and changes nothing. The body's `version` is ignored.
+/// A replaced configuration is no longer killed (`restore` then answers 409).
+#[utoipa::path(put, operation_id = "put_flag_config", path = "/api/v1/flags/{key}/environments/{env}", tag = "flags",
+    request_body(content = Object, description = "the SPEC section 2 flag"),
+    params(("key" = String, Path, description = "flag key"),
+           ("env" = String, Path, description = "environment key"),
+           ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
+    responses((status = 200, description = "the stored flag", body = Object,
+               headers(("ETag" = String, description = "\"<version>\""))),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 412, description = "stale If-Match", body = Problem),
+              (status = 413, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    admin: AdminToken,
+    path: web::Path<(String, String)>,
+    body: web::Json<Flag>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, env) = path.into_inner();
+    let expected = if_match(&req)?;
+    let config = body.into_inner();
+    if config.key != key {
+        return Err(ApiError::invalid(
+            "key",
+            format!("does not match the flag in the path (`{key}`)"),
+        ));
+    }
+    let actor = admin.0.name;
+    let flag = state
+        .store
+        .write(move |ctx| flags::put_config(ctx, &actor, &env, config, expected))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(flag.version))
+        .json(flag))
+}
+
+/// The kill switch: `enabled = false`, everything else kept. Answers the configuration
+/// before and after and the number of SDK stream subscribers of the environment. Killing a
+/// killed flag changes nothing (`"changed": false`).
+#[utoipa::path(post, operation_id = "kill_flag", path = "/api/v1/flags/{key}/environments/{env}/kill", tag = "flags",
+    request_body = ReasonBody,
+    params(("key" = String, Path, description = "flag key"),
+           ("env" = String, Path, description = "environment key")),
+    responses((status = 200, body = KillOutcome),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, description = "no reason", body = Problem)))]
+pub async fn kill(
+    state: web::Data<AppState>,
+    admin: AdminToken,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (key, env) = path.into_inner();
+    let body: ReasonBody = optional_json(&body)?;
+    let reason = body
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("reason", "a kill needs a reason"))?;
+    let actor = admin.0.name;
+    let env2 = env.clone();
+    let mut outcome = state
+        .store
+        .write(move |ctx| flags::kill(ctx, &actor, &key, &env2, &reason))
+        .await?;
+    outcome.subscribers = state.broadcaster.subscribers(&env);
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(outcome.flag.version))
+        .json(outcome))
+}
+
+/// Puts back exactly the configuration from before the kill (under a new version).
+/// 409 when the flag is not killed.
+#[utoipa::path(post, operation_id = "restore_flag", path = "/api/v1/flags/{key}/environments/{env}/restore", tag = "flags",
+    request_body = ReasonBody,
+    params(("key" = String, Path, description = "flag key"),
+           ("env" = String, Path, description = "environment key")),
+    responses((status = 200, body = KillOutcome),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, description = "not killed", body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn restore(
+    state: web::Data<AppState>,
+    admin: AdminToken,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (key, env) = path.into_inner();
+    let body: ReasonBody = optional_json(&body)?;
+    let actor = admin.0.name;
+    let env2 = env.clone();
+    let mut outcome = state
+        .store
+        .write(move |ctx| flags::restore(ctx, &actor, &key, &env2, body.reason.as_deref()))
+        .await?;
+    outcome.subscribers = state.broadcaster.subscribers(&env);
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(outcome.flag.version))
+        .json(outcome))
+}

@@ -1,0 +1,165 @@
+//! The REST API under `/api/v1` (SPEC section 4), plus health, metrics and the OpenAPI
+//! document. One file per resource; handlers parse, call the store, and map the answer.
+//! Every route and its OpenAPI entry come from the same function.
+
+pub mod audit;
+pub mod environments;
+pub mod evaluate;
+pub mod flags;
+pub mod ops;
+pub mod sdk;
+pub mod segments;
+pub mod tokens;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{from_json_error, ApiError};
+
+/// The largest request body accepted: 1 MiB.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// Registers every route of this module, with the extractor limits and error mappings.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(BODY_LIMIT)
+            .content_type_required(false)
+            .error_handler(|e, _| json_error(e).into()),
+    )
+    .app_data(web::PayloadConfig::new(BODY_LIMIT))
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e: PathError, _| ApiError::NotFound(e.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default().error_handler(|e: QueryPayloadError, _| {
+            ApiError::BadRequest {
+                detail: format!("bad query string: {e}"),
+                errors: Vec::new(),
+            }
+            .into()
+        }),
+    );
+    ops::configure(cfg);
+    environments::configure(cfg);
+    flags::configure(cfg);
+    segments::configure(cfg);
+    evaluate::configure(cfg);
+    audit::configure(cfg);
+    tokens::configure(cfg);
+}
+
+fn json_error(e: JsonPayloadError) -> ApiError {
+    match e {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::PayloadTooLarge(limit),
+        JsonPayloadError::Deserialize(e) | JsonPayloadError::Serialize(e) => from_json_error(&e),
+        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => {
+            ApiError::PayloadTooLarge(BODY_LIMIT)
+        }
+        other => ApiError::BadRequest {
+            detail: format!("cannot read the body: {other}"),
+            errors: Vec::new(),
+        },
+    }
+}
+
+/// Parses an optional JSON body read as bytes (an empty body is `T::default()`).
+pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| from_json_error(&e))
+}
+
+/// The fallback for unknown routes: a problem+json 404.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// The fallback for a known path with another method: a problem+json 405.
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// `If-Match: "<version>"` → `Some(version)`; absent or `*` → `None`; anything else → 400.
+pub(crate) fn if_match(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse().map(Some).map_err(|_| {
+        ApiError::bad_field(
+            "If-Match",
+            "must be a version as the ETag gives it, e.g. \"7\"",
+        )
+    })
+}
+
+/// The `ETag` header of a version.
+pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+/// The OpenAPI document of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "flag-server",
+        description = "Feature-flag platform REST API (SPEC section 4). Every error is \
+            application/problem+json. Admin endpoints take `Authorization: Bearer <admin token>`."
+    ),
+    paths(
+        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        environments::list, environments::create,
+        flags::list, flags::create, flags::get, flags::update, flags::archive,
+        flags::get_config, flags::put_config, flags::kill, flags::restore,
+        segments::list, segments::create, segments::get, segments::replace, segments::delete,
+        evaluate::evaluate,
+        audit::list,
+        tokens::create, tokens::list, tokens::revoke,
+        sdk::stream, sdk::snapshot, sdk::events, sdk::subscribers,
+    ),
+    components(schemas(crate::error::Problem, crate::error::ProblemField)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document as pretty JSON (what `flag-server openapi` prints and
+/// `openapi/openapi.json` holds).
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

@@ -1,0 +1,70 @@
+//! Operations endpoints: liveness, readiness (the database answers), Prometheus metrics and
+//! the OpenAPI document. None needs a token.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Registers the operations routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/openapi.json", web::get().to(openapi));
+}
+
+/// `{"status": "ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "ops", security(()),
+    responses((status = 200, description = "alive", body = Status)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Status {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the database answers a query.
+#[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "ops", security(()),
+    responses((status = 200, description = "ready", body = Status),
+              (status = 503, description = "the database does not answer", body = crate::error::Problem)))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .read(|conn| {
+            conn.query_row("SELECT count(*) FROM environments", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|e| ApiError::Unavailable(format!("database: {e}")))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Status {
+        status: "ok".into(),
+    }))
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "ops", security(()),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render() + &state.broadcaster.render_metrics())
+}
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, operation_id = "openapi", path = "/openapi.json", tag = "ops", security(()),
+    responses((status = 200, description = "the OpenAPI document", body = Object)))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(super::openapi_json())
+}

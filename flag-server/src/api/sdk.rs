@@ -1,0 +1,192 @@
+//! The SDK endpoints (SPEC section 5), all behind an SDK token bound to one environment:
+//! the SSE stream, the snapshot (polling fallback, `ETag`/`304`) and the events intake. Also
+//! the admin view of SDK connections (subscriber counts). Thin: the stream's logic lives in
+//! `crate::stream`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{AdminToken, SdkToken};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Registers the SDK routes and the subscriber-count route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/sdk/v1/stream", web::get().to(stream))
+        .route("/sdk/v1/snapshot", web::get().to(snapshot))
+        .route("/sdk/v1/events", web::post().to(events))
+        .route(
+            "/api/v1/environments/{env}/subscribers",
+            web::get().to(subscribers),
+        );
+}
+
+/// The SSE stream: `retry:`, then a `put` of the snapshot (or, with `Last-Event-ID`, the
+/// changes missed when still held), then `patch`/`delete` events with `id:` = revision, and
+/// heartbeat comments. A subscriber too slow to keep up is cut off and resyncs; the stream of
+/// a revoked token ends at the next heartbeat.
+#[utoipa::path(get, path = "/sdk/v1/stream", tag = "sdk",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "the last revision received")),
+    responses(
+        (status = 200, description = "server-sent events", body = String, content_type = "text/event-stream"),
+        (status = 401, description = "no valid token", body = crate::error::Problem),
+        (status = 403, description = "not an SDK token", body = crate::error::Problem)))]
+pub async fn stream(
+    req: HttpRequest,
+    token: SdkToken,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let last_event_id = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let secret = bearer(&req);
+    let tokens = state.tokens.clone();
+    let alive = move || tokens.authenticate(&secret).is_some();
+    let snapshots = state.snapshots.clone();
+    let environment = token.environment;
+    let body = state
+        .broadcaster
+        .subscribe(
+            &environment,
+            || snapshots.get(&environment),
+            last_event_id,
+            alive,
+        )
+        .ok_or_else(|| ApiError::NotFound(format!("no environment `{environment}`")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+/// The environment's snapshot; `ETag` is the revision, `If-None-Match` with it gives `304`.
+#[utoipa::path(get, path = "/sdk/v1/snapshot", tag = "sdk",
+    responses(
+        (status = 200, description = "the section 2 snapshot", body = Object),
+        (status = 304, description = "unchanged since the ETag given"),
+        (status = 401, description = "no valid token", body = crate::error::Problem),
+        (status = 403, description = "not an SDK token", body = crate::error::Problem)))]
+pub async fn snapshot(
+    req: HttpRequest,
+    token: SdkToken,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let current = state
+        .snapshots
+        .get(&token.environment)
+        .ok_or_else(|| ApiError::NotFound(format!("no environment `{}`", token.environment)))?;
+    let etag = format!("\"{}\"", current.revision());
+    let unchanged = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim().trim_start_matches("W/") == etag || tag.trim() == "*")
+        });
+    if unchanged {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish());
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(state.broadcaster.snapshot_json(&current)))
+}
+
+/// A batch of evaluation counters and tracked events (SPEC section 7).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct EventBatch {
+    /// Per flag and variation: evaluations and tracked errors since the last batch.
+    #[serde(default)]
+    pub counters: Vec<serde_json::Value>,
+    /// Tracked events.
+    #[serde(default)]
+    pub events: Vec<serde_json::Value>,
+}
+
+/// How much of a batch was taken.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Counters received.
+    pub counters: usize,
+    /// Events received.
+    pub events: usize,
+}
+
+/// Takes a batch of counters and events. For now it only counts them; the release guard
+/// (SPEC section 7) will consume them.
+#[utoipa::path(post, path = "/sdk/v1/events", tag = "sdk", request_body = EventBatch,
+    responses(
+        (status = 202, description = "accepted", body = Accepted),
+        (status = 400, description = "not an event batch", body = crate::error::Problem),
+        (status = 401, description = "no valid token", body = crate::error::Problem),
+        (status = 403, description = "not an SDK token", body = crate::error::Problem)))]
+pub async fn events(
+    token: SdkToken,
+    batch: web::Json<EventBatch>,
+) -> Result<HttpResponse, ApiError> {
+    let accepted = Accepted {
+        counters: batch.counters.len(),
+        events: batch.events.len(),
+    };
+    tracing::debug!(
+        environment = token.environment,
+        counters = accepted.counters,
+        events = accepted.events,
+        "SDK events received"
+    );
+    Ok(HttpResponse::Accepted().json(accepted))
+}
+
+/// How many SDKs are connected to an environment's stream.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Subscribers {
+    /// The environment.
+    pub environment: String,
+    /// Open SDK streams.
+    pub subscribers: usize,
+}
+
+/// Open SDK streams of an environment (what `flag status` shows).
+#[utoipa::path(get, path = "/api/v1/environments/{env}/subscribers", tag = "environments",
+    params(("env" = String, Path, description = "environment key")),
+    responses(
+        (status = 200, description = "subscriber count", body = Subscribers),
+        (status = 404, description = "no such environment", body = crate::error::Problem)))]
+pub async fn subscribers(
+    _admin: AdminToken,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let environment = path.into_inner();
+    if state.snapshots.get(&environment).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no environment `{environment}`"
+        )));
+    }
+    Ok(HttpResponse::Ok().json(Subscribers {
+        subscribers: state.broadcaster.subscribers(&environment),
+        environment,
+    }))
+}
+
+fn bearer(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}

@@ -1,0 +1,55 @@
+//! Command line and environment: every option has a `FLAG_...` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// The feature-flag server: REST API, SQLite store, audit log, tokens.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flag-server", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "FLAG_SERVER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The SQLite database file (created when missing).
+    #[arg(long, env = "FLAG_SERVER_DB", default_value = "./flags.db")]
+    pub db: PathBuf,
+    /// A string accepted as an admin token (named `bootstrap` in the audit log).
+    #[arg(long, env = "FLAG_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// HTTP worker threads (default: the number of CPUs).
+    #[arg(long, env = "FLAG_SERVER_WORKERS")]
+    pub workers: Option<usize>,
+    /// Milliseconds between SSE heartbeat comments to SDKs (SPEC: at most 15 s).
+    #[arg(long, env = "FLAG_SSE_HEARTBEAT_MS", default_value_t = 10_000)]
+    pub sse_heartbeat_ms: u64,
+    /// Events an SDK stream may fall behind before it is cut off (it then resyncs).
+    #[arg(long, env = "FLAG_SSE_BUFFER", default_value_t = 256)]
+    pub sse_buffer: usize,
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print the OpenAPI document and exit.
+    Openapi,
+}
+
+impl Config {
+    /// A configuration for tests and benches: `127.0.0.1:0`, the given database and admin token.
+    pub fn ephemeral(db: impl Into<PathBuf>, admin_token: impl Into<String>) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db: db.into(),
+            admin_token: Some(admin_token.into()),
+            workers: Some(2),
+            sse_heartbeat_ms: 10_000,
+            sse_buffer: 256,
+            command: None,
+        }
+    }
+}

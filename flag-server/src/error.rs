@@ -1,0 +1,253 @@
+//! `ApiError`: every error a request can meet, and its one mapping to
+//! `application/problem+json` (RFC 9457). Startup errors never enter it; no handler builds an
+//! error response by hand.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use flag_sdk::validate::{FieldError, ValidationErrors};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Unparseable input (malformed JSON, a bad header or query string).
+    #[error("{detail}")]
+    BadRequest {
+        /// What is wrong.
+        detail: String,
+        /// The offending fields, when known.
+        errors: Vec<FieldError>,
+    },
+    /// Well-formed input that breaks the model's rules.
+    #[error("validation failed: {0}")]
+    Validation(ValidationErrors),
+    /// No token, or one that is not valid.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// A token of the wrong kind or environment.
+    #[error("{0}")]
+    Forbidden(String),
+    /// An unknown key or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// A key that exists, or a state that forbids the change.
+    #[error("{0}")]
+    Conflict(String),
+    /// A known path with another method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// `If-Match` names a version that is not the current one.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The body is over the limit.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The store cannot take the request right now (e.g. a failed commit).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an I/O failure; the detail is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 with one field named.
+    pub fn bad_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::BadRequest {
+            detail: message.clone(),
+            errors: vec![FieldError {
+                field: field.into(),
+                message,
+            }],
+        }
+    }
+
+    /// A 422 with one field named.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(ValidationErrors(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }]))
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "Bad request",
+            ApiError::Validation(_) => "Validation failed",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::MethodNotAllowed(_) => "Method not allowed",
+            ApiError::PreconditionFailed(_) => "Precondition failed",
+            ApiError::PayloadTooLarge(_) => "Payload too large",
+            ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::Internal(_) => "Internal server error",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(format!("sqlite: {e}"))
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        ApiError::Validation(e)
+    }
+}
+
+/// The problem+json body of every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`about:blank` style slugs under `/problems/`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short, human-readable summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// One entry per offending field (empty when no field is to blame).
+    pub errors: Vec<ProblemField>,
+}
+
+/// One offending field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField {
+    /// JSON path of the field, e.g. `rules[0].clauses[1].values[0]`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (detail, errors) = match self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ("internal error; see the server log".to_owned(), Vec::new())
+            }
+            ApiError::BadRequest { detail, errors } => (detail.clone(), errors.clone()),
+            ApiError::Validation(e) => (self.to_string(), e.0.clone()),
+            _ => (self.to_string(), Vec::new()),
+        };
+        let title = self.title();
+        let slug = title.to_ascii_lowercase().replace(' ', "-");
+        let body = Problem {
+            kind: format!("/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors: errors
+                .into_iter()
+                .map(|e| ProblemField {
+                    field: e.field,
+                    message: e.message,
+                })
+                .collect(),
+        };
+        let mut res = HttpResponse::build(status);
+        res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if matches!(self, ApiError::Unauthorized) {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.body(serde_json::to_string(&body).unwrap_or_default())
+    }
+}
+
+/// A problem+json body for an error response that did not come from [`ApiError`] (e.g. a
+/// 413 or 400 raised by actix itself before a handler ran).
+pub fn problem_for_status(status: StatusCode) -> HttpResponse {
+    let title = status.canonical_reason().unwrap_or("Error");
+    let body = Problem {
+        kind: format!("/problems/http-{}", status.as_u16()),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail: title.to_owned(),
+        errors: Vec::new(),
+    };
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "application/problem+json"))
+        .body(serde_json::to_string(&body).unwrap_or_default())
+}
+
+/// Whether a response already carries a problem+json body.
+pub fn is_problem(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+}
+
+/// Maps a serde_json error on a request body to 400 (syntax, depth) or 422 (shape), naming the
+/// field when serde's message does.
+pub fn from_json_error(e: &serde_json::Error) -> ApiError {
+    let message = e.to_string();
+    let field = field_in_message(&message).unwrap_or_default();
+    match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(field, message),
+        _ => ApiError::BadRequest {
+            detail: format!("malformed JSON: {message}"),
+            errors: Vec::new(),
+        },
+    }
+}
+
+/// `missing field `x`` / `unknown field `x`` name the field; other messages do not.
+fn field_in_message(message: &str) -> Option<String> {
+    for prefix in ["missing field `", "unknown field `", "duplicate field `"] {
+        if let Some(rest) = message.split(prefix).nth(1) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_missing_and_unknown_fields() {
+        let e = serde_json::from_str::<flag_sdk::Variation>(r#"{"key":"a"}"#).unwrap_err();
+        let ApiError::Validation(v) = from_json_error(&e) else {
+            panic!("not a validation error")
+        };
+        assert_eq!(v.0[0].field, "value");
+        let e = serde_json::from_str::<flag_sdk::Variation>(r#"{"key":"a","value":1,"x":2}"#)
+            .unwrap_err();
+        let ApiError::Validation(v) = from_json_error(&e) else {
+            panic!("not a validation error")
+        };
+        assert_eq!(v.0[0].field, "x");
+    }
+
+    #[test]
+    fn deep_json_is_a_bad_request() {
+        let deep = "[".repeat(5000) + &"]".repeat(5000);
+        let e = serde_json::from_str::<serde_json::Value>(&deep).unwrap_err();
+        assert!(matches!(from_json_error(&e), ApiError::BadRequest { .. }));
+    }
+}

@@ -1,0 +1,55 @@
+//! The application state every handler receives: the store, the live snapshots, the token
+//! cache, the broadcaster and the metrics.
+
+use std::sync::Arc;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::snapshots::Snapshots;
+use crate::store::{Published, Store};
+use crate::stream::{Broadcaster, StreamSettings};
+
+/// Shared by every request (`web::Data<AppState>`).
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Every environment's current compiled snapshot (revision = committed revision).
+    pub snapshots: Arc<Snapshots>,
+    /// The active tokens.
+    pub tokens: Arc<Tokens>,
+    /// The commit point's fan-out to SSE subscribers.
+    pub broadcaster: Arc<Broadcaster>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Opens the database and loads everything; returns the secret of an admin token created
+    /// on this start, if any (to print once).
+    pub fn open(config: &Config) -> anyhow::Result<(AppState, Option<String>)> {
+        let published = Published {
+            snapshots: Arc::new(Snapshots::default()),
+            tokens: Arc::new(Tokens::default()),
+            broadcaster: Arc::new(Broadcaster::new(StreamSettings {
+                heartbeat: std::time::Duration::from_millis(config.sse_heartbeat_ms),
+                buffer: config.sse_buffer,
+                ..StreamSettings::default()
+            })),
+            metrics: Arc::new(Metrics::new()),
+        };
+        let (store, created) =
+            Store::open(&config.db, config.admin_token.as_deref(), published.clone())?;
+        Ok((
+            AppState {
+                store,
+                snapshots: published.snapshots,
+                tokens: published.tokens,
+                broadcaster: published.broadcaster,
+                metrics: published.metrics,
+            },
+            created,
+        ))
+    }
+}

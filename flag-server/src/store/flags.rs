@@ -1,0 +1,630 @@
+//! Flags: their definition (kind, name, tags, default variations, archived) and their
+//! configuration per environment, including the kill switch and its restore point.
+
+use std::collections::BTreeMap;
+
+use flag_sdk::validate::{
+    check_key, validate_flag, validate_flag_in, FieldError, ValidationErrors,
+};
+use flag_sdk::{Flag, FlagKind, Op, Serve, Variation};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::audit::{self, NewAudit};
+use super::{json, to_json, Effect, WriteCtx};
+use crate::error::ApiError;
+
+/// A flag's definition, shared by every environment.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlagMeta {
+    /// The flag's key.
+    pub key: String,
+    /// `boolean`, `string`, `number` or `json`.
+    #[schema(value_type = String, example = "boolean")]
+    pub kind: FlagKind,
+    /// A human name.
+    pub name: Option<String>,
+    /// What the flag is for.
+    pub description: Option<String>,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+    /// The variations a new environment's configuration starts with.
+    #[schema(value_type = Vec<Object>)]
+    pub variations: Vec<Variation>,
+    /// Archived flags are gone from every environment's snapshot.
+    pub archived: bool,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC.
+    pub updated_at: String,
+    /// Per environment: whether the flag is on and its configuration's version
+    /// (filled in by the API from the live snapshots; absent for archived flags).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, FlagState>,
+}
+
+/// A flag's state in one environment, as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FlagState {
+    /// `false` = killed or off.
+    pub enabled: bool,
+    /// The configuration's version (its `ETag`).
+    pub version: u64,
+}
+
+/// `POST /flags`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFlag {
+    /// The key, `^[a-z0-9][a-z0-9._-]{0,99}$`.
+    pub key: String,
+    /// `boolean`, `string`, `number` or `json`.
+    #[schema(example = "boolean")]
+    pub kind: String,
+    /// A human name.
+    pub name: Option<String>,
+    /// What the flag is for.
+    pub description: Option<String>,
+    /// Free-form labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The variations; a boolean flag defaults to `on` = true, `off` = false.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub variations: Option<Vec<Variation>>,
+}
+
+/// `PATCH /flags/{key}`: the fields given are replaced.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagPatch {
+    /// A human name.
+    pub name: Option<String>,
+    /// What the flag is for.
+    pub description: Option<String>,
+    /// Free-form labels.
+    pub tags: Option<Vec<String>>,
+}
+
+/// What a kill or restore did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KillOutcome {
+    /// The configuration before the request.
+    #[schema(value_type = Object)]
+    pub before: Flag,
+    /// The configuration after the request.
+    #[schema(value_type = Object)]
+    pub flag: Flag,
+    /// `false` when the flag was already killed (a second kill changes nothing).
+    pub changed: bool,
+    /// SDK stream subscribers of the environment when the change was published.
+    pub subscribers: usize,
+}
+
+const META_COLUMNS: &str =
+    "key, kind, name, description, tags, variations, archived, created_at, updated_at";
+
+fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<(FlagMeta, String, String, String)> {
+    Ok((
+        FlagMeta {
+            key: r.get(0)?,
+            kind: FlagKind::Boolean,
+            name: r.get(2)?,
+            description: r.get(3)?,
+            tags: Vec::new(),
+            variations: Vec::new(),
+            archived: r.get(6)?,
+            created_at: r.get(7)?,
+            updated_at: r.get(8)?,
+            environments: BTreeMap::new(),
+        },
+        r.get(1)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn finish_meta(
+    (mut meta, kind, tags, variations): (FlagMeta, String, String, String),
+) -> Result<FlagMeta, ApiError> {
+    meta.kind = json(&format!("\"{kind}\""))?;
+    meta.tags = json(&tags)?;
+    meta.variations = json(&variations)?;
+    Ok(meta)
+}
+
+/// Every flag's definition by key; archived ones only when asked.
+pub fn list(conn: &Connection, archived: bool) -> Result<Vec<FlagMeta>, ApiError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {META_COLUMNS} FROM flags WHERE ?1 OR archived = 0 ORDER BY key"
+    ))?;
+    let rows = stmt.query_map([archived], meta_from_row)?;
+    rows.map(|r| finish_meta(r?)).collect()
+}
+
+/// One flag's definition.
+pub fn get(conn: &Connection, key: &str) -> Result<FlagMeta, ApiError> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {META_COLUMNS} FROM flags WHERE key = ?1"))?
+        .query_row([key], meta_from_row)
+        .optional()?;
+    match row {
+        Some(row) => finish_meta(row),
+        None => Err(no_flag(key)),
+    }
+}
+
+fn no_flag(key: &str) -> ApiError {
+    ApiError::NotFound(format!("no flag `{key}`"))
+}
+
+/// Every live flag's configuration, by environment.
+pub fn live_configs(conn: &Connection) -> anyhow::Result<Vec<(String, Flag)>> {
+    let mut stmt = conn.prepare(
+        "SELECT c.environment, c.config FROM flag_configs c JOIN flags f ON f.key = c.flag
+         WHERE f.archived = 0",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (env, config) = row?;
+        out.push((env, serde_json::from_str(&config)?));
+    }
+    Ok(out)
+}
+
+/// A new flag's configuration: disabled, off = the last variation, fallthrough = the first.
+pub fn default_config(key: &str, kind: FlagKind, variations: Vec<Variation>) -> Flag {
+    let first = variations
+        .first()
+        .map(|v| v.key.clone())
+        .unwrap_or_default();
+    let last = variations.last().map(|v| v.key.clone()).unwrap_or_default();
+    Flag {
+        key: key.to_owned(),
+        kind,
+        version: 1,
+        variations,
+        enabled: false,
+        off_variation: last,
+        prerequisites: Vec::new(),
+        targets: Vec::new(),
+        rules: Vec::new(),
+        fallthrough: Serve::Variation(first),
+    }
+}
+
+/// Inserts a configuration row (a new flag or a new environment).
+pub(crate) fn insert_config(conn: &Connection, env: &str, config: &Flag) -> Result<(), ApiError> {
+    conn.prepare_cached(
+        "INSERT INTO flag_configs (flag, environment, version, config) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        config.key,
+        env,
+        config.version as i64,
+        to_json(config)
+    ])?;
+    Ok(())
+}
+
+/// Creates a flag in every environment, disabled.
+pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagMeta, ApiError> {
+    let mut errors = Vec::new();
+    if let Err(m) = check_key(&new.key) {
+        errors.push(field("key", m));
+    }
+    let kind: Option<FlagKind> = serde_json::from_value(Value::String(new.kind.clone())).ok();
+    if kind.is_none() {
+        errors.push(field(
+            "kind",
+            "must be one of `boolean`, `string`, `number`, `json`",
+        ));
+    }
+    let variations = match (new.variations, kind) {
+        (Some(v), _) => v,
+        (None, Some(FlagKind::Boolean)) => vec![
+            Variation {
+                key: "on".into(),
+                value: Value::Bool(true),
+            },
+            Variation {
+                key: "off".into(),
+                value: Value::Bool(false),
+            },
+        ],
+        (None, Some(_)) => {
+            errors.push(field("variations", "required for a non-boolean flag"));
+            Vec::new()
+        }
+        (None, None) => Vec::new(),
+    };
+    if variations.is_empty() && kind.is_some() && !errors.iter().any(|e| e.field == "variations") {
+        errors.push(field("variations", "must not be empty"));
+    }
+    let tags = check_tags(&new.tags, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(ValidationErrors(errors)));
+    }
+    let kind = kind.unwrap_or(FlagKind::Json);
+    let config = default_config(&new.key, kind, variations);
+    validate_flag(&config)?;
+    let exists: Option<bool> = ctx
+        .conn
+        .query_row(
+            "SELECT archived FROM flags WHERE key = ?1",
+            [&new.key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(archived) = exists {
+        let state = if archived { " (archived)" } else { "" };
+        return Err(ApiError::Conflict(format!(
+            "flag `{}` already exists{state}",
+            new.key
+        )));
+    }
+    ctx.conn.execute(
+        "INSERT INTO flags (key, kind, name, description, tags, variations, archived, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)",
+        params![
+            new.key,
+            kind.as_str(),
+            new.name,
+            new.description,
+            to_json(&tags),
+            to_json(&config.variations),
+            ctx.now
+        ],
+    )?;
+    for env in ctx.environments() {
+        insert_config(ctx.conn, &env, &config)?;
+        let revision = ctx.bump_revision(&env)?;
+        ctx.emit(Effect::Flag {
+            environment: env,
+            revision,
+            flag: config.clone(),
+        });
+    }
+    let meta = FlagMeta {
+        key: new.key.clone(),
+        kind,
+        name: new.name,
+        description: new.description,
+        tags,
+        variations: config.variations.clone(),
+        archived: false,
+        created_at: ctx.now.to_owned(),
+        updated_at: ctx.now.to_owned(),
+        environments: BTreeMap::new(),
+    };
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "flag.create",
+            flag: Some(&meta.key),
+            after: serde_json::to_value(&meta).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(meta)
+}
+
+fn field(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn check_tags(tags: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+    for (i, tag) in tags.iter().enumerate() {
+        if tag.is_empty() || tag.len() > 100 {
+            errors.push(field(&format!("tags[{i}]"), "must be 1 to 100 characters"));
+        }
+    }
+    if tags.len() > 100 {
+        errors.push(field("tags", "at most 100 tags"));
+    }
+    tags.to_vec()
+}
+
+/// Replaces the name, description or tags of a flag.
+pub fn update(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    key: &str,
+    patch: FlagPatch,
+) -> Result<FlagMeta, ApiError> {
+    let before = get(ctx.conn, key)?;
+    let mut errors = Vec::new();
+    let mut after = before.clone();
+    if let Some(name) = patch.name {
+        after.name = Some(name);
+    }
+    if let Some(description) = patch.description {
+        after.description = Some(description);
+    }
+    if let Some(tags) = patch.tags {
+        after.tags = check_tags(&tags, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(ValidationErrors(errors)));
+    }
+    after.updated_at = ctx.now.to_owned();
+    ctx.conn.execute(
+        "UPDATE flags SET name = ?2, description = ?3, tags = ?4, updated_at = ?5 WHERE key = ?1",
+        params![
+            key,
+            after.name,
+            after.description,
+            to_json(&after.tags),
+            ctx.now
+        ],
+    )?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "flag.update",
+            flag: Some(key),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(after)
+}
+
+/// Archives a flag: it leaves every environment's snapshot. Refused while another live flag
+/// names it as a prerequisite.
+pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMeta, ApiError> {
+    let before = get(ctx.conn, key)?;
+    if before.archived {
+        return Err(ApiError::Conflict(format!(
+            "flag `{key}` is already archived"
+        )));
+    }
+    let mut dependents = Vec::new();
+    for env in ctx.environments() {
+        for flag in ctx.snapshot(&env)?.flags.values() {
+            if flag.prerequisites.iter().any(|p| p.flag == key) {
+                dependents.push(format!("{} in {env}", flag.key));
+            }
+        }
+    }
+    if !dependents.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "flag `{key}` is a prerequisite of {}",
+            dependents.join(", ")
+        )));
+    }
+    ctx.conn.execute(
+        "UPDATE flags SET archived = 1, updated_at = ?2 WHERE key = ?1",
+        params![key, ctx.now],
+    )?;
+    for env in ctx.environments() {
+        let revision = ctx.bump_revision(&env)?;
+        ctx.emit(Effect::FlagRemoved {
+            environment: env,
+            revision,
+            key: key.to_owned(),
+        });
+    }
+    let mut after = before.clone();
+    after.archived = true;
+    after.updated_at = ctx.now.to_owned();
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "flag.archive",
+            flag: Some(key),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(after)
+}
+
+/// A configuration row, read inside the writer's transaction.
+struct ConfigRow {
+    kind: FlagKind,
+    version: u64,
+    config: Flag,
+    pre_kill: Option<Flag>,
+}
+
+fn config_row(ctx: &WriteCtx<'_>, key: &str, env: &str) -> Result<ConfigRow, ApiError> {
+    ctx.snapshot(env)?;
+    let row = ctx
+        .conn
+        .prepare_cached(
+            "SELECT f.kind, f.archived, c.version, c.config, c.pre_kill
+             FROM flags f JOIN flag_configs c ON c.flag = f.key
+             WHERE f.key = ?1 AND c.environment = ?2",
+        )?
+        .query_row(params![key, env], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((kind, archived, version, config, pre_kill)) = row else {
+        return Err(no_flag(key));
+    };
+    if archived {
+        return Err(ApiError::NotFound(format!("flag `{key}` is archived")));
+    }
+    Ok(ConfigRow {
+        kind: json(&format!("\"{kind}\""))?,
+        version: version as u64,
+        config: json(&config)?,
+        pre_kill: pre_kill.as_deref().map(json).transpose()?,
+    })
+}
+
+fn write_config(
+    ctx: &mut WriteCtx<'_>,
+    env: &str,
+    config: &Flag,
+    pre_kill: Option<&Flag>,
+) -> Result<(), ApiError> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
+             WHERE flag = ?1 AND environment = ?2",
+        )?
+        .execute(params![
+            config.key,
+            env,
+            config.version as i64,
+            to_json(config),
+            pre_kill.map(to_json)
+        ])?;
+    let revision = ctx.bump_revision(env)?;
+    ctx.emit(Effect::Flag {
+        environment: env.to_owned(),
+        revision,
+        flag: config.clone(),
+    });
+    Ok(())
+}
+
+/// Replaces a flag's configuration in one environment. `if_match` is compared with the
+/// current version inside the transaction: a stale one gets 412. Clears a kill's restore point.
+pub fn put_config(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    env: &str,
+    mut config: Flag,
+    if_match: Option<u64>,
+) -> Result<Flag, ApiError> {
+    let row = config_row(ctx, &config.key, env)?;
+    if let Some(expected) = if_match {
+        if expected != row.version {
+            return Err(ApiError::PreconditionFailed(format!(
+                "flag `{}` in `{env}` is at version {}, not {expected}",
+                config.key, row.version
+            )));
+        }
+    }
+    if config.kind != row.kind {
+        return Err(ApiError::invalid(
+            "kind",
+            format!("the flag's kind is `{}`", row.kind.as_str()),
+        ));
+    }
+    config.version = row.version + 1;
+    validate_flag_in(&config, ctx.snapshot(env)?)?;
+    write_config(ctx, env, &config, None)?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "flag.config.update",
+            flag: Some(&config.key),
+            environment: Some(env),
+            before: serde_json::to_value(&row.config).ok(),
+            after: serde_json::to_value(&config).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(config)
+}
+
+/// The kill switch: `enabled = false`, everything else kept; the configuration before is kept
+/// for `restore`. A second kill changes nothing.
+pub fn kill(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    key: &str,
+    env: &str,
+    reason: &str,
+) -> Result<KillOutcome, ApiError> {
+    let row = config_row(ctx, key, env)?;
+    if row.pre_kill.is_some() {
+        return Ok(KillOutcome {
+            before: row.config.clone(),
+            flag: row.config,
+            changed: false,
+            subscribers: 0,
+        });
+    }
+    let mut after = row.config.clone();
+    after.enabled = false;
+    after.version = row.version + 1;
+    write_config(ctx, env, &after, Some(&row.config))?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "flag.kill",
+            flag: Some(key),
+            environment: Some(env),
+            before: serde_json::to_value(&row.config).ok(),
+            after: serde_json::to_value(&after).ok(),
+            reason: Some(reason),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(KillOutcome {
+        before: row.config,
+        flag: after,
+        changed: true,
+        subscribers: 0,
+    })
+}
+
+/// Puts back exactly the configuration from before the kill (with a new version).
+/// 409 when the flag is not killed.
+pub fn restore(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    key: &str,
+    env: &str,
+    reason: Option<&str>,
+) -> Result<KillOutcome, ApiError> {
+    let row = config_row(ctx, key, env)?;
+    let Some(mut after) = row.pre_kill else {
+        return Err(ApiError::Conflict(format!(
+            "flag `{key}` is not killed in `{env}`; nothing to restore"
+        )));
+    };
+    after.version = row.version + 1;
+    validate_flag_in(&after, ctx.snapshot(env)?)?;
+    write_config(ctx, env, &after, None)?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "flag.restore",
+            flag: Some(key),
+            environment: Some(env),
+            before: serde_json::to_value(&row.config).ok(),
+            after: serde_json::to_value(&after).ok(),
+            reason,
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(KillOutcome {
+        before: row.config,
+        flag: after,
+        changed: true,
+        subscribers: 0,
+    })
+}
+
+/// Whether any clause of `flags` or segments names segment `key` (`in_segment`).
+pub(crate) fn names_segment(clauses: &[&flag_sdk::Clause], key: &str) -> bool {
+    clauses
+        .iter()
+        .any(|c| c.op == Op::InSegment && c.values.iter().any(|v| v.as_str() == Some(key)))
+}

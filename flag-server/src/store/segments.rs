@@ -1,0 +1,169 @@
+//! Segments of one environment: create, replace, delete (refused while in use).
+
+use flag_sdk::validate::validate_segment_in;
+use flag_sdk::{Clause, Segment};
+use rusqlite::{params, Connection};
+
+use super::audit::{self, NewAudit};
+use super::flags::names_segment;
+use super::{to_json, Effect, WriteCtx};
+use crate::error::ApiError;
+
+/// Every segment, by environment.
+pub fn all(conn: &Connection) -> anyhow::Result<Vec<(String, Segment)>> {
+    let mut stmt = conn.prepare("SELECT environment, config FROM segments")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (env, config) = row?;
+        out.push((env, serde_json::from_str(&config)?));
+    }
+    Ok(out)
+}
+
+fn save(ctx: &mut WriteCtx<'_>, env: &str, segment: &Segment) -> Result<(), ApiError> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO segments (environment, key, version, config) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (environment, key) DO UPDATE SET version = ?3, config = ?4",
+        )?
+        .execute(params![
+            env,
+            segment.key,
+            segment.version as i64,
+            to_json(segment)
+        ])?;
+    let revision = ctx.bump_revision(env)?;
+    ctx.emit(Effect::Segment {
+        environment: env.to_owned(),
+        revision,
+        segment: segment.clone(),
+    });
+    Ok(())
+}
+
+/// Creates a segment; 409 when the key exists.
+pub fn create(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    env: &str,
+    mut segment: Segment,
+) -> Result<Segment, ApiError> {
+    let snapshot = ctx.snapshot(env)?;
+    segment.version = 1;
+    validate_segment_in(&segment, snapshot)?;
+    if snapshot.segments.contains_key(&segment.key) {
+        return Err(ApiError::Conflict(format!(
+            "segment `{}` already exists in `{env}`",
+            segment.key
+        )));
+    }
+    save(ctx, env, &segment)?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "segment.create",
+            segment: Some(&segment.key),
+            environment: Some(env),
+            after: serde_json::to_value(&segment).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(segment)
+}
+
+/// Replaces a segment; 404 when missing, 412 on a stale `if_match`.
+pub fn replace(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    env: &str,
+    mut segment: Segment,
+    if_match: Option<u64>,
+) -> Result<Segment, ApiError> {
+    let snapshot = ctx.snapshot(env)?;
+    let Some(before) = snapshot.segments.get(&segment.key).cloned() else {
+        return Err(ApiError::NotFound(format!(
+            "no segment `{}` in `{env}`",
+            segment.key
+        )));
+    };
+    if let Some(expected) = if_match {
+        if expected != before.version {
+            return Err(ApiError::PreconditionFailed(format!(
+                "segment `{}` is at version {}, not {expected}",
+                segment.key, before.version
+            )));
+        }
+    }
+    segment.version = before.version + 1;
+    validate_segment_in(&segment, snapshot)?;
+    save(ctx, env, &segment)?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "segment.update",
+            segment: Some(&segment.key),
+            environment: Some(env),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&segment).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(segment)
+}
+
+/// Deletes a segment; 409 while a flag or another segment names it.
+pub fn delete(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    env: &str,
+    key: &str,
+) -> Result<Segment, ApiError> {
+    let snapshot = ctx.snapshot(env)?;
+    let Some(before) = snapshot.segments.get(key).cloned() else {
+        return Err(ApiError::NotFound(format!("no segment `{key}` in `{env}`")));
+    };
+    let mut users = Vec::new();
+    for flag in snapshot.flags.values() {
+        let clauses: Vec<&Clause> = flag.rules.iter().flat_map(|r| &r.clauses).collect();
+        if names_segment(&clauses, key) {
+            users.push(format!("flag `{}`", flag.key));
+        }
+    }
+    for other in snapshot.segments.values() {
+        let clauses: Vec<&Clause> = other.rules.iter().flat_map(|r| &r.clauses).collect();
+        if other.key != key && names_segment(&clauses, key) {
+            users.push(format!("segment `{}`", other.key));
+        }
+    }
+    if !users.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "segment `{key}` is used by {}",
+            users.join(", ")
+        )));
+    }
+    ctx.conn.execute(
+        "DELETE FROM segments WHERE environment = ?1 AND key = ?2",
+        params![env, key],
+    )?;
+    let revision = ctx.bump_revision(env)?;
+    ctx.emit(Effect::SegmentRemoved {
+        environment: env.to_owned(),
+        revision,
+        key: key.to_owned(),
+    });
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "segment.delete",
+            segment: Some(key),
+            environment: Some(env),
+            before: serde_json::to_value(&before).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(before)
+}

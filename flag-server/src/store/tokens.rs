@@ -1,0 +1,236 @@
+//! API tokens: only the SHA-256 of a secret is stored; the secret is shown once.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::audit::{self, NewAudit};
+use super::{Effect, WriteCtx};
+use crate::error::ApiError;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// The REST API under `/api/v1`.
+    Admin,
+    /// The SDK endpoints under `/sdk/v1`, for one environment.
+    Sdk,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Sdk => "sdk",
+        }
+    }
+}
+
+/// An active token as the authenticator holds it.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    /// The token's id.
+    pub id: i64,
+    /// Its name (what the audit log shows).
+    pub name: String,
+    /// Admin or SDK.
+    pub kind: TokenKind,
+    /// The environment an SDK token is bound to.
+    pub environment: Option<String>,
+    /// SHA-256 of the secret.
+    pub hash: [u8; 32],
+}
+
+/// A token as listed (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TokenInfo {
+    /// The token's id (for `DELETE /tokens/{id}`).
+    pub id: i64,
+    /// Admin or SDK.
+    pub kind: TokenKind,
+    /// The environment an SDK token is bound to (`null` for admin tokens).
+    pub environment: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// Every token that is not revoked.
+pub fn load_active(conn: &Connection) -> anyhow::Result<Vec<TokenRecord>> {
+    let mut stmt = conn
+        .prepare("SELECT id, name, kind, environment, hash FROM tokens WHERE revoked_at IS NULL")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, name, kind, environment, hash) = row?;
+        let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
+            continue;
+        };
+        let kind = if kind == "admin" {
+            TokenKind::Admin
+        } else {
+            TokenKind::Sdk
+        };
+        out.push(TokenRecord {
+            id,
+            name,
+            kind,
+            environment,
+            hash,
+        });
+    }
+    Ok(out)
+}
+
+/// Every active token, by id.
+pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>, ApiError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, environment, name, created_at FROM tokens
+         WHERE revoked_at IS NULL ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TokenInfo {
+            id: r.get(0)?,
+            kind: if r.get::<_, String>(1)? == "admin" {
+                TokenKind::Admin
+            } else {
+                TokenKind::Sdk
+            },
+            environment: r.get(2)?,
+            name: r.get(3)?,
+            created_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Stores a new token's hash.
+pub fn create(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    kind: TokenKind,
+    environment: Option<String>,
+    name: &str,
+    hash: [u8; 32],
+) -> Result<TokenInfo, ApiError> {
+    if let Some(env) = &environment {
+        ctx.snapshot(env)
+            .map_err(|_| ApiError::invalid("environment", format!("no environment `{env}`")))?;
+    }
+    ctx.conn.execute(
+        "INSERT INTO tokens (name, kind, environment, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, kind.as_str(), environment, hash.as_slice(), ctx.now],
+    )?;
+    let info = TokenInfo {
+        id: ctx.conn.last_insert_rowid(),
+        kind,
+        environment,
+        name: name.to_owned(),
+        created_at: ctx.now.to_owned(),
+    };
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "token.create",
+            environment: info.environment.as_deref(),
+            after: serde_json::to_value(&info).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    ctx.emit(Effect::Tokens);
+    Ok(info)
+}
+
+/// Revokes a token; 409 for the last admin token (the API would lock itself out).
+pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo, ApiError> {
+    let info = list(ctx.conn)?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("no active token {id}")))?;
+    if info.kind == TokenKind::Admin {
+        let admins: i64 = ctx.conn.query_row(
+            "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        if admins <= 1 {
+            return Err(ApiError::Conflict(
+                "refusing to revoke the last admin token".into(),
+            ));
+        }
+    }
+    ctx.conn.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1",
+        params![id, ctx.now],
+    )?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "token.revoke",
+            environment: info.environment.as_deref(),
+            before: serde_json::to_value(&info).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    ctx.emit(Effect::Tokens);
+    Ok(info)
+}
+
+/// At start: makes `secret` (FLAG_ADMIN_TOKEN) an active admin token named `bootstrap`; with
+/// no secret and no active admin token, creates one and returns its secret to print once.
+pub(crate) fn bootstrap(conn: &Connection, secret: Option<&str>) -> anyhow::Result<Option<String>> {
+    let now = super::now();
+    if let Some(secret) = secret {
+        let hash = crate::auth::hash(secret);
+        let existing: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM tokens WHERE hash = ?1",
+                [hash.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match existing {
+            Some(id) => {
+                conn.execute(
+                    "UPDATE tokens SET revoked_at = NULL, kind = 'admin', environment = NULL WHERE id = ?1",
+                    [id],
+                )?;
+            }
+            None => {
+                conn.execute(
+                    "INSERT INTO tokens (name, kind, environment, hash, created_at)
+                     VALUES ('bootstrap', 'admin', NULL, ?1, ?2)",
+                    params![hash.as_slice(), now],
+                )?;
+            }
+        }
+        return Ok(None);
+    }
+    let admins: i64 = conn.query_row(
+        "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    if admins > 0 {
+        return Ok(None);
+    }
+    let secret = crate::auth::new_secret();
+    conn.execute(
+        "INSERT INTO tokens (name, kind, environment, hash, created_at)
+         VALUES ('bootstrap', 'admin', NULL, ?1, ?2)",
+        params![crate::auth::hash(&secret).as_slice(), now],
+    )?;
+    Ok(Some(secret))
+}

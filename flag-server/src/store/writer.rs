@@ -1,0 +1,348 @@
+//! The one writer: a dedicated thread owning the writer connection, with group commit.
+//!
+//! It drains every queued write request, runs them in one transaction with a SAVEPOINT each
+//! (a failing request rolls back to its savepoint and leaves the others alone), COMMITs once
+//! (one fsync for the whole group under `synchronous=FULL`), then installs the new snapshots,
+//! publishes the changes to the stream, and only then answers the requests.
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Instant;
+
+use flag_sdk::{CompiledSnapshot, Flag, Segment, Snapshot};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::Published;
+use crate::error::ApiError;
+use crate::stream::{Change, ChangeKind};
+
+/// How many requests one group commit takes at most.
+const MAX_BATCH: usize = 512;
+
+/// Answers one request once its group has committed (`Some` = the commit failed).
+pub(crate) type Reply = Box<dyn FnOnce(Option<ApiError>) + Send>;
+
+/// One queued write request: runs inside the writer's transaction; says whether it succeeded.
+pub(crate) type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Reply) + Send>;
+
+/// What a committed write did to the in-memory state.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// A flag's configuration in an environment is now `flag`.
+    Flag {
+        /// The environment.
+        environment: String,
+        /// Its revision after the change.
+        revision: u64,
+        /// The new configuration.
+        flag: Flag,
+    },
+    /// A flag left an environment's snapshot (archived).
+    FlagRemoved {
+        /// The environment.
+        environment: String,
+        /// Its revision after the change.
+        revision: u64,
+        /// The flag's key.
+        key: String,
+    },
+    /// A segment is now `segment`.
+    Segment {
+        /// The environment.
+        environment: String,
+        /// Its revision after the change.
+        revision: u64,
+        /// The new segment.
+        segment: Segment,
+    },
+    /// A segment was deleted.
+    SegmentRemoved {
+        /// The environment.
+        environment: String,
+        /// Its revision after the change.
+        revision: u64,
+        /// The segment's key.
+        key: String,
+    },
+    /// A new environment with its first snapshot.
+    Environment(Snapshot),
+    /// The token table changed: reload the token cache.
+    Tokens,
+}
+
+/// What a write request sees: the connection (inside its savepoint), the time of the group,
+/// and the state of every environment as the requests before it left it.
+pub struct WriteCtx<'a> {
+    /// The writer connection, inside this request's savepoint.
+    pub conn: &'a Connection,
+    /// The commit time, RFC 3339 UTC.
+    pub now: &'a str,
+    working: &'a HashMap<String, Snapshot>,
+    effects: Vec<Effect>,
+}
+
+impl WriteCtx<'_> {
+    /// The environment's current state (before this request's effects).
+    pub fn snapshot(&self, environment: &str) -> Result<&Snapshot, ApiError> {
+        self.working
+            .get(environment)
+            .ok_or_else(|| ApiError::NotFound(format!("no environment `{environment}`")))
+    }
+
+    /// Every environment's key, sorted.
+    pub fn environments(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.working.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Bumps the environment's revision and returns the new one.
+    pub fn bump_revision(&self, environment: &str) -> Result<u64, ApiError> {
+        let revision: Option<i64> = self
+            .conn
+            .query_row(
+                "UPDATE environments SET revision = revision + 1 WHERE key = ?1 RETURNING revision",
+                params![environment],
+                |r| r.get(0),
+            )
+            .optional()?;
+        revision
+            .map(|r| r as u64)
+            .ok_or_else(|| ApiError::NotFound(format!("no environment `{environment}`")))
+    }
+
+    /// Records what this request does to the in-memory state (applied if it succeeds).
+    pub fn emit(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+}
+
+/// The writer thread's loop: returns when every sender is gone.
+pub(crate) fn run(
+    conn: Connection,
+    mut working: HashMap<String, Snapshot>,
+    jobs: Receiver<Job>,
+    published: Published,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        published.metrics.batch_size.observe(batch.len() as f64);
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let detail = format!("cannot begin a transaction: {e}");
+            tracing::error!(%detail);
+            // Nothing ran: dropping the requests answers each with 503.
+            drop(batch);
+            continue;
+        }
+        let now = crate::store::now();
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        let mut effects: Vec<Effect> = Vec::new();
+        for job in batch {
+            let _ = conn.execute_batch("SAVEPOINT request");
+            let mut ctx = WriteCtx {
+                conn: &conn,
+                now: &now,
+                working: &working,
+                effects: Vec::new(),
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut ctx)));
+            let new_effects = std::mem::take(&mut ctx.effects);
+            match outcome {
+                Ok((true, reply)) => {
+                    let _ = conn.execute_batch("RELEASE request");
+                    for effect in &new_effects {
+                        apply(&mut working, effect);
+                    }
+                    effects.extend(new_effects);
+                    replies.push(reply);
+                }
+                Ok((false, reply)) => {
+                    let _ = conn.execute_batch("ROLLBACK TO request; RELEASE request");
+                    replies.push(reply);
+                }
+                Err(_) => {
+                    tracing::error!("a write request panicked; rolled back");
+                    let _ = conn.execute_batch("ROLLBACK TO request; RELEASE request");
+                }
+            }
+        }
+        if let Err(e) = conn.execute_batch("COMMIT") {
+            tracing::error!(error = %e, "group commit failed");
+            let _ = conn.execute_batch("ROLLBACK");
+            reload(&conn, &mut working);
+            for reply in replies {
+                reply(Some(ApiError::Unavailable(format!("commit failed: {e}"))));
+            }
+            continue;
+        }
+        published
+            .metrics
+            .write_latency
+            .observe(started.elapsed().as_secs_f64());
+        after_commit(&conn, &working, &effects, &published);
+        for reply in replies {
+            reply(None);
+        }
+    }
+    // Every sender is gone: the server is shutting down. Checkpoint so the WAL is small.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+fn reload(conn: &Connection, working: &mut HashMap<String, Snapshot>) {
+    match super::load_snapshots(conn) {
+        Ok(fresh) => *working = fresh,
+        Err(e) => tracing::error!(error = %e, "cannot reload snapshots after a failed commit"),
+    }
+}
+
+/// Installs new snapshots, refreshes caches and metrics, then publishes to the stream.
+fn after_commit(
+    conn: &Connection,
+    working: &HashMap<String, Snapshot>,
+    effects: &[Effect],
+    published: &Published,
+) {
+    let mut touched = BTreeSet::new();
+    let mut tokens = false;
+    for effect in effects {
+        match effect {
+            Effect::Flag { environment, .. }
+            | Effect::FlagRemoved { environment, .. }
+            | Effect::Segment { environment, .. }
+            | Effect::SegmentRemoved { environment, .. } => {
+                touched.insert(environment.as_str());
+            }
+            Effect::Environment(s) => {
+                touched.insert(s.environment.as_str());
+            }
+            Effect::Tokens => tokens = true,
+        }
+    }
+    let compiled: Vec<Arc<CompiledSnapshot>> = touched
+        .iter()
+        .filter_map(|env| working.get(*env))
+        .map(|s| Arc::new(CompiledSnapshot::new(s.clone())))
+        .collect();
+    for s in &compiled {
+        published
+            .metrics
+            .flags
+            .with_label_values(&[s.environment()])
+            .set(s.snapshot().flags.len() as i64);
+    }
+    published.snapshots.replace(compiled);
+    if tokens {
+        match super::tokens::load_active(conn) {
+            Ok(list) => published.tokens.replace(list),
+            Err(e) => tracing::error!(error = %e, "cannot reload tokens"),
+        }
+    }
+    for effect in effects {
+        if let Some(change) = to_change(effect) {
+            published.broadcaster.publish(&change);
+        }
+    }
+}
+
+fn to_change(effect: &Effect) -> Option<Change> {
+    let (environment, revision, kind, key, data) = match effect {
+        Effect::Flag {
+            environment,
+            revision,
+            flag,
+        } => (
+            environment,
+            *revision,
+            ChangeKind::Flag,
+            &flag.key,
+            serde_json::to_value(flag).ok(),
+        ),
+        Effect::FlagRemoved {
+            environment,
+            revision,
+            key,
+        } => (environment, *revision, ChangeKind::Flag, key, None),
+        Effect::Segment {
+            environment,
+            revision,
+            segment,
+        } => (
+            environment,
+            *revision,
+            ChangeKind::Segment,
+            &segment.key,
+            serde_json::to_value(segment).ok(),
+        ),
+        Effect::SegmentRemoved {
+            environment,
+            revision,
+            key,
+        } => (environment, *revision, ChangeKind::Segment, key, None),
+        Effect::Environment(_) | Effect::Tokens => return None,
+    };
+    Some(Change {
+        environment: environment.clone(),
+        revision,
+        kind,
+        key: key.clone(),
+        data,
+    })
+}
+
+fn apply(working: &mut HashMap<String, Snapshot>, effect: &Effect) {
+    match effect {
+        Effect::Flag {
+            environment,
+            revision,
+            flag,
+        } => {
+            if let Some(s) = working.get_mut(environment) {
+                s.revision = *revision;
+                s.flags.insert(flag.key.clone(), flag.clone());
+            }
+        }
+        Effect::FlagRemoved {
+            environment,
+            revision,
+            key,
+        } => {
+            if let Some(s) = working.get_mut(environment) {
+                s.revision = *revision;
+                s.flags.remove(key);
+            }
+        }
+        Effect::Segment {
+            environment,
+            revision,
+            segment,
+        } => {
+            if let Some(s) = working.get_mut(environment) {
+                s.revision = *revision;
+                s.segments.insert(segment.key.clone(), segment.clone());
+            }
+        }
+        Effect::SegmentRemoved {
+            environment,
+            revision,
+            key,
+        } => {
+            if let Some(s) = working.get_mut(environment) {
+                s.revision = *revision;
+                s.segments.remove(key);
+            }
+        }
+        Effect::Environment(snapshot) => {
+            working.insert(snapshot.environment.clone(), snapshot.clone());
+        }
+        Effect::Tokens => {}
+    }
+}

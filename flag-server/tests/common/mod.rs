@@ -1,0 +1,196 @@
+//! Starts the real server in-process on 127.0.0.1:0 with a temporary database, and small
+//! HTTP helpers that speak to it with the admin token.
+
+use flag_server::{Config, Running};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// The admin token every test server accepts.
+pub const ADMIN: &str = "test-admin-token";
+
+/// A server on an ephemeral port with its own database.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub running: Running,
+    /// Holds the temporary database until the server is dropped.
+    pub _dir: tempfile::TempDir,
+}
+
+/// A response's status, headers and JSON body (`Null` when empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `Content-Type` header.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem+json answer with this status; returns the body.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.content_type(), "application/problem+json");
+        for field in ["type", "title", "status", "detail", "errors"] {
+            assert!(
+                self.body.get(field).is_some(),
+                "no `{field}` in {}",
+                self.body
+            );
+        }
+        assert_eq!(self.body["status"], status);
+        &self.body
+    }
+
+    /// Asserts this status; returns the body.
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        &self.body
+    }
+
+    /// The fields named in a problem's `errors`.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config::ephemeral(dir.path().join("flags.db"), ADMIN);
+        let running = flag_server::start(&config).await.expect("server starts");
+        TestServer {
+            base: format!("http://{}", running.addr),
+            client: reqwest::Client::new(),
+            running,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with `token` (or none), an optional JSON body and extra headers.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, Some(ADMIN), None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(ADMIN), Some(&body), &[])
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value, if_match: Option<&str>) -> Reply {
+        let headers: Vec<(&str, &str)> = if_match.map(|v| ("If-Match", v)).into_iter().collect();
+        self.send(Method::PUT, path, Some(ADMIN), Some(&body), &headers)
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(ADMIN), Some(&body), &[])
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, Some(ADMIN), None, &[])
+            .await
+    }
+
+    /// Creates a boolean flag; returns its definition.
+    pub async fn create_flag(&self, key: &str) -> Value {
+        self.post("/api/v1/flags", json!({"key": key, "kind": "boolean"}))
+            .await
+            .ok(201)
+            .clone()
+    }
+
+    /// Creates an SDK token for `env`; returns its secret.
+    pub async fn sdk_token(&self, env: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/tokens",
+                json!({"kind": "sdk", "environment": env, "name": "app"}),
+            )
+            .await;
+        r.ok(201)["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The audit log, newest first (up to 500 entries).
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/v1/audit?limit=500&{query}")).await;
+        r.ok(200)["entries"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the runtime ending drops the rest.
+        drop(self.running.handle.stop(false));
+    }
+}
+
+/// Reads a response into a [`Reply`].
+pub async fn read(res: reqwest::Response) -> Reply {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A boolean flag configuration with a rule and a rollout, valid for `key`.
+pub fn rich_config(key: &str) -> Value {
+    json!({
+        "key": key, "kind": "boolean",
+        "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+        "enabled": true,
+        "off_variation": "off",
+        "targets": [{"variation": "on", "keys": ["user-1"]}],
+        "rules": [{"id": "benelux",
+                   "clauses": [{"attribute": "country", "op": "in", "values": ["NL", "BE"]}],
+                   "serve": {"variation": "on"}}],
+        "fallthrough": {"rollout": {"bucket_by": "key",
+            "weights": [{"variation": "on", "weight": 25000}, {"variation": "off", "weight": 75000}]}}
+    })
+}

@@ -1,0 +1,217 @@
+//! Acknowledged writes survive `kill -9` of the server process, and the database is intact.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{read, rich_config, ADMIN};
+
+/// The real binary on `db`, on an ephemeral port; returns the child and its base URL.
+fn spawn_server(db: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flag-server"))
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .env("FLAG_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flag-server starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address");
+    (child, format!("http://{addr}"))
+}
+
+async fn put(client: &reqwest::Client, base: &str, key: &str, version: u64, marker: u64) -> u16 {
+    let mut config = rich_config(key);
+    config["targets"][0]["keys"] = json!([format!("marker-{marker}")]);
+    let r = client
+        .put(format!("{base}/api/v1/flags/{key}/environments/production"))
+        .bearer_auth(ADMIN)
+        .header("If-Match", format!("\"{version}\""))
+        .json(&config)
+        .send()
+        .await;
+    match r {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flags.db");
+    let (mut child, base) = spawn_server(&db);
+    let client = reqwest::Client::new();
+    const CLIENTS: usize = 8;
+    for c in 0..CLIENTS {
+        let r = client
+            .post(format!("{base}/api/v1/flags"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"key": format!("d-{c}"), "kind": "boolean"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // 8 clients write until killed; each remembers its last acknowledged version.
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, u64)>();
+    let mut writers = Vec::new();
+    for c in 0..CLIENTS {
+        let client = client.clone();
+        let base = base.clone();
+        let acked_tx = acked_tx.clone();
+        writers.push(tokio::spawn(async move {
+            let key = format!("d-{c}");
+            let mut version = 1;
+            loop {
+                if put(&client, &base, &key, version, version + 1).await != 200 {
+                    break;
+                }
+                version += 1;
+                let _ = acked_tx.send((c, version));
+            }
+        }));
+    }
+    drop(acked_tx);
+    // Kill after a good number of acknowledged writes, while writes are in flight.
+    let mut last = [1u64; CLIENTS];
+    let mut total = 0;
+    while total < 400 {
+        let (c, v) = acked_rx.recv().await.expect("writes are acknowledged");
+        last[c] = v;
+        total += 1;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    while let Some((c, v)) = acked_rx.recv().await {
+        last[c] = last[c].max(v);
+    }
+
+    // The database is intact, even before a server opens it again.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+
+    let (mut child, base) = spawn_server(&db);
+    for (c, acked) in last.iter().enumerate() {
+        let r = client
+            .get(format!("{base}/api/v1/flags/d-{c}/environments/production"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = read(r).await.body;
+        let version = body["version"].as_u64().unwrap();
+        // Every acknowledged write is there; at most the one in flight committed unanswered.
+        assert!(
+            version == *acked || version == acked + 1,
+            "d-{c}: {version} vs {acked}"
+        );
+        if version == *acked {
+            assert_eq!(body["targets"][0]["keys"][0], format!("marker-{acked}"));
+        }
+        let audit = client
+            .get(format!("{base}/api/v1/audit?flag=d-{c}&limit=500"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        let entries = read(audit).await.body["entries"].as_array().unwrap().len() as u64;
+        // One row per configuration version (version 1 = the creation).
+        assert_eq!(entries, version);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flags.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let out = Command::new(env!("CARGO_BIN_EXE_flag-server"))
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("FLAG_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("schema version 999"), "{stderr}");
+    assert!(stderr.contains("newer flag-server"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_start_prints_an_admin_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flags.db");
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flag-server"))
+            .args(["--listen", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .env_remove("FLAG_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        // Wait for the server to be listening (the token line comes before that).
+        for line in BufReader::new(stderr).lines() {
+            if line.unwrap_or_default().contains("addr=") {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = start();
+    let token = first
+        .split_whitespace()
+        .find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no token in {first:?}"));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: Vec<u8> = conn
+        .query_row(
+            "SELECT hash FROM tokens WHERE name = 'bootstrap'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, flag_server::auth::hash(token).to_vec());
+    drop(conn);
+    let second = start();
+    assert!(!second.contains(token));
+    assert!(second.trim().is_empty(), "{second:?}");
+}

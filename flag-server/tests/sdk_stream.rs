@@ -1,0 +1,431 @@
+//! End to end: the real server in-process on 127.0.0.1, SDK clients (`flag-sdk` with the
+//! `client` feature) streaming from it. No fixed sleeps: every wait is on the SDK's change
+//! subscription or a bounded poll.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use flag_sdk::{Client, Context, ErrorKind, Reason, Status};
+use flag_server::{Config, Running};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ADMIN: &str = "admin-secret-for-tests";
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Server {
+    running: Running,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(db: &Path, listen: Option<SocketAddr>, tune: impl FnOnce(&mut Config)) -> Server {
+        let mut config = Config::ephemeral(db, ADMIN);
+        if let Some(addr) = listen {
+            config.listen = addr;
+        }
+        tune(&mut config);
+        let running = flag_server::start(&config).await.expect("server starts");
+        Server {
+            url: format!("http://{}", running.addr),
+            running,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server, ending its streams at once (SDKs see a dropped connection).
+    async fn stop(self) -> SocketAddr {
+        self.running.state.broadcaster.shutdown();
+        self.running.handle.stop(false).await;
+        let _ = self.running.task.await;
+        self.running.addr
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn sdk_token(&self) -> (i64, String) {
+        let created = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"kind": "sdk", "environment": "production", "name": "app"})),
+            )
+            .await;
+        (
+            created["id"].as_i64().unwrap(),
+            created["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates boolean flag `key`, enabled and serving `on` (true) to everyone.
+    async fn enabled_flag(&self, key: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/flags",
+            Some(json!({"key": key, "kind": "boolean"})),
+        )
+        .await;
+        self.put_config(key, json!([])).await;
+    }
+
+    async fn put_config(&self, key: &str, targets: Value) -> Value {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/flags/{key}/environments/production"),
+            Some(json!({"key": key, "kind": "boolean", "enabled": true,
+                "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+                "off_variation": "off", "targets": targets, "fallthrough": {"variation": "on"}})),
+        )
+        .await
+    }
+
+    async fn kill(&self, key: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/flags/{key}/environments/production/kill"),
+            Some(json!({"reason": "test"})),
+        )
+        .await
+    }
+
+    async fn restore(&self, key: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/flags/{key}/environments/production/restore"),
+            Some(json!({"reason": "test"})),
+        )
+        .await
+    }
+
+    fn client(&self, token: &str) -> flag_sdk::ClientBuilder {
+        Client::builder(&self.url, token)
+            .init_timeout(WAIT)
+            .reconnect_delay(Duration::from_millis(50))
+    }
+}
+
+fn ctx() -> Context {
+    Context::new("user-1")
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn db(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("flags.db")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_snapshot_then_a_kill_reaches_the_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&db(&dir), None, |_| {}).await;
+    server.enabled_flag("checkout").await;
+    let (_, token) = server.sdk_token().await;
+
+    let client = server.client(&token).build().await.unwrap();
+    assert_eq!(client.status(), Status::Valid);
+    assert!(client.bool_variation("checkout", &ctx(), false));
+
+    let mut changes = client.subscribe();
+    let outcome = server.kill("checkout").await;
+    assert_eq!(outcome["subscribers"], 1, "{outcome}");
+    let change = tokio::time::timeout(WAIT, changes.recv()).await.unwrap().unwrap();
+    assert_eq!(change.flags, vec!["checkout".to_owned()]);
+    assert!(!client.bool_variation("checkout", &ctx(), true));
+    assert_eq!(client.variation_detail("checkout", &ctx()).reason, Reason::Off);
+
+    let counts = server
+        .call(reqwest::Method::GET, "/api/v1/environments/production/subscribers", None)
+        .await;
+    assert_eq!(counts["subscribers"], 1);
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("flag_server_sse_subscribers{environment=\"production\"} 1"),
+        "{metrics}"
+    );
+    client.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_endpoint_etag_and_token_scoping() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&db(&dir), None, |_| {}).await;
+    server.enabled_flag("checkout").await;
+    let (_, token) = server.sdk_token().await;
+    let http = &server.http;
+    let url = format!("{}/sdk/v1/snapshot", server.url);
+
+    let first = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(etag, format!("\"{}\"", body["revision"]));
+    assert!(body["flags"]["checkout"]["enabled"].as_bool().unwrap());
+
+    let again = http
+        .get(&url)
+        .bearer_auth(&token)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    server.kill("checkout").await;
+    let changed = http
+        .get(&url)
+        .bearer_auth(&token)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+
+    let stream = format!("{}/sdk/v1/stream", server.url);
+    assert_eq!(http.get(&stream).send().await.unwrap().status(), 401);
+    let admin = http.get(&stream).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(admin.status(), 403);
+    let sdk_on_admin = http
+        .get(format!("{}/api/v1/flags", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sdk_on_admin.status(), 403);
+    let events = http
+        .post(format!("{}/sdk/v1/events", server.url))
+        .bearer_auth(&token)
+        .json(&json!({"counters": [{"flag": "checkout", "variation": "on", "evaluations": 3, "errors": 0}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 202);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_then_catch_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&db(&dir), None, |_| {}).await;
+    server.enabled_flag("checkout").await;
+    let (_, token) = server.sdk_token().await;
+    let client = server.client(&token).build().await.unwrap();
+    assert!(client.bool_variation("checkout", &ctx(), false));
+
+    let addr = server.stop().await;
+    eventually("the client to notice", || client.status() == Status::Stale).await;
+    assert!(client.bool_variation("checkout", &ctx(), false), "keeps the last data");
+
+    let server = Server::start(&db(&dir), Some(addr), |_| {}).await;
+    eventually("the reconnect", || client.status() == Status::Valid).await;
+    let mut changes = client.subscribe();
+    server.kill("checkout").await;
+    let change = tokio::time::timeout(WAIT, changes.recv()).await.unwrap().unwrap();
+    assert_eq!(change.flags, vec!["checkout".to_owned()]);
+    assert!(!client.bool_variation("checkout", &ctx(), true));
+    client.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_at_start_with_and_without_cache_then_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.json");
+    let server = Server::start(&db(&dir), None, |_| {}).await;
+    server.enabled_flag("checkout").await;
+    let (_, token) = server.sdk_token().await;
+    let client = server
+        .client(&token)
+        .cache_file(&cache)
+        .build()
+        .await
+        .unwrap();
+    eventually("the cache file", || cache.exists()).await;
+    client.close().await;
+    let addr = server.stop().await;
+
+    // Down, with a cache: the cached flags at once.
+    let started = Instant::now();
+    let cached = Client::builder(format!("http://{addr}"), &token)
+        .cache_file(&cache)
+        .reconnect_delay(Duration::from_millis(50))
+        .init_timeout(WAIT)
+        .build()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < WAIT);
+    assert_eq!(cached.status(), Status::Stale);
+    assert!(cached.bool_variation("checkout", &ctx(), false));
+
+    // Down, no cache: the caller's defaults, CLIENT_NOT_READY.
+    let bare = Client::builder(format!("http://{addr}"), &token)
+        .reconnect_delay(Duration::from_millis(50))
+        .init_timeout(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), Status::Initializing);
+    assert!(bare.bool_variation("checkout", &ctx(), true));
+    assert_eq!(
+        bare.variation_detail("checkout", &ctx()).reason,
+        Reason::Error {
+            error: ErrorKind::ClientNotReady
+        }
+    );
+
+    // Up again: both connect by themselves.
+    let server = Server::start(&db(&dir), Some(addr), |_| {}).await;
+    eventually("both valid", || {
+        cached.status() == Status::Valid && bare.status() == Status::Valid
+    })
+    .await;
+    assert!(bare.bool_variation("checkout", &ctx(), false));
+    cached.close().await;
+    bare.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_cache_is_ignored_and_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache.json");
+    std::fs::write(&cache, b"{\"environment\": \"production\", \"rev").unwrap();
+    let server = Server::start(&db(&dir), None, |_| {}).await;
+    server.enabled_flag("checkout").await;
+    let (_, token) = server.sdk_token().await;
+    let client = server
+        .client(&token)
+        .cache_file(&cache)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(client.status(), Status::Valid);
+    assert!(client.bool_variation("checkout", &ctx(), false));
+    eventually("a valid cache file", || {
+        std::fs::read(&cache)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<flag_sdk::Snapshot>(&b).ok())
+            .is_some()
+    })
+    .await;
+    client.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_token_is_cut_off_and_goes_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&db(&dir), None, |c| c.sse_heartbeat_ms = 50).await;
+    server.enabled_flag("checkout").await;
+    let (id, token) = server.sdk_token().await;
+    let client = server.client(&token).build().await.unwrap();
+    assert_eq!(client.status(), Status::Valid);
+
+    server
+        .call(reqwest::Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    eventually("the client offline", || client.status() == Status::Offline).await;
+    assert!(client.bool_variation("checkout", &ctx(), false), "keeps its data");
+    eventually("no subscriber left", || {
+        server.running.state.broadcaster.subscribers("production") == 0
+    })
+    .await;
+    client.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_subscriber_is_cut_off_while_others_keep_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&db(&dir), None, |c| c.sse_buffer = 4).await;
+    server.enabled_flag("big").await;
+    // ~150 KB per event, so a reader that stops reading blocks its connection quickly.
+    let keys: Vec<String> = (0..8000).map(|i| format!("user-{i:06}")).collect();
+    server
+        .put_config("big", json!([{"variation": "on", "keys": keys}]))
+        .await;
+    let (_, token) = server.sdk_token().await;
+    let fast = server.client(&token).build().await.unwrap();
+
+    // A subscriber that reads its first bytes, then stops reading (small receive buffer).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket.connect(server.running.addr).await.unwrap();
+    slow.write_all(
+        format!(
+            "GET /sdk/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut first = [0u8; 64];
+    let _ = slow.read(&mut first).await.unwrap();
+    eventually("two subscribers", || {
+        server.running.state.broadcaster.subscribers("production") == 2
+    })
+    .await;
+
+    let mut changes = fast.subscribe();
+    for round in 0..30 {
+        let killing = round % 2 == 0;
+        if killing {
+            server.kill("big").await;
+        } else {
+            server.restore("big").await;
+        }
+        // The fast client sees every change promptly, whatever the slow one does.
+        tokio::time::timeout(WAIT, changes.recv())
+            .await
+            .expect("the fast client keeps up")
+            .unwrap();
+        assert_eq!(
+            fast.bool_variation("big", &Context::new("nobody"), killing),
+            !killing
+        );
+    }
+
+    // The slow one, once it reads, finds its stream ended: it was cut off.
+    let mut sink = vec![0u8; 1 << 20];
+    let drained = tokio::time::timeout(WAIT, async {
+        loop {
+            match slow.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the slow subscriber's stream was ended");
+    eventually("only the fast subscriber left", || {
+        server.running.state.broadcaster.subscribers("production") == 1
+    })
+    .await;
+    fast.close().await;
+    server.stop().await;
+}

@@ -1,0 +1,17 @@
+//! flag-server's integration tests: black-box over HTTP against the real server, started
+//! in-process on an ephemeral loopback port with a temporary database (the durability test
+//! runs the binary, since it kills the process).
+
+mod common;
+
+mod concurrency;
+mod durability;
+mod environments;
+mod errors;
+mod evaluate;
+mod flags;
+mod kill;
+mod openapi;
+mod ops;
+mod segments;
+mod tokens;
