@@ -35,7 +35,10 @@ pub mod client;
 mod compile;
 mod context;
 mod eval;
+pub mod events;
 pub mod model;
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
 mod operators;
 pub mod validate;
 

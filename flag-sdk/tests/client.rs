@@ -209,10 +209,12 @@ async fn first_snapshot_then_live_patches() {
 
 #[tokio::test]
 async fn malformed_event_keeps_data_and_reconnects_with_last_event_id() {
-    let malformed = format!(
-        "{}event: patch\nid: 2\ndata: {{\"revision\": 2, \"kind\": \"flag\", \"key\": \n\n",
-        put(1, true)
-    );
+    // A put at revision 1, then a patch whose JSON is cut short.
+    let malformed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/malformed.sse"
+    ))
+    .unwrap();
     let fake = Fake::start(vec![
         Reply::Stream(malformed),
         Reply::Stream(patch(2, false)),

@@ -27,6 +27,10 @@ pub struct Config {
     /// Events an SDK stream may fall behind before it is cut off (it then resyncs).
     #[arg(long, env = "FLAG_SSE_BUFFER", default_value_t = 256)]
     pub sse_buffer: usize,
+    /// Let webhooks target loopback and private addresses (link-local and metadata
+    /// addresses are refused whatever this says).
+    #[arg(long, env = "FLAG_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -49,6 +53,7 @@ impl Config {
             workers: Some(2),
             sse_heartbeat_ms: 10_000,
             sse_buffer: 256,
+            webhook_allow_private: false,
             command: None,
         }
     }

@@ -19,6 +19,7 @@ pub mod snapshots;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -134,7 +135,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .ok_or_else(|| anyhow::anyhow!("bound to no address"))?;
     let server = server.run();
     let handle = server.handle();
-    let task = tokio::spawn(server);
+    // Background work hangs off the same state and stops with the server: the release
+    // scheduler and webhook deliveries.
+    let s = state.get_ref().clone();
+    let background = [
+        tokio::spawn(release::scheduler::run(s.clone(), s.scheduler.clone())),
+        tokio::spawn(webhooks::run(
+            s.clone(),
+            s.outbox.clone(),
+            s.webhook_allow_private,
+        )),
+    ];
+    let task = tokio::spawn(async move {
+        let result = server.await;
+        background.iter().for_each(tokio::task::JoinHandle::abort);
+        result
+    });
     Ok(Running {
         addr,
         handle,

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::release::scheduler::Scheduler;
 use crate::snapshots::Snapshots;
 use crate::store::{Published, Store};
 use crate::stream::{Broadcaster, StreamSettings};
+use crate::webhooks::Outbox;
 
 /// Shared by every request (`web::Data<AppState>`).
 #[derive(Clone)]
@@ -23,6 +25,12 @@ pub struct AppState {
     pub broadcaster: Arc<Broadcaster>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Wakes the release scheduler after a person's move.
+    pub scheduler: Arc<Scheduler>,
+    /// Wakes the webhook delivery task after a change queued deliveries.
+    pub outbox: Arc<Outbox>,
+    /// Whether webhooks may target loopback and private addresses.
+    pub webhook_allow_private: bool,
 }
 
 impl AppState {
@@ -48,6 +56,9 @@ impl AppState {
                 tokens: published.tokens,
                 broadcaster: published.broadcaster,
                 metrics: published.metrics,
+                scheduler: Arc::default(),
+                outbox: Arc::default(),
+                webhook_allow_private: config.webhook_allow_private,
             },
             created,
         ))

@@ -203,7 +203,7 @@ impl Broadcaster {
     pub fn subscribe(
         self: &Arc<Self>,
         environment: &str,
-        current: impl FnOnce() -> Option<Arc<CompiledSnapshot>>,
+        current: &dyn Fn() -> Option<Arc<CompiledSnapshot>>,
         last_event_id: Option<u64>,
         alive: impl Fn() -> bool + Send + Sync + 'static,
     ) -> Option<impl Stream<Item = Result<Bytes, Infallible>> + 'static> {
@@ -434,7 +434,7 @@ mod tests {
     ) -> impl Stream<Item = Result<Bytes, Infallible>> {
         b.subscribe(
             "production",
-            || Some(Arc::new(snapshot(revision))),
+            &|| Some(Arc::new(snapshot(revision))),
             last_event_id,
             || true,
         )

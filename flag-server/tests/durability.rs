@@ -215,3 +215,43 @@ async fn the_first_start_prints_an_admin_token_once() {
     assert!(!second.contains(token));
     assert!(second.trim().is_empty(), "{second:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flags.db");
+    let (mut child, base) = spawn_server(&db);
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/api/v1/flags"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"key": "f", "kind": "boolean"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Bounded wait for the exit (graceful shutdown takes well under the 10 s timeout).
+    let mut exited = None;
+    for _ in 0..300 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let exited = exited.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("flag-server did not stop on SIGTERM")
+    });
+    assert!(exited.success(), "{exited:?}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let flags: i64 = conn
+        .query_row("SELECT count(*) FROM flags", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(flags, 1);
+}

@@ -297,3 +297,23 @@ async fn prerequisites_pin_the_flags_they_name() {
     r.problem(409);
     assert!(r.body["detail"].as_str().unwrap().contains("child"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regexes_are_compiled_at_write_time_with_a_size_limit() {
+    let s = TestServer::start().await;
+    s.create_flag("f").await;
+    let mut config = rich_config("f");
+    config["rules"][0]["clauses"][0] =
+        json!({"attribute": "email", "op": "matches", "values": ["^(a|b){1000}{1000}$"]});
+    let r = s
+        .put("/api/v1/flags/f/environments/production", config, None)
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["rules[0].clauses[0].values[0]"]);
+    let mut config = rich_config("f");
+    config["rules"][0]["clauses"][0] =
+        json!({"attribute": "email", "op": "matches", "values": ["@example\\.com$"]});
+    s.put("/api/v1/flags/f/environments/production", config, None)
+        .await
+        .ok(200);
+}

@@ -21,7 +21,11 @@ struct Server {
 }
 
 impl Server {
-    async fn start(db: &Path, listen: Option<SocketAddr>, tune: impl FnOnce(&mut Config)) -> Server {
+    async fn start(
+        db: &Path,
+        listen: Option<SocketAddr>,
+        tune: impl FnOnce(&mut Config),
+    ) -> Server {
         let mut config = Config::ephemeral(db, ADMIN);
         if let Some(addr) = listen {
             config.listen = addr;
@@ -149,13 +153,23 @@ async fn first_snapshot_then_a_kill_reaches_the_sdk() {
     let mut changes = client.subscribe();
     let outcome = server.kill("checkout").await;
     assert_eq!(outcome["subscribers"], 1, "{outcome}");
-    let change = tokio::time::timeout(WAIT, changes.recv()).await.unwrap().unwrap();
+    let change = tokio::time::timeout(WAIT, changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(change.flags, vec!["checkout".to_owned()]);
     assert!(!client.bool_variation("checkout", &ctx(), true));
-    assert_eq!(client.variation_detail("checkout", &ctx()).reason, Reason::Off);
+    assert_eq!(
+        client.variation_detail("checkout", &ctx()).reason,
+        Reason::Off
+    );
 
     let counts = server
-        .call(reqwest::Method::GET, "/api/v1/environments/production/subscribers", None)
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/environments/production/subscribers",
+            None,
+        )
         .await;
     assert_eq!(counts["subscribers"], 1);
     let metrics = reqwest::get(format!("{}/metrics", server.url))
@@ -239,13 +253,19 @@ async fn server_restart_then_catch_up() {
 
     let addr = server.stop().await;
     eventually("the client to notice", || client.status() == Status::Stale).await;
-    assert!(client.bool_variation("checkout", &ctx(), false), "keeps the last data");
+    assert!(
+        client.bool_variation("checkout", &ctx(), false),
+        "keeps the last data"
+    );
 
     let server = Server::start(&db(&dir), Some(addr), |_| {}).await;
     eventually("the reconnect", || client.status() == Status::Valid).await;
     let mut changes = client.subscribe();
     server.kill("checkout").await;
-    let change = tokio::time::timeout(WAIT, changes.recv()).await.unwrap().unwrap();
+    let change = tokio::time::timeout(WAIT, changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(change.flags, vec!["checkout".to_owned()]);
     assert!(!client.bool_variation("checkout", &ctx(), true));
     client.close().await;
@@ -347,10 +367,17 @@ async fn revoked_token_is_cut_off_and_goes_offline() {
     assert_eq!(client.status(), Status::Valid);
 
     server
-        .call(reqwest::Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            None,
+        )
         .await;
     eventually("the client offline", || client.status() == Status::Offline).await;
-    assert!(client.bool_variation("checkout", &ctx(), false), "keeps its data");
+    assert!(
+        client.bool_variation("checkout", &ctx(), false),
+        "keeps its data"
+    );
     eventually("no subscriber left", || {
         server.running.state.broadcaster.subscribers("production") == 0
     })

@@ -13,5 +13,7 @@ mod flags;
 mod kill;
 mod openapi;
 mod ops;
+mod releases;
+mod sdk_stream;
 mod segments;
 mod tokens;

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p flag-benches --bin propagation -- [--clients 1000] [--kills 20]
-//! cargo run --release -p flag-benches --bin propagation -- --idle 10000 [--kills 10]
+//! cargo run --release -p flag-benches --bin propagation -- --idle 10000 [--kills 10] [--raw]
 //! ```
 //!
 //! Default mode: one process holds the real `flag-server` (in-process, 127.0.0.1:0, temp
@@ -15,7 +15,9 @@
 //! `--idle N`: the server runs in this process; the N clients run in a child process (this
 //! binary with `--child`), so this process's RSS growth (`VmRSS` in /proc/self/status) while
 //! they connect is the server's memory per subscriber. The child then times K kills as above.
-//! Needs ~N+100 file descriptors per process (`ulimit -n`).
+//! Needs ~N+100 file descriptors per process (`ulimit -n`). With `--raw` the child holds bare
+//! SSE readers instead of SDK clients, so the time measured is the server's fan-out and the
+//! loopback, not 10,000 SDKs parsing and recompiling on the same two cores.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -35,6 +37,7 @@ struct Args {
     clients: usize,
     kills: usize,
     idle: Option<usize>,
+    raw: bool,
     child: Option<(String, String)>,
 }
 
@@ -43,6 +46,7 @@ fn args() -> anyhow::Result<Args> {
         clients: 1000,
         kills: 20,
         idle: None,
+        raw: false,
         child: None,
     };
     let mut it = std::env::args().skip(1);
@@ -53,6 +57,7 @@ fn args() -> anyhow::Result<Args> {
             "--kills" => args.kills = value()?.parse()?,
             "--idle" => args.idle = Some(value()?.parse()?),
             "--child" => args.child = Some((value()?, value()?)),
+            "--raw" => args.raw = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -63,7 +68,7 @@ fn args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     let args = args()?;
     if let Some((url, token)) = &args.child {
-        return child(url, token, args.clients, args.kills).await;
+        return child(url, token, args.clients, args.kills, args.raw).await;
     }
     let dir = tempfile::tempdir()?;
     let mut config = flag_server::Config::ephemeral(dir.path().join("flags.db"), ADMIN);
@@ -106,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
             let rounds = kill_rounds(&api, &clients, args.kills).await?;
             report(&rounds);
         }
-        Some(n) => idle(&server, &url, &token, n, args.kills).await?,
+        Some(n) => idle(&server, &url, &token, n, args.kills, args.raw).await?,
     }
     server.state.broadcaster.shutdown();
     server.handle.stop(false).await;
@@ -120,6 +125,7 @@ async fn idle(
     token: &str,
     n: usize,
     kills: usize,
+    raw: bool,
 ) -> anyhow::Result<()> {
     // Warm up: one subscriber, so per-environment state and the encoded put exist.
     let warm = connect(url, token, 1).await?;
@@ -129,6 +135,7 @@ async fn idle(
     let mut child = Command::new(exe)
         .args(["--child", url, token, "--clients", &n.to_string()])
         .args(["--kills", &kills.to_string()])
+        .args(raw.then_some("--raw"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -155,7 +162,12 @@ async fn idle(
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = rss_kib()?;
-    println!("idle: {n} SDK clients in a child process, one in-process server (2 workers)");
+    let what = if raw {
+        "raw SSE readers"
+    } else {
+        "SDK clients"
+    };
+    println!("idle: {n} {what} in a child process, one in-process server (2 workers)");
     println!(
         "server RSS {before} KiB -> {after} KiB: {:.2} KiB per idle subscriber",
         (after.saturating_sub(before)) as f64 / n as f64
@@ -173,15 +185,74 @@ async fn idle(
 }
 
 /// The child of `--idle`: N clients, "ready", wait for "go", K kill rounds, report.
-async fn child(url: &str, token: &str, n: usize, kills: usize) -> anyhow::Result<()> {
+async fn child(url: &str, token: &str, n: usize, kills: usize, raw: bool) -> anyhow::Result<()> {
+    let api = Api::new(url);
+    if raw {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let addr = url.trim_start_matches("http://").to_owned();
+        for batch in (0..n).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
+            let opened = batch
+                .iter()
+                .map(|_| raw_reader(addr.clone(), token.to_owned(), tx.clone()));
+            for reader in futures_join(opened).await {
+                reader?;
+            }
+        }
+        println!("ready");
+        std::io::stdout().flush()?;
+        std::io::stdin().read_line(&mut String::new())?;
+        let rounds = rounds(&api, n, kills, rx, |_| Ok(())).await?;
+        report(&rounds);
+        return Ok(());
+    }
     let clients = connect(url, token, n).await?;
     println!("ready");
     std::io::stdout().flush()?;
-    let mut go = String::new();
-    std::io::stdin().read_line(&mut go)?;
-    let api = Api::new(url);
+    std::io::stdin().read_line(&mut String::new())?;
     let rounds = kill_rounds(&api, &clients, kills).await?;
     report(&rounds);
+    Ok(())
+}
+
+/// A bare SSE subscriber: reports the instant it reads each `patch` event.
+async fn raw_reader(
+    addr: String,
+    token: String,
+    seen: mpsc::UnboundedSender<Instant>,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(&addr).await?;
+    let request = format!(
+        "GET /sdk/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await?;
+    let mut first = vec![0u8; 4096];
+    let k = socket.read(&mut first).await?;
+    if !first[..k].starts_with(b"HTTP/1.1 200") {
+        bail!(
+            "stream refused: {}",
+            String::from_utf8_lossy(&first[..k.min(80)])
+        );
+    }
+    tokio::spawn(async move {
+        let needle = b"event: patch";
+        let mut buf = vec![0u8; 4096];
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            let k = match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => k,
+            };
+            let now = Instant::now();
+            tail.extend_from_slice(&buf[..k]);
+            let hits = tail.windows(needle.len()).filter(|w| w == needle).count();
+            for _ in 0..hits {
+                let _ = seen.send(now);
+            }
+            let keep = tail.len().min(needle.len() - 1);
+            tail.drain(..tail.len() - keep);
+        }
+    });
     Ok(())
 }
 
@@ -214,9 +285,9 @@ async fn connect(url: &str, token: &str, n: usize) -> anyhow::Result<Vec<Client>
     Ok(clients)
 }
 
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
@@ -229,7 +300,7 @@ where
 
 /// One kill or restore per round; the time until every client swapped in the change.
 async fn kill_rounds(api: &Api, clients: &[Client], kills: usize) -> anyhow::Result<Vec<Duration>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+    let (tx, rx) = mpsc::unbounded_channel::<Instant>();
     for client in clients {
         let mut changes = client.subscribe();
         let tx = tx.clone();
@@ -242,6 +313,27 @@ async fn kill_rounds(api: &Api, clients: &[Client], kills: usize) -> anyhow::Res
         });
     }
     let ctx = Context::new("user-1");
+    rounds(api, clients.len(), kills, rx, |killing| {
+        let wrong = clients
+            .iter()
+            .filter(|c| c.bool_variation(FLAG, &ctx, killing) == killing)
+            .count();
+        if wrong > 0 {
+            bail!("{wrong} clients serve the old value");
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Kills and restores in turn; each round waits for `n` sightings of the change on `seen`.
+async fn rounds(
+    api: &Api,
+    n: usize,
+    kills: usize,
+    mut seen: mpsc::UnboundedReceiver<Instant>,
+    check: impl Fn(bool) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<Duration>> {
     let mut rounds = Vec::with_capacity(kills);
     for round in 0..kills {
         let killing = round % 2 == 0;
@@ -254,20 +346,14 @@ async fn kill_rounds(api: &Api, clients: &[Client], kills: usize) -> anyhow::Res
         .await?;
         let answered = Instant::now();
         let mut last = answered;
-        for _ in 0..clients.len() {
-            let at = tokio::time::timeout(ROUND_TIMEOUT, rx.recv())
+        for _ in 0..n {
+            let at = tokio::time::timeout(ROUND_TIMEOUT, seen.recv())
                 .await
                 .context("a client never saw the change")?
                 .context("watchers gone")?;
             last = last.max(at);
         }
-        let wrong = clients
-            .iter()
-            .filter(|c| c.bool_variation(FLAG, &ctx, killing) == killing)
-            .count();
-        if wrong > 0 {
-            bail!("{wrong} clients serve the old value after round {round}");
-        }
+        check(killing)?;
         rounds.push(last - answered);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

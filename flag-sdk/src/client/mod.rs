@@ -3,7 +3,7 @@
 //!
 //! Reads are lock-free: every getter `load()`s the current [`CompiledSnapshot`] from an
 //! `arc-swap` and evaluates it; they never wait on the network or on a lock a writer holds.
-//! One background task ([`stream`]) owns the connection and swaps whole snapshots in.
+//! One background task (module `stream`) owns the connection and swaps whole snapshots in.
 //!
 //! Module map: `builder` (configuration, start-up, cache cold start), `stream` (the task),
 //! `sse` (pure event-stream decoder), `update` (typed events), `state` (what is held, status,

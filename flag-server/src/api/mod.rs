@@ -7,9 +7,11 @@ pub mod environments;
 pub mod evaluate;
 pub mod flags;
 pub mod ops;
+pub mod releases;
 pub mod sdk;
 pub mod segments;
 pub mod tokens;
+pub mod webhooks;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header;
@@ -51,6 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     evaluate::configure(cfg);
     audit::configure(cfg);
     tokens::configure(cfg);
+    releases::configure(cfg);
+    webhooks::configure(cfg);
 }
 
 fn json_error(e: JsonPayloadError) -> ApiError {
@@ -137,6 +141,8 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         audit::list,
         tokens::create, tokens::list, tokens::revoke,
         sdk::stream, sdk::snapshot, sdk::events, sdk::subscribers,
+        releases::start, releases::status, releases::act,
+        webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField)),
     modifiers(&BearerAuth),

@@ -32,7 +32,7 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// Readiness: the database answers a query.
+/// Readiness: a reader connection answers a query and the writer thread a no-op write.
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "ops", security(()),
     responses((status = 200, description = "ready", body = Status),
               (status = 503, description = "the database does not answer", body = crate::error::Problem)))]
@@ -46,6 +46,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             .map_err(|e| ApiError::Unavailable(format!("database: {e}")))
         })
         .await?;
+    // The writer thread answers too (an empty group commit writes nothing).
+    state.store.write(|_| Ok(())).await?;
     Ok(HttpResponse::Ok().json(Status {
         status: "ok".into(),
     }))

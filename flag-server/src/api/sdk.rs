@@ -8,9 +8,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use flag_sdk::events::EventBatch;
+
 use crate::auth::{AdminToken, SdkToken};
 use crate::error::ApiError;
+use crate::release::guard::Counts;
 use crate::state::AppState;
+use crate::store::releases;
 
 /// Registers the SDK routes and the subscriber-count route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -52,7 +56,7 @@ pub async fn stream(
         .broadcaster
         .subscribe(
             &environment,
-            || snapshots.get(&environment),
+            &|| snapshots.get(&environment),
             last_event_id,
             alive,
         )
@@ -101,17 +105,6 @@ pub async fn snapshot(
         .body(state.broadcaster.snapshot_json(&current)))
 }
 
-/// A batch of evaluation counters and tracked events (SPEC section 7).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct EventBatch {
-    /// Per flag and variation: evaluations and tracked errors since the last batch.
-    #[serde(default)]
-    pub counters: Vec<serde_json::Value>,
-    /// Tracked events.
-    #[serde(default)]
-    pub events: Vec<serde_json::Value>,
-}
-
 /// How much of a batch was taken.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
@@ -121,8 +114,8 @@ pub struct Accepted {
     pub events: usize,
 }
 
-/// Takes a batch of counters and events. For now it only counts them; the release guard
-/// (SPEC section 7) will consume them.
+/// Takes a batch of counters and events. Counters of flags under a running release feed its
+/// guard at once: a regression rolls the release back in the same transaction.
 #[utoipa::path(post, path = "/sdk/v1/events", tag = "sdk", request_body = EventBatch,
     responses(
         (status = 202, description = "accepted", body = Accepted),
@@ -131,18 +124,44 @@ pub struct Accepted {
         (status = 403, description = "not an SDK token", body = crate::error::Problem)))]
 pub async fn events(
     token: SdkToken,
+    state: web::Data<AppState>,
     batch: web::Json<EventBatch>,
 ) -> Result<HttpResponse, ApiError> {
+    let batch = batch.into_inner();
     let accepted = Accepted {
         counters: batch.counters.len(),
         events: batch.events.len(),
     };
-    tracing::debug!(
-        environment = token.environment,
-        counters = accepted.counters,
-        events = accepted.events,
-        "SDK events received"
-    );
+    let counters: Vec<(String, String, Counts)> = batch
+        .counters
+        .into_iter()
+        .filter(|c| c.evaluations > 0 || c.errors > 0)
+        .map(|c| {
+            let counts = Counts {
+                evaluations: c.evaluations,
+                errors: c.errors,
+            };
+            (c.flag, c.variation, counts)
+        })
+        .collect();
+    if !counters.is_empty() {
+        let env = token.environment.clone();
+        let steps = state
+            .store
+            .write(move |ctx| releases::observe(ctx, &env, &counters))
+            .await?;
+        for step in &steps {
+            tracing::warn!(
+                environment = token.environment,
+                event = step.event,
+                reason = step.reason,
+                "release guard acted"
+            );
+        }
+        if !steps.is_empty() {
+            state.outbox.wake();
+        }
+    }
     Ok(HttpResponse::Accepted().json(accepted))
 }
 

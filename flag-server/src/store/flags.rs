@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
-use super::{json, to_json, Effect, WriteCtx};
+use super::{json, to_json, webhooks, Effect, WriteCtx};
 use crate::error::ApiError;
 
 /// A flag's definition, shared by every environment.
@@ -432,7 +432,6 @@ pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMet
 
 /// A configuration row, read inside the writer's transaction.
 struct ConfigRow {
-    kind: FlagKind,
     version: u64,
     config: Flag,
     pre_kill: Option<Flag>,
@@ -443,28 +442,26 @@ fn config_row(ctx: &WriteCtx<'_>, key: &str, env: &str) -> Result<ConfigRow, Api
     let row = ctx
         .conn
         .prepare_cached(
-            "SELECT f.kind, f.archived, c.version, c.config, c.pre_kill
+            "SELECT f.archived, c.version, c.config, c.pre_kill
              FROM flags f JOIN flag_configs c ON c.flag = f.key
              WHERE f.key = ?1 AND c.environment = ?2",
         )?
         .query_row(params![key, env], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
+                r.get::<_, bool>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
             ))
         })
         .optional()?;
-    let Some((kind, archived, version, config, pre_kill)) = row else {
+    let Some((archived, version, config, pre_kill)) = row else {
         return Err(no_flag(key));
     };
     if archived {
         return Err(ApiError::NotFound(format!("flag `{key}` is archived")));
     }
     Ok(ConfigRow {
-        kind: json(&format!("\"{kind}\""))?,
         version: version as u64,
         config: json(&config)?,
         pre_kill: pre_kill.as_deref().map(json).transpose()?,
@@ -490,6 +487,14 @@ fn write_config(
             pre_kill.map(to_json)
         ])?;
     let revision = ctx.bump_revision(env)?;
+    webhooks::enqueue(
+        ctx,
+        "flag.changed",
+        &serde_json::json!({
+            "flag": config.key, "environment": env, "version": config.version,
+            "enabled": config.enabled, "revision": revision,
+        }),
+    )?;
     ctx.emit(Effect::Flag {
         environment: env.to_owned(),
         revision,
@@ -507,22 +512,34 @@ pub fn put_config(
     mut config: Flag,
     if_match: Option<u64>,
 ) -> Result<Flag, ApiError> {
-    let row = config_row(ctx, &config.key, env)?;
+    // The working snapshot holds every live flag at its committed (or earlier in this group)
+    // version, so the hot path reads no row; an absent flag gets the precise 404 from the row.
+    let (version, kind, before) = match ctx.snapshot(env)?.flags.get(&config.key) {
+        Some(current) => (
+            current.version,
+            current.kind,
+            serde_json::to_value(current).ok(),
+        ),
+        None => {
+            config_row(ctx, &config.key, env)?;
+            return Err(no_flag(&config.key));
+        }
+    };
     if let Some(expected) = if_match {
-        if expected != row.version {
+        if expected != version {
             return Err(ApiError::PreconditionFailed(format!(
-                "flag `{}` in `{env}` is at version {}, not {expected}",
-                config.key, row.version
+                "flag `{}` in `{env}` is at version {version}, not {expected}",
+                config.key
             )));
         }
     }
-    if config.kind != row.kind {
+    if config.kind != kind {
         return Err(ApiError::invalid(
             "kind",
-            format!("the flag's kind is `{}`", row.kind.as_str()),
+            format!("the flag's kind is `{}`", kind.as_str()),
         ));
     }
-    config.version = row.version + 1;
+    config.version = version + 1;
     validate_flag_in(&config, ctx.snapshot(env)?)?;
     write_config(ctx, env, &config, None)?;
     audit::record(
@@ -532,7 +549,7 @@ pub fn put_config(
             action: "flag.config.update",
             flag: Some(&config.key),
             environment: Some(env),
-            before: serde_json::to_value(&row.config).ok(),
+            before,
             after: serde_json::to_value(&config).ok(),
             ..NewAudit::default()
         },

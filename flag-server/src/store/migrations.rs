@@ -4,7 +4,8 @@ use anyhow::{bail, Context as _};
 use rusqlite::Connection;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE environments (
     key        TEXT PRIMARY KEY,
     revision   INTEGER NOT NULL,
@@ -61,7 +62,42 @@ CREATE INDEX audit_by_flag ON audit (flag, id);
 CREATE INDEX audit_by_environment ON audit (environment, id);
 INSERT INTO environments (key, revision, created_at)
     VALUES ('production', 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
-"#];
+"#,
+    r#"
+CREATE TABLE releases (
+    flag        TEXT NOT NULL REFERENCES flags(key),
+    environment TEXT NOT NULL REFERENCES environments(key),
+    state       TEXT NOT NULL,
+    next_at     INTEGER,
+    body        TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (flag, environment)
+) WITHOUT ROWID;
+CREATE INDEX releases_due ON releases (next_at) WHERE next_at IS NOT NULL;
+CREATE TABLE webhooks (
+    id         INTEGER PRIMARY KEY,
+    url        TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    events     TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    deleted_at TEXT
+);
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    webhook_id      INTEGER NOT NULL REFERENCES webhooks(id),
+    event           TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    status          TEXT NOT NULL DEFAULT 'pending',
+    last_error      TEXT,
+    response_status INTEGER,
+    next_at         INTEGER,
+    delivered_at    TEXT
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE next_at IS NOT NULL;
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

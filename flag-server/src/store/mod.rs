@@ -10,8 +10,10 @@ pub mod audit;
 pub mod environments;
 pub mod flags;
 mod migrations;
+pub mod releases;
 pub mod segments;
 pub mod tokens;
+pub mod webhooks;
 mod writer;
 
 use std::collections::HashMap;

@@ -1,0 +1,78 @@
+//! `flag log [KEY]`: the audit log, newest first.
+
+use clap::Args;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Ctx;
+use crate::api::What;
+use crate::output::{emit, emit_json, table};
+
+/// `flag log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only changes of this flag.
+    pub key: Option<String>,
+    /// How many entries (1 to 500).
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: u32,
+    /// Only changes in the environment given by --env (or the profile).
+    #[arg(long)]
+    pub this_env: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    at: String,
+    actor: String,
+    action: String,
+    #[serde(default)]
+    flag: Option<String>,
+    #[serde(default)]
+    segment: Option<String>,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Runs `flag log`.
+pub fn run(ctx: &Ctx, a: LogArgs) -> anyhow::Result<()> {
+    let (api, env) = ctx.api()?;
+    let mut query = vec![("limit", a.limit.to_string())];
+    if let Some(k) = &a.key {
+        query.push(("flag", k.clone()));
+    }
+    if a.this_env {
+        query.push(("environment", env.clone()));
+    }
+    let raw: Value = api.get_query("/api/v1/audit", &query, What::Other)?;
+    if ctx.json {
+        emit_json(&raw);
+        return Ok(());
+    }
+    let entries: Vec<Entry> =
+        serde_json::from_value(raw.get("entries").cloned().unwrap_or(Value::Array(vec![])))?;
+    if entries.is_empty() {
+        emit("no audit entries");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .into_iter()
+        .map(|e| {
+            vec![
+                e.at,
+                e.actor,
+                e.action,
+                e.flag.or(e.segment).unwrap_or_else(|| "-".into()),
+                e.environment.unwrap_or_else(|| "-".into()),
+                e.reason.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    emit(table(
+        &["WHEN", "WHO", "ACTION", "WHAT", "ENV", "REASON"],
+        &rows,
+    ));
+    Ok(())
+}

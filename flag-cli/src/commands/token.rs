@@ -1,0 +1,106 @@
+//! `flag token create|list|revoke`.
+
+use clap::Subcommand;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::Ctx;
+use crate::api::What;
+use crate::output::{emit, emit_json, table};
+
+/// `flag token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    #[command(
+        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind admin --name alice"
+    )]
+    Create {
+        /// `admin` or `sdk`.
+        #[arg(long, value_parser = ["admin", "sdk"])]
+        kind: String,
+        /// A name for the audit log.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    #[command(after_help = "Example:\n  flag token list")]
+    List,
+    /// Revoke a token at once.
+    #[command(after_help = "Example:\n  flag token revoke 3")]
+    Revoke {
+        /// The token id (from `flag token list`).
+        id: i64,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenInfo {
+    id: i64,
+    kind: String,
+    #[serde(default)]
+    environment: Option<String>,
+    name: String,
+    #[serde(default)]
+    created_at: String,
+}
+
+/// Runs `flag token ...`.
+pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
+    let (api, env) = ctx.api()?;
+    match c {
+        TokenCommand::Create { kind, name } => {
+            let mut body = json!({ "kind": kind, "name": name });
+            if kind == "sdk" {
+                body["environment"] = json!(env);
+            }
+            let raw: Value = api.post("/api/v1/tokens", &body, What::Environment(&env))?;
+            if ctx.json {
+                emit_json(&raw);
+                return Ok(());
+            }
+            let id = raw.get("id").cloned().unwrap_or_default();
+            let secret = raw.get("token").and_then(Value::as_str).unwrap_or_default();
+            let scope = if kind == "sdk" {
+                format!(" for {env}")
+            } else {
+                String::new()
+            };
+            emit(format!(
+                "CREATED {kind} token {id} `{name}`{scope}; the secret is shown only now:"
+            ));
+            emit(secret);
+        }
+        TokenCommand::List => {
+            let raw: Value = api.get("/api/v1/tokens", What::Other)?;
+            if ctx.json {
+                emit_json(&raw);
+                return Ok(());
+            }
+            let tokens: Vec<TokenInfo> = serde_json::from_value(raw)?;
+            let rows: Vec<Vec<String>> = tokens
+                .into_iter()
+                .map(|t| {
+                    vec![
+                        t.id.to_string(),
+                        t.kind,
+                        t.environment.unwrap_or_else(|| "-".into()),
+                        t.name,
+                        t.created_at,
+                    ]
+                })
+                .collect();
+            emit(table(&["ID", "KIND", "ENV", "NAME", "CREATED"], &rows));
+        }
+        TokenCommand::Revoke { id } => {
+            let id_text = id.to_string();
+            api.delete(&format!("/api/v1/tokens/{id}"), What::Token(&id_text))?;
+            if ctx.json {
+                emit_json(&json!({ "revoked": id }));
+            } else {
+                emit(format!("REVOKED token {id}"));
+            }
+        }
+    }
+    Ok(())
+}

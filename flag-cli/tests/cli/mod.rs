@@ -1,0 +1,5 @@
+mod common;
+mod eval;
+mod failures;
+mod flags;
+mod manage;

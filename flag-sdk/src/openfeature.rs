@@ -1,0 +1,238 @@
+//! The OpenFeature provider (cargo feature `openfeature`): [`FlagProvider`] lets code written
+//! against the `open-feature` crate evaluate this platform's flags through a [`Client`].
+//!
+//! Mapping: the evaluation context's `targeting_key` is the context key (required); custom
+//! fields become attributes (date-times as RFC 3339 strings; structures are skipped). Reasons:
+//! `OFF` → `DISABLED`, `TARGET_MATCH`/`RULE_MATCH` → `TARGETING_MATCH` (`SPLIT` from a
+//! rollout), `FALLTHROUGH` → `DEFAULT` (`SPLIT` from a rollout), `PREREQUISITE_FAILED` →
+//! `OTHER("PREREQUISITE_FAILED")`. Errors: `FLAG_NOT_FOUND` → `FlagNotFound`, `WRONG_TYPE` →
+//! `TypeMismatch`, `CLIENT_NOT_READY` → `ProviderNotReady`, `MALFORMED_FLAG` → `ParseError`.
+//! Nothing here touches the network: it reads the client's snapshot.
+
+use open_feature::provider::{
+    FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails,
+};
+use open_feature::{
+    EvaluationContext, EvaluationContextFieldValue, EvaluationError, EvaluationErrorCode,
+    EvaluationReason, EvaluationResult, StructValue, Value,
+};
+use time::format_description::well_known::Rfc3339;
+
+use crate::client::{Client, Status};
+use crate::context::Context;
+use crate::eval::{ErrorKind, Reason};
+use crate::model::FlagKind;
+
+/// An OpenFeature provider backed by a [`Client`].
+#[derive(Debug, Clone)]
+pub struct FlagProvider {
+    client: Client,
+    metadata: ProviderMetadata,
+}
+
+impl FlagProvider {
+    /// A provider evaluating with `client`.
+    pub fn new(client: Client) -> Self {
+        FlagProvider {
+            client,
+            metadata: ProviderMetadata::new("flag-sdk"),
+        }
+    }
+
+    fn resolve<T>(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+        kind: FlagKind,
+        read: impl FnOnce(&serde_json::Value) -> Option<T>,
+    ) -> EvaluationResult<ResolutionDetails<T>> {
+        let context = context(ctx)?;
+        let guard = self.client.snapshot();
+        let Some(flags) = guard.as_deref() else {
+            return Err(error(ErrorKind::ClientNotReady));
+        };
+        let evaluation = flags.evaluate_kind(key, &context, kind);
+        let reason = match evaluation.reason {
+            Reason::Error { error: kind } => return Err(error(kind)),
+            reason => map_reason(&reason),
+        };
+        let value = evaluation
+            .value
+            .and_then(read)
+            .ok_or_else(|| error(ErrorKind::WrongType))?;
+        Ok(ResolutionDetails {
+            value,
+            variant: evaluation.variation.map(str::to_owned),
+            reason: Some(reason),
+            flag_metadata: None,
+        })
+    }
+}
+
+#[open_feature::async_trait]
+impl FeatureProvider for FlagProvider {
+    fn metadata(&self) -> &ProviderMetadata {
+        &self.metadata
+    }
+
+    fn status(&self) -> ProviderStatus {
+        match (self.client.status(), self.client.revision().is_some()) {
+            (Status::Valid, _) | (Status::Offline, true) => ProviderStatus::Ready,
+            (Status::Stale, _) => ProviderStatus::STALE,
+            (Status::Offline, false) => ProviderStatus::Error,
+            _ => ProviderStatus::NotReady,
+        }
+    }
+
+    async fn resolve_bool_value(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<bool>> {
+        self.resolve(key, ctx, FlagKind::Boolean, serde_json::Value::as_bool)
+    }
+
+    async fn resolve_int_value(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<i64>> {
+        self.resolve(key, ctx, FlagKind::Number, serde_json::Value::as_i64)
+    }
+
+    async fn resolve_float_value(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<f64>> {
+        self.resolve(key, ctx, FlagKind::Number, serde_json::Value::as_f64)
+    }
+
+    async fn resolve_string_value(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<String>> {
+        self.resolve(key, ctx, FlagKind::String, |v| {
+            v.as_str().map(str::to_owned)
+        })
+    }
+
+    async fn resolve_struct_value(
+        &self,
+        key: &str,
+        ctx: &EvaluationContext,
+    ) -> EvaluationResult<ResolutionDetails<StructValue>> {
+        self.resolve(key, ctx, FlagKind::Json, |v| match Value::try_from(v) {
+            Ok(Value::Struct(s)) => Some(s),
+            _ => None,
+        })
+    }
+}
+
+fn context(ctx: &EvaluationContext) -> EvaluationResult<Context> {
+    let key = ctx
+        .targeting_key
+        .as_deref()
+        .ok_or_else(|| EvaluationError {
+            code: EvaluationErrorCode::TargetingKeyMissing,
+            message: Some("the context key is OpenFeature's targeting key".to_owned()),
+        })?;
+    let mut context = Context::new(key);
+    for (name, value) in &ctx.custom_fields {
+        let value = match value {
+            EvaluationContextFieldValue::Bool(b) => serde_json::Value::from(*b),
+            EvaluationContextFieldValue::Int(i) => serde_json::Value::from(*i),
+            EvaluationContextFieldValue::Float(f) => serde_json::Value::from(*f),
+            EvaluationContextFieldValue::String(s) => serde_json::Value::from(s.as_str()),
+            EvaluationContextFieldValue::DateTime(t) => match t.format(&Rfc3339) {
+                Ok(s) => serde_json::Value::from(s),
+                Err(_) => continue,
+            },
+            EvaluationContextFieldValue::Struct(_) => continue,
+        };
+        context.set(name.as_str(), value);
+    }
+    Ok(context)
+}
+
+fn map_reason(reason: &Reason<'_>) -> EvaluationReason {
+    match reason {
+        Reason::Off => EvaluationReason::Disabled,
+        Reason::TargetMatch => EvaluationReason::TargetingMatch,
+        Reason::RuleMatch {
+            in_rollout: true, ..
+        }
+        | Reason::Fallthrough { in_rollout: true } => EvaluationReason::Split,
+        Reason::RuleMatch { .. } => EvaluationReason::TargetingMatch,
+        Reason::Fallthrough { .. } => EvaluationReason::Default,
+        Reason::PrerequisiteFailed { .. } => {
+            EvaluationReason::Other("PREREQUISITE_FAILED".to_owned())
+        }
+        Reason::Error { .. } => EvaluationReason::Error,
+    }
+}
+
+fn error(kind: ErrorKind) -> EvaluationError {
+    let code = match kind {
+        ErrorKind::FlagNotFound => EvaluationErrorCode::FlagNotFound,
+        ErrorKind::WrongType => EvaluationErrorCode::TypeMismatch,
+        ErrorKind::ClientNotReady => EvaluationErrorCode::ProviderNotReady,
+        ErrorKind::MalformedFlag => EvaluationErrorCode::ParseError,
+    };
+    EvaluationError {
+        code,
+        message: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::TestData;
+
+    #[tokio::test]
+    async fn maps_values_reasons_and_errors() {
+        let td = TestData::new();
+        let provider = FlagProvider::new(td.client());
+        let ctx = EvaluationContext::default()
+            .with_targeting_key("u1")
+            .with_custom_field("plan", "pro");
+        td.update(td.flag("f").serve(true));
+        let d = provider.resolve_bool_value("f", &ctx).await.unwrap();
+        assert!(d.value);
+        assert_eq!(d.variant.as_deref(), Some("on"));
+        assert_eq!(d.reason, Some(EvaluationReason::Default));
+
+        td.update(td.flag("f").on(false));
+        let d = provider.resolve_bool_value("f", &ctx).await.unwrap();
+        assert_eq!(
+            (d.value, d.reason),
+            (false, Some(EvaluationReason::Disabled))
+        );
+
+        let missing = provider.resolve_bool_value("nope", &ctx).await.unwrap_err();
+        assert_eq!(missing.code, EvaluationErrorCode::FlagNotFound);
+        let wrong = provider.resolve_string_value("f", &ctx).await.unwrap_err();
+        assert_eq!(wrong.code, EvaluationErrorCode::TypeMismatch);
+        let no_key = provider
+            .resolve_bool_value("f", &EvaluationContext::default())
+            .await
+            .unwrap_err();
+        assert_eq!(no_key.code, EvaluationErrorCode::TargetingKeyMissing);
+
+        td.update(td.flag("limit").value_for_all(42));
+        assert_eq!(
+            provider
+                .resolve_int_value("limit", &ctx)
+                .await
+                .unwrap()
+                .value,
+            42
+        );
+        td.update(td.flag("cfg").value_for_all(serde_json::json!({"a": 1})));
+        let s = provider.resolve_struct_value("cfg", &ctx).await.unwrap();
+        assert!(s.value.fields.contains_key("a"));
+        assert_eq!(provider.status(), ProviderStatus::Ready);
+    }
+}

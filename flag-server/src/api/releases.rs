@@ -1,0 +1,216 @@
+//! Releases (SPEC section 7): `/api/v1/flags/{key}/environments/{env}/release` to start one
+//! and read its status, and `.../release/{pause|resume|advance|abort}` for a person's moves.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+use super::{method_not_allowed, optional_json};
+use crate::auth::AdminToken;
+use crate::error::{ApiError, Problem};
+use crate::release::guard::{Counts, GuardConfig};
+use crate::release::plan::{OnRegression, Release, ReleasePlan, ReleaseState};
+use crate::release::scheduler::now_millis;
+use crate::state::AppState;
+use crate::store::releases::{self, Command};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/flags/{key}/environments/{env}/release")
+            .get(status)
+            .post(start)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/flags/{key}/environments/{env}/release/{action}")
+            .post(act)
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// A release as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseView {
+    /// The flag.
+    pub flag: String,
+    /// The environment.
+    pub environment: String,
+    /// The variation being released.
+    pub variation: String,
+    /// Where it stands.
+    pub state: ReleaseState,
+    /// Index of the current stage in `stages`.
+    pub stage: usize,
+    /// The share of the current stage, in percent.
+    pub percent: u32,
+    /// Every stage, in percent.
+    pub stages: Vec<u32>,
+    /// How long each stage is held.
+    pub hold_seconds: u64,
+    /// When the scheduler next looks (RFC 3339), while running.
+    pub next_at: Option<String>,
+    /// The guard.
+    pub guard: GuardConfig,
+    /// What a regression does.
+    pub on_regression: OnRegression,
+    /// Counts per variation since the release began.
+    pub observed: BTreeMap<String, Observed>,
+    /// Why it is in its state (the guard's figures or a person's reason).
+    pub reason: Option<String>,
+}
+
+/// One variation's figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Observed {
+    /// Evaluations that served it.
+    pub evaluations: u64,
+    /// Tracked errors of contexts served it.
+    pub errors: u64,
+    /// `errors / evaluations`.
+    pub error_rate: f64,
+}
+
+impl ReleaseView {
+    fn new(flag: String, environment: String, r: Release) -> Self {
+        let next_at = r.next_at().and_then(|ms| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .ok()
+                .and_then(|t| t.format(&Rfc3339).ok())
+        });
+        let observed = r
+            .observed
+            .iter()
+            .map(|(v, c): (&String, &Counts)| {
+                let view = Observed {
+                    evaluations: c.evaluations,
+                    errors: c.errors,
+                    error_rate: c.error_rate(),
+                };
+                (v.clone(), view)
+            })
+            .collect();
+        ReleaseView {
+            flag,
+            environment,
+            percent: r.percent(),
+            next_at,
+            observed,
+            variation: r.plan.variation,
+            state: r.state,
+            stage: r.stage,
+            stages: r.plan.stages,
+            hold_seconds: r.plan.hold_seconds,
+            guard: r.plan.guard,
+            on_regression: r.plan.on_regression,
+            reason: r.reason,
+        }
+    }
+}
+
+/// A person's move: `{"reason"}` (optional; recorded in the audit log).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Starts a release: the flag's fallthrough becomes a rollout of `variation` at the first
+/// stage (the variation first in the weights, so the share only ever grows). 409 while another
+/// release of the flag in the environment is running or paused, or when the flag is off.
+#[utoipa::path(post, operation_id = "start_release", path = "/api/v1/flags/{key}/environments/{env}/release", tag = "releases",
+    request_body = ReleasePlan,
+    params(("key" = String, Path, description = "flag key"),
+           ("env" = String, Path, description = "environment key")),
+    responses((status = 201, body = ReleaseView),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn start(
+    state: web::Data<AppState>,
+    admin: AdminToken,
+    path: web::Path<(String, String)>,
+    plan: web::Json<ReleasePlan>,
+) -> Result<HttpResponse, ApiError> {
+    let (flag, env) = path.into_inner();
+    let actor = admin.0.name;
+    let (f, e) = (flag.clone(), env.clone());
+    let plan = plan.into_inner();
+    let release = state
+        .store
+        .write(move |ctx| releases::start(ctx, &actor, &f, &e, plan, now_millis()))
+        .await?;
+    state.scheduler.wake();
+    state.outbox.wake();
+    Ok(HttpResponse::Created().json(ReleaseView::new(flag, env, release)))
+}
+
+/// The release of the flag in the environment: stage, share, next move, observed error rates.
+#[utoipa::path(get, operation_id = "get_release", path = "/api/v1/flags/{key}/environments/{env}/release", tag = "releases",
+    params(("key" = String, Path, description = "flag key"),
+           ("env" = String, Path, description = "environment key")),
+    responses((status = 200, body = ReleaseView),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, description = "no release", body = Problem)))]
+pub async fn status(
+    state: web::Data<AppState>,
+    _admin: AdminToken,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (flag, env) = path.into_inner();
+    let (f, e) = (flag.clone(), env.clone());
+    let release = state
+        .store
+        .read(move |conn| releases::get(conn, &f, &e))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("flag `{flag}` has no release in `{env}`")))?;
+    Ok(HttpResponse::Ok().json(ReleaseView::new(flag, env, release)))
+}
+
+/// A person's move: `pause`, `resume`, `advance` (next stage now) or `abort` (fallthrough
+/// back to what it was). 409 when the release's state does not allow it.
+#[utoipa::path(post, operation_id = "move_release", path = "/api/v1/flags/{key}/environments/{env}/release/{action}", tag = "releases",
+    request_body = MoveBody,
+    params(("key" = String, Path, description = "flag key"),
+           ("env" = String, Path, description = "environment key"),
+           ("action" = String, Path, description = "pause | resume | advance | abort")),
+    responses((status = 200, body = ReleaseView),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
+pub async fn act(
+    state: web::Data<AppState>,
+    admin: AdminToken,
+    path: web::Path<(String, String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (flag, env, action) = path.into_inner();
+    let body: MoveBody = optional_json(&body)?;
+    let reason = body
+        .reason
+        .unwrap_or_else(|| format!("{action} by {}", admin.0.name));
+    let command = match action.as_str() {
+        "pause" => Command::Pause(reason),
+        "resume" => Command::Resume,
+        "advance" => Command::Advance,
+        "abort" => Command::Abort(reason),
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no release action `{other}`; use pause, resume, advance or abort"
+            )))
+        }
+    };
+    let actor = admin.0.name;
+    let (f, e) = (flag.clone(), env.clone());
+    let release = state
+        .store
+        .write(move |ctx| releases::command(ctx, &actor, &f, &e, command, now_millis()))
+        .await?;
+    state.scheduler.wake();
+    state.outbox.wake();
+    Ok(HttpResponse::Ok().json(ReleaseView::new(flag, env, release)))
+}

@@ -1,0 +1,75 @@
+//! The scheduler: one task that sleeps until the next release is due (or until a person's
+//! move wakes it), then lets each due release take its step through the store's write path.
+//! It does not poll: with nothing due it sleeps up to [`IDLE`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::plan::Millis;
+use crate::state::AppState;
+use crate::store::releases;
+
+/// The longest sleep with nothing due (a safety net; moves wake the task at once).
+pub const IDLE: Duration = Duration::from_secs(3600);
+/// The pause after a failed look, so a broken database never makes a hot loop.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The handle the API uses to wake the scheduler after a start, resume or advance.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    wake: Notify,
+}
+
+impl Scheduler {
+    /// Makes the scheduler look at the schedule again now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_millis() -> Millis {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as Millis
+}
+
+/// Runs until the process ends.
+pub async fn run(state: AppState, scheduler: Arc<Scheduler>) {
+    loop {
+        let wait = match step_due(&state).await {
+            Ok(next) => next.map_or(IDLE, |at| {
+                Duration::from_millis(at.saturating_sub(now_millis()).max(0) as u64).min(IDLE)
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "release scheduler: cannot read or write releases");
+                RETRY
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = scheduler.wake.notified() => {}
+        }
+    }
+}
+
+/// Takes every due step; returns when the next release is due.
+async fn step_due(state: &AppState) -> Result<Option<Millis>, crate::error::ApiError> {
+    loop {
+        let schedule = state.store.read(releases::schedule).await?;
+        let now = now_millis();
+        let (due, later): (Vec<_>, Vec<_>) =
+            schedule.into_iter().partition(|(_, _, at)| *at <= now);
+        if due.is_empty() {
+            return Ok(later.iter().map(|(_, _, at)| *at).min());
+        }
+        for (flag, env, _) in due {
+            tracing::info!(flag, environment = env, "release due");
+            state
+                .store
+                .write(move |ctx| releases::tick(ctx, &flag, &env, now))
+                .await?;
+        }
+        state.outbox.wake();
+    }
+}

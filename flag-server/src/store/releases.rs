@@ -1,0 +1,275 @@
+//! Releases: one row per (flag, environment) with the release as JSON, plus its state and due
+//! time as columns for the scheduler. Every move writes the flag (through the same path as any
+//! other change), the release row and an audit row in one savepoint of the group commit.
+
+use flag_sdk::validate::{FieldError, ValidationErrors};
+use flag_sdk::Flag;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::audit::{self, NewAudit};
+use super::{flags, json, to_json, webhooks, WriteCtx};
+use crate::error::ApiError;
+use crate::release::guard::Counts;
+use crate::release::plan::{FlagMove, Millis, Release, ReleasePlan, ReleaseState, Step};
+
+/// The actor named in the audit log for moves the scheduler and the guard make.
+pub const SCHEDULER: &str = "release-scheduler";
+
+/// A person's command to a running release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Hold where it is.
+    Pause(String),
+    /// Go on.
+    Resume,
+    /// Next stage now.
+    Advance,
+    /// Stop and put the fallthrough back.
+    Abort(String),
+}
+
+/// The release of `flag` in `env`, if one was ever started.
+pub fn get(conn: &Connection, flag: &str, env: &str) -> Result<Option<Release>, ApiError> {
+    conn.prepare_cached("SELECT body FROM releases WHERE flag = ?1 AND environment = ?2")?
+        .query_row(params![flag, env], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|body| json(&body))
+        .transpose()
+}
+
+/// Running releases and when each is next due: (flag, environment, due at).
+pub fn schedule(conn: &Connection) -> Result<Vec<(String, String, Millis)>, ApiError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT flag, environment, next_at FROM releases WHERE next_at IS NOT NULL ORDER BY next_at",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Starts a release: 409 while another one of the flag in `env` is running or paused.
+pub fn start(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    flag: &str,
+    env: &str,
+    plan: ReleasePlan,
+    now: Millis,
+) -> Result<Release, ApiError> {
+    if let Some(existing) = get(ctx.conn, flag, env)? {
+        if existing.state.is_active() {
+            return Err(ApiError::Conflict(format!(
+                "flag `{flag}` already has a {:?} release in `{env}`; pause, abort or let it finish first",
+                existing.state
+            )));
+        }
+    }
+    let config = current(ctx, flag, env)?;
+    let variations = variation_keys(&config);
+    let problems = plan.problems(&variations);
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(ValidationErrors(
+            problems
+                .into_iter()
+                .map(|(field, message)| FieldError {
+                    field: field.to_owned(),
+                    message,
+                })
+                .collect(),
+        )));
+    }
+    if !config.enabled {
+        return Err(ApiError::Conflict(format!(
+            "flag `{flag}` is off in `{env}`: a release needs traffic; turn it on first"
+        )));
+    }
+    let (release, step) = Release::start(plan, config.fallthrough.clone(), &variations, now);
+    apply(ctx, actor, flag, env, None, &release, step)?;
+    Ok(release)
+}
+
+/// Applies a person's command; 404 without a release, 409 when its state forbids it.
+pub fn command(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    flag: &str,
+    env: &str,
+    command: Command,
+    now: Millis,
+) -> Result<Release, ApiError> {
+    let mut release = get(ctx.conn, flag, env)?
+        .ok_or_else(|| ApiError::NotFound(format!("flag `{flag}` has no release in `{env}`")))?;
+    let before = release.clone();
+    let config = current(ctx, flag, env)?;
+    let variations = variation_keys(&config);
+    let step = match &command {
+        Command::Pause(reason) => release.pause(reason),
+        Command::Resume => release.resume(now),
+        Command::Advance => release.advance(now, &variations),
+        Command::Abort(reason) => release.abort(reason),
+    }
+    .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    apply(ctx, actor, flag, env, Some(&before), &release, step)?;
+    Ok(release)
+}
+
+/// The scheduler's look at a due release: advance, roll back, or keep holding.
+pub fn tick(ctx: &mut WriteCtx<'_>, flag: &str, env: &str, now: Millis) -> Result<(), ApiError> {
+    let Some(mut release) = get(ctx.conn, flag, env)? else {
+        return Ok(());
+    };
+    let before = release.clone();
+    let config = match current(ctx, flag, env) {
+        Ok(config) => config,
+        // The flag was archived under the release: stop it rather than retry forever.
+        Err(ApiError::NotFound(why)) => {
+            let step = release
+                .abort(&why)
+                .map_err(|e| ApiError::Conflict(e.to_string()))?;
+            return save_and_audit(ctx, SCHEDULER, flag, env, Some(&before), &release, &step);
+        }
+        Err(e) => return Err(e),
+    };
+    match release.tick(now, &variation_keys(&config)) {
+        Some(step) => apply(ctx, SCHEDULER, flag, env, Some(&before), &release, step),
+        None if release != before => save(ctx, flag, env, &release),
+        None => Ok(()),
+    }
+}
+
+/// Adds SDK counters to the running releases of `env`; a regression acts in the same
+/// transaction. Counters of flags without a running release are ignored. Returns the moves.
+pub fn observe(
+    ctx: &mut WriteCtx<'_>,
+    env: &str,
+    counters: &[(String, String, Counts)],
+) -> Result<Vec<Step>, ApiError> {
+    let mut flags: Vec<&str> = counters.iter().map(|(f, _, _)| f.as_str()).collect();
+    flags.sort_unstable();
+    flags.dedup();
+    let mut steps = Vec::new();
+    for flag in flags {
+        let Some(mut release) = get(ctx.conn, flag, env)? else {
+            continue;
+        };
+        if !release.state.is_active() {
+            continue;
+        }
+        let before = release.clone();
+        let mut step = None;
+        for (_, variation, counts) in counters.iter().filter(|(f, _, _)| f == flag) {
+            step = step.or(release.observe(variation, *counts));
+        }
+        match step {
+            Some(step) => {
+                apply(
+                    ctx,
+                    SCHEDULER,
+                    flag,
+                    env,
+                    Some(&before),
+                    &release,
+                    step.clone(),
+                )?;
+                steps.push(step);
+            }
+            None => save(ctx, flag, env, &release)?,
+        }
+    }
+    Ok(steps)
+}
+
+/// Writes a step's change to the flag, then the release row and the audit row.
+fn apply(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    flag: &str,
+    env: &str,
+    before: Option<&Release>,
+    release: &Release,
+    step: Step,
+) -> Result<(), ApiError> {
+    match &step.flag {
+        Some(FlagMove::Fallthrough(serve)) => {
+            let mut config = current(ctx, flag, env)?;
+            config.fallthrough = serve.clone();
+            flags::put_config(ctx, actor, env, config, None)?;
+        }
+        Some(FlagMove::Kill) => {
+            flags::kill(ctx, actor, flag, env, &step.reason)?;
+        }
+        None => {}
+    }
+    save_and_audit(ctx, actor, flag, env, before, release, &step)
+}
+
+fn save_and_audit(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    flag: &str,
+    env: &str,
+    before: Option<&Release>,
+    release: &Release,
+    step: &Step,
+) -> Result<(), ApiError> {
+    save(ctx, flag, env, release)?;
+    let after = serde_json::to_value(release).ok();
+    webhooks::enqueue(
+        ctx,
+        step.event,
+        &serde_json::json!({
+            "flag": flag, "environment": env, "actor": actor,
+            "reason": step.reason, "release": after,
+        }),
+    )?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: step.event,
+            flag: Some(flag),
+            environment: Some(env),
+            before: before.and_then(|r| serde_json::to_value(r).ok()),
+            after,
+            reason: Some(&step.reason),
+            ..NewAudit::default()
+        },
+    )
+}
+
+fn save(ctx: &WriteCtx<'_>, flag: &str, env: &str, release: &Release) -> Result<(), ApiError> {
+    let state = serde_json::to_value(release.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    debug_assert!(release.state != ReleaseState::Running || release.next_at().is_some());
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO releases (flag, environment, state, next_at, body, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (flag, environment) DO UPDATE SET
+                state = excluded.state, next_at = excluded.next_at,
+                body = excluded.body, updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            flag,
+            env,
+            state,
+            release.next_at(),
+            to_json(release),
+            ctx.now
+        ])?;
+    Ok(())
+}
+
+/// The flag's live configuration in `env` (404 when unknown or archived).
+fn current(ctx: &WriteCtx<'_>, flag: &str, env: &str) -> Result<Flag, ApiError> {
+    ctx.snapshot(env)?
+        .flags
+        .get(flag)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no flag `{flag}` in `{env}`")))
+}
+
+fn variation_keys(flag: &Flag) -> Vec<&str> {
+    flag.variations.iter().map(|v| v.key.as_str()).collect()
+}

@@ -1,0 +1,402 @@
+//! Releases end to end: start, the guard rolling back on SDK counters, the audit row, the
+//! signed webhook, the moves a person makes, and a restart mid-release.
+
+use std::time::Duration;
+
+use flag_server::Config;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::common::{TestServer, ADMIN};
+
+const FLAG: &str = "new-checkout";
+const CONFIG: &str = "/api/v1/flags/new-checkout/environments/production";
+const RELEASE: &str = "/api/v1/flags/new-checkout/environments/production/release";
+
+/// A server that may send webhooks to loopback (the receiver runs on 127.0.0.1).
+async fn server_allowing_loopback_webhooks(dir: tempfile::TempDir) -> TestServer {
+    let mut config = Config::ephemeral(dir.path().join("flags.db"), ADMIN);
+    config.webhook_allow_private = true;
+    let running = flag_server::start(&config).await.expect("server starts");
+    TestServer {
+        base: format!("http://{}", running.addr),
+        client: reqwest::Client::new(),
+        running,
+        _dir: dir,
+    }
+}
+
+/// A flag serving `off` to everyone, enabled: the starting point of a release of `on`.
+async fn flag_serving_off(server: &TestServer) {
+    server.create_flag(FLAG).await;
+    let mut config = server.get(CONFIG).await.ok(200).clone();
+    config["enabled"] = json!(true);
+    config["fallthrough"] = json!({"variation": "off"});
+    server.put(CONFIG, config, None).await.ok(200);
+}
+
+fn plan(on_regression: &str) -> Value {
+    json!({"variation": "on", "stages": [1, 5, 25, 50, 100], "hold_seconds": 600,
+           "guard": {"max_error_rate_increase": 0.02, "min_evaluations": 200},
+           "on_regression": on_regression})
+}
+
+fn weight_of_on(config: &Value) -> u64 {
+    config["fallthrough"]["rollout"]["weights"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .filter(|w| w["variation"] == "on")
+                .map(|w| w["weight"].as_u64().unwrap())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A loopback HTTP receiver: every request's headers (lower-cased) and body, answered 200.
+async fn webhook_receiver() -> (String, mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (headers, body_start) = loop {
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let headers: Vec<(String, String)> = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                        .collect();
+                    break (headers, end + 4);
+                }
+            };
+            let length: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < body_start + length {
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[body_start..(body_start + length).min(buf.len())].to_vec();
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+            let _ = tx.send((headers, body)).await;
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn a_regression_rolls_the_release_back_with_audit_and_signed_webhook() {
+    let server = server_allowing_loopback_webhooks(tempfile::tempdir().unwrap()).await;
+    flag_serving_off(&server).await;
+    let (url, mut received) = webhook_receiver().await;
+    let secret = "s3cret-s3cret-s3cret";
+    server
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": url, "secret": secret, "events": ["release.rolled_back"]}),
+        )
+        .await
+        .ok(201);
+
+    let started = server.post(RELEASE, plan("rollback")).await;
+    let view = started.ok(201);
+    assert_eq!(
+        (view["state"].clone(), view["percent"].clone()),
+        (json!("running"), json!(1))
+    );
+    assert!(view["next_at"].is_string());
+    let config = server.get(CONFIG).await.ok(200).clone();
+    assert_eq!(
+        weight_of_on(&config),
+        1000,
+        "1% of contexts get the new variation"
+    );
+    assert_eq!(
+        config["fallthrough"]["rollout"]["weights"][0]["variation"],
+        "on"
+    );
+
+    // The SDKs report: the new variation errors 10% of the time, the old one 1%.
+    let sdk = server.sdk_token("production").await;
+    let counters = json!({"counters": [
+        {"flag": FLAG, "variation": "off", "evaluations": 20000, "errors": 200},
+        {"flag": FLAG, "variation": "on", "evaluations": 400, "errors": 40}]});
+    let r = server
+        .send(
+            reqwest::Method::POST,
+            "/sdk/v1/events",
+            Some(&sdk),
+            Some(&counters),
+            &[],
+        )
+        .await;
+    r.ok(202);
+
+    let status = server.get(RELEASE).await.ok(200).clone();
+    assert_eq!(status["state"], "rolled_back", "{status}");
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("10.00% (40 of 400)"),
+        "{status}"
+    );
+    assert_eq!(status["observed"]["on"]["error_rate"], json!(0.1));
+    let config = server.get(CONFIG).await.ok(200).clone();
+    assert_eq!(
+        config["fallthrough"],
+        json!({"variation": "off"}),
+        "the baseline is back"
+    );
+
+    let audit = server.audit(&format!("flag={FLAG}")).await;
+    let row = audit
+        .iter()
+        .find(|e| e["action"] == "release.rolled_back")
+        .expect("an audit row for the rollback");
+    assert_eq!(row["actor"], "release-scheduler");
+    assert!(
+        row["reason"].as_str().unwrap().contains("+9.00 points"),
+        "{row}"
+    );
+    assert_eq!(row["before"]["state"], "running");
+    assert_eq!(row["after"]["state"], "rolled_back");
+
+    let (headers, body) = tokio::time::timeout(Duration::from_secs(20), received.recv())
+        .await
+        .expect("the webhook arrives within 20 s")
+        .expect("receiver alive");
+    let signature = headers
+        .iter()
+        .find(|(k, _)| k == "x-flag-signature")
+        .map(|(_, v)| v.clone())
+        .expect("signed");
+    assert_eq!(signature, flag_server::webhooks::signature(secret, &body));
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["event"], "release.rolled_back");
+    assert_eq!(payload["flag"], FLAG);
+    let hooks = server.get("/api/v1/webhooks").await.ok(200).clone();
+    let id = hooks[0]["id"].as_i64().unwrap();
+    assert!(
+        hooks[0].get("secret").is_none(),
+        "the secret is never shown again"
+    );
+    // The delivery log records the success (give the task a moment to write it).
+    let mut delivered = false;
+    for _ in 0..100 {
+        let log = server
+            .get(&format!("/api/v1/webhooks/{id}/deliveries"))
+            .await
+            .ok(200)
+            .clone();
+        if log[0]["status"] == "delivered" {
+            assert_eq!(log[0]["response_status"], 200);
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "the delivery log shows the delivery");
+}
+
+#[tokio::test]
+async fn healthy_counters_do_not_roll_back() {
+    let server = TestServer::start().await;
+    flag_serving_off(&server).await;
+    server.post(RELEASE, plan("rollback")).await.ok(201);
+    let sdk = server.sdk_token("production").await;
+    let counters = json!({"counters": [
+        {"flag": FLAG, "variation": "off", "evaluations": 20000, "errors": 200},
+        {"flag": FLAG, "variation": "on", "evaluations": 400, "errors": 5}]});
+    server
+        .send(
+            reqwest::Method::POST,
+            "/sdk/v1/events",
+            Some(&sdk),
+            Some(&counters),
+            &[],
+        )
+        .await
+        .ok(202);
+    let status = server.get(RELEASE).await.ok(200).clone();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["observed"]["on"]["evaluations"], 400);
+}
+
+#[tokio::test]
+async fn kill_on_regression_kills_the_flag() {
+    let server = TestServer::start().await;
+    flag_serving_off(&server).await;
+    server.post(RELEASE, plan("kill")).await.ok(201);
+    let sdk = server.sdk_token("production").await;
+    let counters = json!({"counters": [
+        {"flag": FLAG, "variation": "off", "evaluations": 20000, "errors": 0},
+        {"flag": FLAG, "variation": "on", "evaluations": 500, "errors": 100}]});
+    server
+        .send(
+            reqwest::Method::POST,
+            "/sdk/v1/events",
+            Some(&sdk),
+            Some(&counters),
+            &[],
+        )
+        .await
+        .ok(202);
+    let config = server.get(CONFIG).await.ok(200).clone();
+    assert_eq!(config["enabled"], false, "{config}");
+}
+
+#[tokio::test]
+async fn a_person_pauses_resumes_advances_and_aborts() {
+    let server = TestServer::start().await;
+    flag_serving_off(&server).await;
+    server.post(RELEASE, plan("rollback")).await.ok(201);
+    server.post(RELEASE, plan("rollback")).await.problem(409);
+
+    let paused = server
+        .post(&format!("{RELEASE}/pause"), json!({"reason": "dashboards"}))
+        .await;
+    assert_eq!(paused.ok(200)["state"], "paused");
+    assert!(paused.body["next_at"].is_null());
+    server
+        .post(&format!("{RELEASE}/pause"), json!({}))
+        .await
+        .problem(409);
+    assert_eq!(
+        server
+            .post(&format!("{RELEASE}/resume"), json!({}))
+            .await
+            .ok(200)["state"],
+        "running"
+    );
+    let advanced = server.post(&format!("{RELEASE}/advance"), json!({})).await;
+    assert_eq!(advanced.ok(200)["percent"], 5);
+    assert_eq!(weight_of_on(server.get(CONFIG).await.ok(200)), 5000);
+    let aborted = server
+        .post(
+            &format!("{RELEASE}/abort"),
+            json!({"reason": "wrong build"}),
+        )
+        .await;
+    assert_eq!(aborted.ok(200)["state"], "aborted");
+    assert_eq!(
+        server.get(CONFIG).await.ok(200)["fallthrough"],
+        json!({"variation": "off"})
+    );
+    server
+        .post(&format!("{RELEASE}/resume"), json!({}))
+        .await
+        .problem(409);
+    server
+        .post(&format!("{RELEASE}/jump"), json!({}))
+        .await
+        .problem(404);
+
+    let actions: Vec<String> = server
+        .audit(&format!("flag={FLAG}"))
+        .await
+        .iter()
+        .filter_map(|e| {
+            e["action"]
+                .as_str()
+                .filter(|a| a.starts_with("release."))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "release.aborted",
+            "release.advanced",
+            "release.resumed",
+            "release.paused",
+            "release.started"
+        ]
+    );
+    // A new release may start once the old one is over.
+    server.post(RELEASE, plan("rollback")).await.ok(201);
+}
+
+#[tokio::test]
+async fn bad_plans_name_the_field_and_change_nothing() {
+    let server = TestServer::start().await;
+    flag_serving_off(&server).await;
+    let before = server.get(CONFIG).await.ok(200).clone();
+    let mut bad = plan("rollback");
+    bad["stages"] = json!([5, 1]);
+    bad["variation"] = json!("maybe");
+    let r = server.post(RELEASE, bad).await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["variation", "stages"]);
+    let mut unknown = plan("rollback");
+    unknown["on_regression"] = json!("panic");
+    server.post(RELEASE, unknown).await.problem(422);
+    assert_eq!(server.get(CONFIG).await.ok(200).clone(), before);
+    server.get(RELEASE).await.problem(404);
+    let missing = "/api/v1/flags/nope/environments/production/release";
+    server.post(missing, plan("rollback")).await.problem(404);
+}
+
+#[tokio::test]
+async fn a_release_survives_a_restart_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flags.db");
+    {
+        let running = flag_server::start(&Config::ephemeral(&db, ADMIN))
+            .await
+            .unwrap();
+        let server = TestServer {
+            base: format!("http://{}", running.addr),
+            client: reqwest::Client::new(),
+            running,
+            _dir: tempfile::tempdir().unwrap(),
+        };
+        flag_serving_off(&server).await;
+        server.post(RELEASE, plan("rollback")).await.ok(201);
+        server
+            .post(&format!("{RELEASE}/advance"), json!({}))
+            .await
+            .ok(200);
+        server.running.handle.stop(true).await;
+    }
+    let running = flag_server::start(&Config::ephemeral(&db, ADMIN))
+        .await
+        .unwrap();
+    let server = TestServer {
+        base: format!("http://{}", running.addr),
+        client: reqwest::Client::new(),
+        running,
+        _dir: dir,
+    };
+    let status = server.get(RELEASE).await.ok(200).clone();
+    assert_eq!(
+        (status["state"].clone(), status["percent"].clone()),
+        (json!("running"), json!(5))
+    );
+    assert_eq!(
+        server
+            .post(&format!("{RELEASE}/advance"), json!({}))
+            .await
+            .ok(200)["percent"],
+        25
+    );
+}
