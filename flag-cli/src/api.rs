@@ -332,3 +332,47 @@ pub fn exit_code(e: &ApiError) -> u8 {
         ApiError::Protocol(_) => 7,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> ApiError {
+        let what = What::Flag {
+            key: "new-checkout",
+            env: "production",
+        };
+        ApiError::Status {
+            status: code,
+            detail: "d".into(),
+            errors: vec!["key: bad".into()],
+            hint: hint(StatusCode::from_u16(code).unwrap(), &what, true),
+        }
+    }
+
+    #[test]
+    fn exit_codes_by_class() {
+        let codes: Vec<u8> = [400, 401, 403, 404, 409, 412, 413, 422, 500, 503]
+            .into_iter()
+            .map(|c| exit_code(&status(c)))
+            .collect();
+        assert_eq!(codes, [1, 4, 4, 3, 5, 5, 1, 1, 7, 7]);
+        let unreachable = ApiError::Unreachable {
+            url: "u".into(),
+            cause: "c".into(),
+        };
+        assert_eq!(exit_code(&unreachable), 6);
+        assert_eq!(exit_code(&ApiError::Protocol("p".into())), 7);
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        assert_eq!(
+            status(404).to_string(),
+            "d (HTTP 404): key: bad; check the flag key `new-checkout` (`flag list`) and the \
+             environment `production` (`flag env list`)"
+        );
+        assert!(status(401).to_string().contains("FLAG_TOKEN"));
+        assert!(status(500).to_string().contains("flag status"));
+    }
+}

@@ -178,7 +178,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => status::run(&ctx),
         Command::Profiles => profiles::run(&ctx),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "flag", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "flag", &mut script);
+            output::emit(String::from_utf8_lossy(&script).trim_end());
             Ok(())
         }
     }

@@ -118,7 +118,10 @@ pub struct Running {
 /// Opens the store and serves on `config.listen` (use port 0 for an ephemeral port) from
 /// inside a tokio runtime. Signals are left to the caller (see `main`).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    let (state, created_admin_token) = AppState::open(config)?;
+    // Opening migrates and loads the database: blocking work, off the async threads.
+    let opening = config.clone();
+    let (state, created_admin_token) =
+        tokio::task::spawn_blocking(move || AppState::open(&opening)).await??;
     let state = web::Data::new(state);
     let data = state.clone();
     let mut server = HttpServer::new(move || app(data.clone()))

@@ -39,6 +39,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %running.addr, db = %config.db.display(), "listening");
     shutdown_signal().await;
     tracing::info!("shutting down");
+    // End the SSE streams first: a graceful stop would otherwise wait for them.
+    running.state.broadcaster.shutdown();
     running.handle.stop(true).await;
     let _ = running.task.await;
     Ok(())

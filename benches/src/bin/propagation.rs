@@ -299,7 +299,11 @@ where
 }
 
 /// One kill or restore per round; the time until every client swapped in the change.
-async fn kill_rounds(api: &Api, clients: &[Client], kills: usize) -> anyhow::Result<Vec<Duration>> {
+async fn kill_rounds(
+    api: &Api,
+    clients: &[Client],
+    kills: usize,
+) -> anyhow::Result<Vec<(Duration, Duration)>> {
     let (tx, rx) = mpsc::unbounded_channel::<Instant>();
     for client in clients {
         let mut changes = client.subscribe();
@@ -333,11 +337,12 @@ async fn rounds(
     kills: usize,
     mut seen: mpsc::UnboundedReceiver<Instant>,
     check: impl Fn(bool) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<Duration>> {
+) -> anyhow::Result<Vec<(Duration, Duration)>> {
     let mut rounds = Vec::with_capacity(kills);
     for round in 0..kills {
         let killing = round % 2 == 0;
         let action = if killing { "kill" } else { "restore" };
+        let sent = Instant::now();
         api.call(
             reqwest::Method::POST,
             &format!("/api/v1/flags/{FLAG}/environments/production/{action}"),
@@ -354,24 +359,33 @@ async fn rounds(
             last = last.max(at);
         }
         check(killing)?;
-        rounds.push(last - answered);
+        rounds.push((last - answered, last - sent));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(rounds)
 }
 
-fn report(rounds: &[Duration]) {
-    let mut sorted = rounds.to_vec();
-    sorted.sort();
-    let pick =
-        |q: f64| sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "kill -> every client serves the new value, over {} rounds: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        sorted.len(),
-        ms(pick(0.50)),
-        ms(pick(0.99)),
-        ms(sorted[sorted.len() - 1]),
+fn report(rounds: &[(Duration, Duration)]) {
+    let line = |what: &str, mut sorted: Vec<Duration>| {
+        sorted.sort();
+        let pick =
+            |q: f64| sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1];
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{what}, {} rounds: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            sorted.len(),
+            ms(pick(0.50)),
+            ms(pick(0.99)),
+            ms(sorted[sorted.len() - 1]),
+        );
+    };
+    line(
+        "kill API answer -> every client serves the new value",
+        rounds.iter().map(|r| r.0).collect(),
+    );
+    line(
+        "kill request sent -> every client serves the new value",
+        rounds.iter().map(|r| r.1).collect(),
     );
 }
 

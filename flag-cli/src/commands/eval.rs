@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use flag_sdk::{CompiledSnapshot, Context, ErrorKind, Reason, Snapshot};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::Ctx;
@@ -47,6 +48,38 @@ pub struct EvalArgs {
     /// Evaluate offline against this snapshot file (SPEC section 2) instead of the server.
     #[arg(long)]
     pub snapshot: Option<PathBuf>,
+}
+
+/// One output line, fields in the documented order.
+#[derive(Serialize)]
+struct Line<'a, R: Serialize> {
+    flag: &'a str,
+    context_key: Option<&'a str>,
+    value: Option<&'a Value>,
+    variation: Option<&'a str>,
+    reason: R,
+}
+
+/// One flag's answer from `POST /environments/{env}/evaluate`.
+#[derive(Deserialize)]
+struct ServerResult {
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    variation: Option<String>,
+    reason: Reason<'static>,
+}
+
+impl Default for ServerResult {
+    fn default() -> Self {
+        ServerResult {
+            value: None,
+            variation: None,
+            reason: Reason::Error {
+                error: ErrorKind::FlagNotFound,
+            },
+        }
+    }
 }
 
 /// Runs `flag eval`.
@@ -124,13 +157,13 @@ fn offline(path: &Path, key: &str, contexts: &[Value]) -> anyhow::Result<bool> {
     for value in contexts {
         let context = Context::from_json(value.clone())?;
         let e = compiled.evaluate(key, &context);
-        emit_json_line(&json!({
-            "flag": key,
-            "context_key": context.key(),
-            "value": e.value,
-            "variation": e.variation,
-            "reason": e.reason,
-        }));
+        emit_json_line(&Line {
+            flag: key,
+            context_key: Some(context.key()),
+            value: e.value,
+            variation: e.variation,
+            reason: &e.reason,
+        });
     }
     Ok(found)
 }
@@ -146,27 +179,27 @@ fn online(ctx: &Ctx, key: &str, contexts: &[Value]) -> anyhow::Result<bool> {
             &json!({ "context": context, "flags": [key] }),
             What::Environment(&env),
         )?;
-        let result = answer
+        let result: ServerResult = answer
             .get("results")
             .and_then(|r| r.get(key))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let reason = result.get("reason").cloned().unwrap_or_else(|| {
-            serde_json::to_value(Reason::Error {
+            .map(|r| serde_json::from_value(r.clone()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("unexpected answer from the evaluate endpoint: {e}"))?
+            .unwrap_or_default();
+        if result.reason
+            == (Reason::Error {
                 error: ErrorKind::FlagNotFound,
             })
-            .unwrap_or(Value::Null)
-        });
-        if reason.get("error").and_then(Value::as_str) == Some("FLAG_NOT_FOUND") {
+        {
             found = false;
         }
-        emit_json_line(&json!({
-            "flag": key,
-            "context_key": context.get("key"),
-            "value": result.get("value").cloned().unwrap_or(Value::Null),
-            "variation": result.get("variation").cloned().unwrap_or(Value::Null),
-            "reason": reason,
-        }));
+        emit_json_line(&Line {
+            flag: key,
+            context_key: context.get("key").and_then(Value::as_str),
+            value: result.value.as_ref(),
+            variation: result.variation.as_deref(),
+            reason: &result.reason,
+        });
     }
     Ok(found)
 }

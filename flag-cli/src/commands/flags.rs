@@ -322,24 +322,30 @@ pub fn get(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         f.kind.as_str(),
         v.version
     ));
-    emit(format!("  state:        {}", output::state(f)));
+    emit(format!("  state:         {}", output::state(f)));
     emit(format!(
         "  off variation: {}",
         output::variation(f, &f.off_variation)
     ));
-    emit(format!("  fallthrough:  {}", output::serve(&f.fallthrough)));
+    emit(format!(
+        "  fallthrough:   {}",
+        output::serve(&f.fallthrough)
+    ));
     let vars: Vec<String> = f
         .variations
         .iter()
         .map(|x| format!("{}={}", x.key, x.value))
         .collect();
-    emit(format!("  variations:   {}", vars.join(", ")));
+    emit(format!("  variations:    {}", vars.join(", ")));
     for p in &f.prerequisites {
-        emit(format!("  prerequisite: {} serves {}", p.flag, p.variation));
+        emit(format!(
+            "  prerequisite:  {} serves {}",
+            p.flag, p.variation
+        ));
     }
     for t in &f.targets {
         emit(format!(
-            "  target:       {} -> {}",
+            "  target:        {} -> {}",
             output::plural(t.keys.len(), "key"),
             t.variation
         ));
@@ -347,7 +353,7 @@ pub fn get(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     for (i, r) in f.rules.iter().enumerate() {
         let id = r.id.clone().unwrap_or_else(|| format!("#{i}"));
         emit(format!(
-            "  rule {id}: {} -> {}",
+            "  rule:          {id}: {} -> {}",
             output::plural(r.clauses.len(), "clause"),
             output::serve(&r.serve)
         ));

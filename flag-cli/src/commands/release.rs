@@ -1,9 +1,9 @@
 //! `flag release start|status|pause|resume|advance|abort` (SPEC section 7): thin calls of
-//! `/api/v1/flags/{key}/environments/{env}/release[/...]`. A server without releases answers
-//! 404, reported as "not available on this server".
+//! `/api/v1/flags/{key}/environments/{env}/release[/{action}]`. A server without releases
+//! answers 404 for the route, reported as "releases are not available on this server".
 
 use anyhow::Context as _;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::Ctx;
@@ -13,7 +13,7 @@ use crate::output::{emit, emit_json};
 /// `flag release ...`.
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
-    /// Start a staged release of a variation.
+    /// Start a staged release of a variation (the flag must be on).
     #[command(
         after_help = "Example:\n  flag release start new-checkout --variation on --stages 1,5,25,50,100 --hold-seconds 600"
     )]
@@ -23,53 +23,56 @@ pub enum ReleaseCommand {
         /// The variation released.
         #[arg(long, default_value = "on")]
         variation: String,
-        /// Percent per stage, comma-separated.
+        /// Percent per stage, ascending, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,5,25,50,100")]
-        stages: Vec<f64>,
+        stages: Vec<u32>,
         /// Seconds each stage is held.
         #[arg(long, default_value_t = 600)]
         hold_seconds: u64,
-        /// Roll back when the error rate rises more than this (0.02 = 2 points).
+        /// Regression threshold: the largest accepted error-rate increase (0.02 = 2 points).
         #[arg(long, default_value_t = 0.02)]
         max_error_rate_increase: f64,
-        /// Evaluations needed before the guard judges.
+        /// Evaluations each side needs before the guard judges.
         #[arg(long, default_value_t = 200)]
         min_evaluations: u64,
-        /// rollback, kill or pause.
+        /// What a regression does.
         #[arg(long, default_value = "rollback", value_parser = ["rollback", "kill", "pause"])]
         on_regression: String,
     },
     /// Show a release's state, stage and observed error rates.
+    #[command(after_help = "Example:\n  flag release status new-checkout --json")]
     Status {
         /// The flag key.
         key: String,
     },
     /// Hold the current stage.
-    Pause {
-        /// The flag key.
-        key: String,
-    },
+    Pause(Move),
     /// Continue a paused release.
-    Resume {
-        /// The flag key.
-        key: String,
-    },
+    Resume(Move),
     /// Go to the next stage now.
-    Advance {
-        /// The flag key.
-        key: String,
-    },
-    /// Stop the release and roll it back.
-    Abort {
-        /// The flag key.
-        key: String,
-    },
+    Advance(Move),
+    /// Stop the release and put back the configuration from before it.
+    Abort(Move),
+}
+
+/// A person's move on a release.
+#[derive(Debug, Args)]
+pub struct Move {
+    /// The flag key.
+    pub key: String,
+    /// Why (written to the audit log).
+    #[arg(long, short)]
+    pub reason: Option<String>,
 }
 
 /// Runs `flag release ...`.
 pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
     let (api, env) = ctx.api()?;
     let base = |key: &str| format!("{}/release", config_path(key, &env));
+    let act = |action: &str, m: &Move| {
+        let path = format!("{}/{action}", base(&m.key));
+        api.post::<_, Value>(&path, &json!({ "reason": m.reason }), What::Release(&m.key))
+    };
     let (key, result) = match &c {
         ReleaseCommand::Start {
             key,
@@ -82,7 +85,8 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
         } => {
             let body = json!({
                 "variation": variation, "stages": stages, "hold_seconds": hold_seconds,
-                "guard": { "max_error_rate_increase": max_error_rate_increase, "min_evaluations": min_evaluations },
+                "guard": { "max_error_rate_increase": max_error_rate_increase,
+                           "min_evaluations": min_evaluations },
                 "on_regression": on_regression,
             });
             (
@@ -91,41 +95,13 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
             )
         }
         ReleaseCommand::Status { key } => (key, api.get::<Value>(&base(key), What::Release(key))),
-        ReleaseCommand::Pause { key } => (
-            key,
-            api.post::<_, Value>(
-                &format!("{}/pause", base(key)),
-                &json!({}),
-                What::Release(key),
-            ),
-        ),
-        ReleaseCommand::Resume { key } => (
-            key,
-            api.post::<_, Value>(
-                &format!("{}/resume", base(key)),
-                &json!({}),
-                What::Release(key),
-            ),
-        ),
-        ReleaseCommand::Advance { key } => (
-            key,
-            api.post::<_, Value>(
-                &format!("{}/advance", base(key)),
-                &json!({}),
-                What::Release(key),
-            ),
-        ),
-        ReleaseCommand::Abort { key } => (
-            key,
-            api.post::<_, Value>(
-                &format!("{}/abort", base(key)),
-                &json!({}),
-                What::Release(key),
-            ),
-        ),
+        ReleaseCommand::Pause(m) => (&m.key, act("pause", m)),
+        ReleaseCommand::Resume(m) => (&m.key, act("resume", m)),
+        ReleaseCommand::Advance(m) => (&m.key, act("advance", m)),
+        ReleaseCommand::Abort(m) => (&m.key, act("abort", m)),
     };
     let raw = match result {
-        Err(e @ ApiError::Status { status: 404, .. }) if is_missing_route(&e) => {
+        Err(e) if is_missing_route(&e) => {
             return Err(e).context("releases are not available on this server");
         }
         other => other.with_context(|| format!("release of `{key}` in {env}"))?,
@@ -134,26 +110,34 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
         emit_json(&raw);
         return Ok(());
     }
-    let field = |k: &str| {
-        raw.get(k)
-            .map(|v| v.to_string().trim_matches('"').to_owned())
-            .unwrap_or_else(|| "-".into())
+    let field = |k: &str| match raw.get(k) {
+        None | Some(Value::Null) => "-".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
     };
     emit(format!(
-        "release of {key} in {env}: {} (stage {}, {}%, next at {})",
-        field("state"),
-        field("stage"),
+        "release of {key} ({}) in {env}: {} at {}% (stages {}), next step {}",
+        field("variation"),
+        field("state").to_uppercase(),
         field("percent"),
-        field("next_at")
+        field("stages"),
+        field("next_at"),
     ));
+    if raw.get("reason").is_some_and(|r| !r.is_null()) {
+        emit(format!("  reason: {}", field("reason")));
+    }
     if let Some(obs) = raw.get("observed").and_then(Value::as_object) {
         for (variation, o) in obs {
-            emit(format!("  {variation}: {o}"));
+            emit(format!(
+                "  {variation}: {} evaluations, {} errors ({})",
+                o["evaluations"], o["errors"], o["error_rate"]
+            ));
         }
     }
     Ok(())
 }
 
+/// A 404 for the route itself (not for a flag or release): the server has no releases.
 fn is_missing_route(e: &ApiError) -> bool {
-    matches!(e, ApiError::Status { detail, .. } if detail.starts_with("no route"))
+    matches!(e, ApiError::Status { status: 404, detail, .. } if detail.starts_with("no route"))
 }

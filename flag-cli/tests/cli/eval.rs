@@ -75,6 +75,13 @@ fn offline_contexts_file_and_stdin() {
         &data("contexts.jsonl"),
     ]);
     out.ok();
+    assert!(
+        out.stdout.starts_with(
+            r#"{"flag":"new-checkout","context_key":"user-1","value":true,"variation":"on","reason":{"kind":"TARGET_MATCH"}}"#
+        ),
+        "fields in the documented order: {}",
+        out.stdout
+    );
     let got = lines(&out);
     assert_eq!(got.len(), 8, "blank lines are skipped");
     let keys: Vec<&str> = got

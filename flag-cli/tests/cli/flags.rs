@@ -106,7 +106,7 @@ fn rollout_grows_the_first_variation() {
         json!({"rollout": {"bucket_by": "org", "weights": [
             {"variation": "off", "weight": 500}, {"variation": "on", "weight": 99500}]}})
     );
-    s.flag(&["rollout", "f", "101"]).fails(2);
+    assert_eq!(s.flag(&["rollout", "f", "101"]).code, 2, "clap usage error");
     let err = s
         .flag(&["rollout", "f", "10", "--variation", "nope"])
         .fails(2)

@@ -22,6 +22,16 @@ fn environments() {
     assert_eq!(s.config("f")["enabled"], false);
     let staging = s.flag(&["--env", "staging", "get", "f", "--json"]).json();
     assert_eq!(staging["enabled"], true);
+    // The audit log of one environment only.
+    let log = s
+        .flag(&["--env", "staging", "log", "--this-env", "--json"])
+        .json();
+    let entries = log["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries.iter().all(|e| e["environment"] == "staging"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -123,12 +133,37 @@ fn completions_for_each_shell() {
 }
 
 #[test]
-fn release_on_a_server_without_releases() {
+fn release_start_status_pause_resume_abort() {
     let s = Server::start();
     s.create("f");
-    let err = s.flag(&["release", "status", "f"]).fails(3).to_owned();
-    assert!(
-        err.contains("not available on this server") || err.contains("no release"),
-        "{err}"
-    );
+    // A release needs the flag on.
+    s.flag(&["release", "start", "f"]).fails(5);
+    s.flag(&["on", "f"]).ok();
+    let out = s.flag(&[
+        "release",
+        "start",
+        "f",
+        "--stages",
+        "10,50,100",
+        "--hold-seconds",
+        "3600",
+    ]);
+    assert!(out.ok().contains("RUNNING at 10%"), "{}", out.stdout);
+    let fallthrough = &s.config("f")["fallthrough"]["rollout"]["weights"][0];
+    assert_eq!(fallthrough["weight"], 10_000);
+    let st = s.flag(&["release", "status", "f", "--json"]).json();
+    assert_eq!(st["state"], "running");
+    assert!(s
+        .flag(&["release", "pause", "f", "--reason", "looking"])
+        .ok()
+        .contains("PAUSED"));
+    assert!(s.flag(&["release", "resume", "f"]).ok().contains("RUNNING"));
+    assert!(s.flag(&["release", "advance", "f"]).ok().contains("at 50%"));
+    assert!(s
+        .flag(&["release", "abort", "f", "--reason", "enough"])
+        .ok()
+        .contains("ABORTED"));
+    assert_eq!(s.config("f")["fallthrough"], json!({"variation": "on"}));
+    let err = s.flag(&["release", "status", "g"]).fails(3).to_owned();
+    assert!(err.contains("`g`"), "{err}");
 }

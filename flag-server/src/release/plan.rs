@@ -384,10 +384,10 @@ impl Release {
                 for (i, w) in others.iter().enumerate() {
                     let share = if i + 1 == others.len() {
                         rest - given
-                    } else if total == 0 {
-                        0
                     } else {
-                        (u64::from(rest) * u64::from(w.weight) / total) as u32
+                        (u64::from(rest) * u64::from(w.weight))
+                            .checked_div(total)
+                            .unwrap_or(0) as u32
                     };
                     given += share;
                     weights.push(WeightedVariation {
