@@ -15,7 +15,7 @@ use crate::output::{emit, emit_json};
 pub enum ReleaseCommand {
     /// Start a staged release of a variation (the flag must be on).
     #[command(
-        after_help = "Example:\n  flag release start new-checkout --variation on --stages 1,5,25,50,100 --hold-seconds 600"
+        after_help = "Example:\n  flag release start new-checkout --stages 1,5,25,50,100 --hold 30m --max-error-increase 2%"
     )]
     Start {
         /// The flag key.
@@ -26,12 +26,12 @@ pub enum ReleaseCommand {
         /// Percent per stage, ascending, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,5,25,50,100")]
         stages: Vec<u32>,
-        /// Seconds each stage is held.
-        #[arg(long, default_value_t = 600)]
-        hold_seconds: u64,
-        /// Regression threshold: the largest accepted error-rate increase (0.02 = 2 points).
-        #[arg(long, default_value_t = 0.02)]
-        max_error_rate_increase: f64,
+        /// How long each stage is held: `90s`, `30m`, `2h`, or seconds.
+        #[arg(long, default_value = "10m", value_parser = parse_duration_secs)]
+        hold: u64,
+        /// The largest accepted error-rate increase: `2%` or `0.02` (2 points).
+        #[arg(long, default_value = "2%", value_parser = parse_fraction)]
+        max_error_increase: f64,
         /// Evaluations each side needs before the guard judges.
         #[arg(long, default_value_t = 200)]
         min_evaluations: u64,
@@ -40,10 +40,15 @@ pub enum ReleaseCommand {
         on_regression: String,
     },
     /// Show a release's state, stage and observed error rates.
-    #[command(after_help = "Example:\n  flag release status new-checkout --json")]
+    #[command(
+        after_help = "Examples:\n  flag release status new-checkout\n  flag release status new-checkout --watch"
+    )]
     Status {
         /// The flag key.
         key: String,
+        /// Refresh every 2 s until the release stops running (Ctrl-C to leave).
+        #[arg(long)]
+        watch: bool,
     },
     /// Hold the current stage.
     Pause(Move),
@@ -78,14 +83,14 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
             key,
             variation,
             stages,
-            hold_seconds,
-            max_error_rate_increase,
+            hold,
+            max_error_increase,
             min_evaluations,
             on_regression,
         } => {
             let body = json!({
-                "variation": variation, "stages": stages, "hold_seconds": hold_seconds,
-                "guard": { "max_error_rate_increase": max_error_rate_increase,
+                "variation": variation, "stages": stages, "hold_seconds": hold,
+                "guard": { "max_error_rate_increase": max_error_increase,
                            "min_evaluations": min_evaluations },
                 "on_regression": on_regression,
             });
@@ -94,7 +99,20 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
                 api.post::<_, Value>(&base(key), &body, What::Release(key)),
             )
         }
-        ReleaseCommand::Status { key } => (key, api.get::<Value>(&base(key), What::Release(key))),
+        ReleaseCommand::Status { key, watch: true } => loop {
+            let raw = api
+                .get::<Value>(&base(key), What::Release(key))
+                .with_context(|| format!("release of `{key}` in {env}"))?;
+            show(ctx, key, &env, &raw);
+            let active = matches!(raw["state"].as_str(), Some("running" | "paused"));
+            if !active {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        },
+        ReleaseCommand::Status { key, .. } => {
+            (key, api.get::<Value>(&base(key), What::Release(key)))
+        }
         ReleaseCommand::Pause(m) => (&m.key, act("pause", m)),
         ReleaseCommand::Resume(m) => (&m.key, act("resume", m)),
         ReleaseCommand::Advance(m) => (&m.key, act("advance", m)),
@@ -106,9 +124,15 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
         }
         other => other.with_context(|| format!("release of `{key}` in {env}"))?,
     };
+    show(ctx, key, &env, &raw);
+    Ok(())
+}
+
+/// Prints a release: JSON with `--json`, else a short summary with each variation's figures.
+fn show(ctx: &Ctx, key: &str, env: &str, raw: &Value) {
     if ctx.json {
-        emit_json(&raw);
-        return Ok(());
+        emit_json(raw);
+        return;
     }
     let field = |k: &str| match raw.get(k) {
         None | Some(Value::Null) => "-".to_owned(),
@@ -134,7 +158,62 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
             ));
         }
     }
-    Ok(())
+}
+
+/// `90s`, `30m`, `2h`, `1d` or plain seconds, as seconds.
+fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30m"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: use s, m, h or d, e.g. 30m")),
+    };
+    n.checked_mul(scale)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("`{text}` is out of range"))
+}
+
+/// `2%` or `0.02`, as a fraction.
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let value = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a share like 2% or 0.02"))?;
+    if (0.0..1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("`{text}` must be between 0% and 100%"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_fractions_read_as_people_write_them() {
+        assert_eq!(parse_duration_secs("30m"), Ok(1800));
+        assert_eq!(parse_duration_secs("90s"), Ok(90));
+        assert_eq!(parse_duration_secs("2h"), Ok(7200));
+        assert_eq!(parse_duration_secs("600"), Ok(600));
+        assert!(parse_duration_secs("0m").is_err());
+        assert!(parse_duration_secs("5 weeks").is_err());
+        assert_eq!(parse_fraction("2%"), Ok(0.02));
+        assert_eq!(parse_fraction("0.05"), Ok(0.05));
+        assert!(parse_fraction("150%").is_err());
+        assert!(parse_fraction("lots").is_err());
+    }
 }
 
 /// A 404 for the route itself (not for a flag or release): the server has no releases.

@@ -145,14 +145,18 @@ fn release_start_status_pause_resume_abort() {
         "f",
         "--stages",
         "10,50,100",
-        "--hold-seconds",
-        "3600",
+        "--hold",
+        "1h",
+        "--max-error-increase",
+        "3%",
     ]);
     assert!(out.ok().contains("RUNNING at 10%"), "{}", out.stdout);
     let fallthrough = &s.config("f")["fallthrough"]["rollout"]["weights"][0];
     assert_eq!(fallthrough["weight"], 10_000);
     let st = s.flag(&["release", "status", "f", "--json"]).json();
     assert_eq!(st["state"], "running");
+    assert_eq!(st["hold_seconds"], 3600);
+    assert_eq!(st["guard"]["max_error_rate_increase"], 0.03);
     assert!(s
         .flag(&["release", "pause", "f", "--reason", "looking"])
         .ok()
@@ -164,6 +168,11 @@ fn release_start_status_pause_resume_abort() {
         .ok()
         .contains("ABORTED"));
     assert_eq!(s.config("f")["fallthrough"], json!({"variation": "on"}));
+    // `--watch` returns by itself once the release is no longer running.
+    assert!(s
+        .flag(&["release", "status", "f", "--watch"])
+        .ok()
+        .contains("ABORTED"));
     let err = s.flag(&["release", "status", "g"]).fails(3).to_owned();
     assert!(err.contains("`g`"), "{err}");
 }
