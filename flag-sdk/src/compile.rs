@@ -25,6 +25,7 @@ pub struct CompiledSnapshot {
 
 #[derive(Debug)]
 pub(crate) struct CompiledFlag {
+    pub key: Box<str>,
     pub kind: FlagKind,
     pub variations: Vec<Variation>,
     pub enabled: bool,
@@ -139,6 +140,20 @@ impl CompiledSnapshot {
         self.source.revision
     }
 
+    /// Keys of the flags that serve some context through a rollout (a release is one): the
+    /// flags whose variations `track_error` attributes errors to.
+    pub fn rollout_flags(&self) -> impl Iterator<Item = &str> {
+        self.flags
+            .iter()
+            .filter(|f| {
+                f.malformed.is_none()
+                    && std::iter::once(&f.fallthrough)
+                        .chain(f.rules.iter().map(|r| &r.serve))
+                        .any(|s| matches!(s, CompiledServe::Rollout { .. }))
+            })
+            .map(|f| &*f.key)
+    }
+
     /// Whether the snapshot holds a flag.
     pub fn contains(&self, key: &str) -> bool {
         self.index.contains_key(key)
@@ -153,6 +168,7 @@ impl Default for CompiledSnapshot {
 
 fn malformed(flag: &Flag, why: String) -> CompiledFlag {
     CompiledFlag {
+        key: flag.key.as_str().into(),
         kind: flag.kind,
         variations: Vec::new(),
         enabled: false,
@@ -239,6 +255,7 @@ fn compile_flag(
         })
         .collect::<Result<_, String>>()?;
     Ok(CompiledFlag {
+        key: flag.key.as_str().into(),
         kind: flag.kind,
         variations: flag.variations.clone(),
         enabled: flag.enabled,

@@ -400,3 +400,70 @@ async fn a_release_survives_a_restart_and_carries_on() {
         25
     );
 }
+
+#[tokio::test]
+async fn real_sdk_clients_report_errors_and_see_the_rollback() {
+    let server = TestServer::start().await;
+    flag_serving_off(&server).await;
+    let mut half = plan("rollback");
+    half["stages"] = json!([50, 100]);
+    server.post(RELEASE, half).await.ok(201);
+
+    let token = server.sdk_token("production").await;
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let client = flag_sdk::Client::builder(&server.base, &token)
+            .events_interval(Duration::from_millis(50))
+            .build()
+            .await
+            .expect("client builds");
+        assert_eq!(client.status(), flag_sdk::Status::Valid);
+        clients.push(client);
+    }
+    // The application: the new code path fails for 1 in 5 users, the old one for 1 in 100.
+    let mut served_new = 0;
+    for i in 0..1200u32 {
+        let client = &clients[(i % 2) as usize];
+        let ctx = flag_sdk::Context::new(format!("user-{i}"));
+        let new_path = client.bool_variation(FLAG, &ctx, false);
+        served_new += u32::from(new_path);
+        let fails = if new_path { i % 5 == 0 } else { i % 100 == 0 };
+        if fails {
+            client.track_error(&ctx);
+        }
+    }
+    assert!(
+        (450..750).contains(&served_new),
+        "about half got the new path: {served_new}"
+    );
+
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = server.get(RELEASE).await.ok(200).clone();
+        if state["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(state["state"], "rolled_back", "{state}");
+    assert!(
+        state["observed"]["on"]["evaluations"].as_u64().unwrap() >= 200,
+        "{state}"
+    );
+
+    // Every client serves the old path again, pushed over the stream.
+    for client in &clients {
+        let mut all_old = false;
+        for _ in 0..200 {
+            let ctx = |i: u32| flag_sdk::Context::new(format!("user-{i}"));
+            all_old = (0..200).all(|i| !client.bool_variation(FLAG, &ctx(i), true));
+            if all_old {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(all_old, "the client sees the rollback");
+        client.close().await;
+        assert_eq!(client.events_dropped(), 0);
+    }
+}

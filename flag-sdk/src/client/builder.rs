@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff;
 use super::cache;
+use super::events;
 use super::state::{Shared, Status};
 use super::stream::{self, StreamConfig, STREAM_PATH};
 use super::{Client, StreamHandle};
@@ -66,6 +67,7 @@ pub struct ClientBuilder {
     reconnect_delay: Duration,
     cache_file: Option<PathBuf>,
     http: Option<reqwest::Client>,
+    events_interval: Duration,
 }
 
 impl ClientBuilder {
@@ -78,6 +80,7 @@ impl ClientBuilder {
             reconnect_delay: backoff::INITIAL,
             cache_file: None,
             http: None,
+            events_interval: events::DEFAULT_EVENTS_INTERVAL,
         }
     }
 
@@ -115,6 +118,13 @@ impl ClientBuilder {
         self
     }
 
+    /// How often evaluation and error counters are sent for the release guard (default 10 s;
+    /// `close()` sends the rest).
+    pub fn events_interval(mut self, interval: Duration) -> Self {
+        self.events_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
     /// Starts the client: loads the cache file, starts the stream task, and waits until the
     /// first snapshot arrives, the server refuses the token, the first attempt fails while a
     /// cache file was loaded, or the init timeout passes. Only bad configuration is an error.
@@ -140,6 +150,11 @@ impl ClientBuilder {
             None => false,
         };
 
+        let sink = events::Sink {
+            http: http.clone(),
+            url: format!("{base}/sdk/v1/events"),
+            token: self.token.clone(),
+        };
         let config = StreamConfig {
             url,
             token: self.token,
@@ -152,11 +167,21 @@ impl ClientBuilder {
         status.mark_unchanged();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(stream::run(config, shared.clone(), cancel.clone()));
+        let recorder = Arc::new(events::Recorder::default());
+        let events_task = tokio::spawn(events::run(
+            sink.clone(),
+            recorder.clone(),
+            self.events_interval,
+            cancel.clone(),
+        ));
         let client = Client {
             shared,
             stream: Arc::new(StreamHandle {
                 cancel,
                 task: Mutex::new(Some(task)),
+                events: recorder,
+                sink: Some(sink),
+                events_task: Mutex::new(Some(events_task)),
             }),
         };
 

@@ -33,6 +33,7 @@ mod backoff;
 mod builder;
 mod cache;
 mod detail;
+mod events;
 pub mod sse;
 mod state;
 mod stream;
@@ -58,6 +59,7 @@ pub use backoff::{
 };
 pub use builder::{ClientBuilder, ClientError, DEFAULT_HEARTBEAT, DEFAULT_INIT_TIMEOUT};
 pub use detail::Detail;
+pub use events::DEFAULT_EVENTS_INTERVAL;
 pub use state::{FlagChange, Status};
 pub use stream::STREAM_PATH;
 pub use test_data::{FlagBuilder, TestData};
@@ -77,6 +79,10 @@ pub struct Client {
 struct StreamHandle {
     cancel: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Counters for the release guard, and where to send them (none for offline clients).
+    events: Arc<events::Recorder>,
+    sink: Option<events::Sink>,
+    events_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Client {
@@ -181,9 +187,47 @@ impl Client {
     /// data the reason is `ERROR` / `CLIENT_NOT_READY`.
     pub fn variation_detail(&self, key: &str, ctx: &Context) -> Detail {
         match &*self.shared.load() {
-            Some(flags) => Detail::from(flags.evaluate(key, ctx)),
+            Some(flags) => {
+                let evaluation = flags.evaluate(key, ctx);
+                self.count(key, &evaluation);
+                Detail::from(evaluation)
+            }
             None => Detail::from(Evaluation::error(ErrorKind::ClientNotReady)),
         }
+    }
+
+    /// Counts an evaluation served through a rollout, for the release guard.
+    fn count(&self, key: &str, evaluation: &Evaluation<'_>) {
+        if events::in_rollout(&evaluation.reason) {
+            if let Some(variation) = evaluation.variation {
+                self.stream.events.evaluated(key, variation);
+            }
+        }
+    }
+
+    /// Reports that something went wrong for `ctx` (call it where the application already
+    /// handles an error). The error is attributed to the variation `ctx` is served by each
+    /// flag under a rollout, so a release's guard can compare the new variation's error rate
+    /// with the rest's. Counters are sent in the background; this never blocks.
+    pub fn track_error(&self, ctx: &Context) {
+        let guard = self.shared.load();
+        let Some(flags) = &*guard else {
+            return;
+        };
+        for key in flags.rollout_flags() {
+            let evaluation = flags.evaluate(key, ctx);
+            if let (true, Some(variation)) =
+                (events::in_rollout(&evaluation.reason), evaluation.variation)
+            {
+                self.stream.events.errored(key, variation);
+            }
+        }
+    }
+
+    /// Counters dropped since start: over the memory bound, or batches the server could not
+    /// take. Counting never blocks the application.
+    pub fn events_dropped(&self) -> u64 {
+        self.stream.events.dropped()
     }
 
     fn typed<T>(
@@ -199,6 +243,7 @@ impl Client {
             return None;
         };
         let evaluation = flags.evaluate_kind(key, ctx, kind);
+        self.count(key, &evaluation);
         let value = evaluation.value.and_then(read);
         if value.is_none() {
             tracing::debug!(flag = key, reason = ?evaluation.reason, "default served");
@@ -210,9 +255,14 @@ impl Client {
     /// `Offline`). Idempotent; every clone is closed.
     pub async fn close(&self) {
         self.stream.cancel.cancel();
-        let task = self.stream.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = task.await;
+        for handle in [&self.stream.task, &self.stream.events_task] {
+            let task = handle.lock().ok().and_then(|mut t| t.take());
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+        }
+        if let Some(sink) = &self.stream.sink {
+            sink.flush(&self.stream.events).await;
         }
         self.shared.set_status(Status::Offline);
     }
