@@ -197,6 +197,11 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A 404 for the route itself (not for a flag or release): the server has no releases.
+fn is_missing_route(e: &ApiError) -> bool {
+    matches!(e, ApiError::Status { status: 404, detail, .. } if detail.starts_with("no route"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,9 +219,4 @@ mod tests {
         assert!(parse_fraction("150%").is_err());
         assert!(parse_fraction("lots").is_err());
     }
-}
-
-/// A 404 for the route itself (not for a flag or release): the server has no releases.
-fn is_missing_route(e: &ApiError) -> bool {
-    matches!(e, ApiError::Status { status: 404, detail, .. } if detail.starts_with("no route"))
 }
