@@ -204,8 +204,20 @@ pub fn is_problem(headers: &header::HeaderMap) -> bool {
 /// Maps a serde_json error on a request body to 400 (syntax, depth) or 422 (shape), naming the
 /// field when serde's message does.
 pub fn from_json_error(e: &serde_json::Error) -> ApiError {
+    from_json_error_at("", e)
+}
+
+/// Maps a JSON error found at `path` (as `serde_path_to_error` writes it, e.g.
+/// `rules[0].clauses[1].op`; empty or `.` for the top level) to the field it names.
+pub fn from_json_error_at(path: &str, e: &serde_json::Error) -> ApiError {
     let message = e.to_string();
-    let field = field_in_message(&message).unwrap_or_default();
+    let path = path.trim_start_matches('.');
+    // The path ends at an unknown field, but at the object that lacks a missing one.
+    let field = match (path, field_in_message(&message)) {
+        ("", named) => named.unwrap_or_default(),
+        (path, Some(named)) if message.starts_with("missing field") => format!("{path}.{named}"),
+        (path, _) => path.to_owned(),
+    };
     match e.classify() {
         serde_json::error::Category::Data => ApiError::invalid(field, message),
         _ => ApiError::BadRequest {

@@ -266,6 +266,27 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     r.problem(422);
     assert_eq!(r.fields(), ["off_variation"]);
 
+    // Nested: a wrong type, an unknown operator, a missing field are named by their path.
+    let mut bad = rich_config("f");
+    bad["rules"][0]["clauses"][0]["negate"] = json!("yes");
+    let r = s
+        .put("/api/v1/flags/f/environments/production", bad, None)
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["rules[0].clauses[0].negate"]);
+    let mut bad = rich_config("f");
+    bad["rules"][0]["clauses"][0]["op"] = json!("near");
+    let r = s
+        .put("/api/v1/flags/f/environments/production", bad, None)
+        .await;
+    assert_eq!(r.fields(), ["rules[0].clauses[0].op"]);
+    let mut bad = rich_config("f");
+    bad["targets"][0].as_object_mut().unwrap().remove("keys");
+    let r = s
+        .put("/api/v1/flags/f/environments/production", bad, None)
+        .await;
+    assert_eq!(r.fields(), ["targets[0].keys"]);
+
     // Stale If-Match.
     s.put(
         "/api/v1/flags/f/environments/production",

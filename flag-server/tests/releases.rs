@@ -349,7 +349,9 @@ async fn bad_plans_name_the_field_and_change_nothing() {
     assert_eq!(r.fields(), ["variation", "stages"]);
     let mut unknown = plan("rollback");
     unknown["on_regression"] = json!("panic");
-    server.post(RELEASE, unknown).await.problem(422);
+    let r = server.post(RELEASE, unknown).await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["on_regression"]);
     assert_eq!(server.get(CONFIG).await.ok(200).clone(), before);
     server.get(RELEASE).await.problem(404);
     let missing = "/api/v1/flags/nope/environments/production/release";

@@ -10,6 +10,7 @@ mod environments;
 mod errors;
 mod evaluate;
 mod flags;
+mod hostile;
 mod kill;
 mod openapi;
 mod ops;

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::method_not_allowed;
+use super::Body;
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -50,7 +51,7 @@ pub async fn list(
 pub async fn create(
     state: web::Data<AppState>,
     admin: AdminToken,
-    body: web::Json<NewEnvironment>,
+    body: Body<NewEnvironment>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = admin.0.name;
     let key = body.into_inner().key;

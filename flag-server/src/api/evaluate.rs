@@ -10,6 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::method_not_allowed;
+use super::Body;
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -72,7 +73,7 @@ pub async fn evaluate(
     state: web::Data<AppState>,
     _admin: AdminToken,
     env: web::Path<String>,
-    body: web::Json<EvaluateRequest>,
+    body: Body<EvaluateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let env = env.into_inner();
     let snapshot = state

@@ -6,7 +6,7 @@ use flag_sdk::Flag;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{etag, if_match, method_not_allowed, optional_json};
+use super::{etag, if_match, method_not_allowed, optional_json, Body};
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -110,7 +110,7 @@ pub async fn list(
 pub async fn create(
     state: web::Data<AppState>,
     admin: AdminToken,
-    body: web::Json<NewFlag>,
+    body: Body<NewFlag>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = admin.0.name;
     let new = body.into_inner();
@@ -148,7 +148,7 @@ pub async fn update(
     state: web::Data<AppState>,
     admin: AdminToken,
     key: web::Path<String>,
-    body: web::Json<FlagPatch>,
+    body: Body<FlagPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = admin.0.name;
     let key = key.into_inner();
@@ -228,7 +228,7 @@ pub async fn put_config(
     state: web::Data<AppState>,
     admin: AdminToken,
     path: web::Path<(String, String)>,
-    body: web::Json<Flag>,
+    body: Body<Flag>,
 ) -> Result<HttpResponse, ApiError> {
     let (key, env) = path.into_inner();
     let expected = if_match(&req)?;

@@ -19,7 +19,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::{from_json_error, ApiError};
+use crate::error::{from_json_error, from_json_error_at, ApiError};
 
 /// The largest request body accepted: 1 MiB.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -79,7 +79,40 @@ pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| from_json_error(&e))
+    parse_json(body)
+}
+
+/// Parses a JSON body; an error names the field by its path (`rules[0].clauses[1].op`).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| from_json_error_at(&e.path().to_string(), e.inner()))?;
+    de.end().map_err(|e| from_json_error(&e))?;
+    Ok(value)
+}
+
+/// A JSON request body, like `web::Json`, whose errors name the offending field by path.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T> Body<T> {
+    /// The parsed body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await?;
+            Ok(Body(parse_json(&bytes)?))
+        })
+    }
 }
 
 /// The fallback for unknown routes: a problem+json 404.

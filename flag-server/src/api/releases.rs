@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use super::{method_not_allowed, optional_json};
+use super::{method_not_allowed, optional_json, Body};
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::release::guard::{Counts, GuardConfig};
@@ -134,7 +134,7 @@ pub async fn start(
     state: web::Data<AppState>,
     admin: AdminToken,
     path: web::Path<(String, String)>,
-    plan: web::Json<ReleasePlan>,
+    plan: Body<ReleasePlan>,
 ) -> Result<HttpResponse, ApiError> {
     let (flag, env) = path.into_inner();
     let actor = admin.0.name;

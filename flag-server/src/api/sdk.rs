@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use flag_sdk::events::EventBatch;
 
+use super::Body;
 use crate::auth::{AdminToken, SdkToken};
 use crate::error::ApiError;
 use crate::release::guard::Counts;
@@ -125,7 +126,7 @@ pub struct Accepted {
 pub async fn events(
     token: SdkToken,
     state: web::Data<AppState>,
-    batch: web::Json<EventBatch>,
+    batch: Body<EventBatch>,
 ) -> Result<HttpResponse, ApiError> {
     let batch = batch.into_inner();
     let accepted = Accepted {

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use flag_sdk::Segment;
 
-use super::{etag, if_match, method_not_allowed};
+use super::{etag, if_match, method_not_allowed, Body};
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -65,7 +65,7 @@ pub async fn create(
     state: web::Data<AppState>,
     admin: AdminToken,
     env: web::Path<String>,
-    body: web::Json<Segment>,
+    body: Body<Segment>,
 ) -> Result<HttpResponse, ApiError> {
     let env = env.into_inner();
     let actor = admin.0.name;
@@ -119,7 +119,7 @@ pub async fn replace(
     state: web::Data<AppState>,
     admin: AdminToken,
     path: web::Path<(String, String)>,
-    body: web::Json<Segment>,
+    body: Body<Segment>,
 ) -> Result<HttpResponse, ApiError> {
     let (env, key) = path.into_inner();
     let expected = if_match(&req)?;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::method_not_allowed;
+use super::Body;
 use crate::auth::{hash, new_secret, AdminToken};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -64,7 +65,7 @@ pub struct CreatedToken {
 pub async fn create(
     state: web::Data<AppState>,
     admin: AdminToken,
-    body: web::Json<NewToken>,
+    body: Body<NewToken>,
 ) -> Result<HttpResponse, ApiError> {
     let NewToken {
         kind,

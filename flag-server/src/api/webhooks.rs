@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::method_not_allowed;
+use super::Body;
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -41,7 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub async fn create(
     state: web::Data<AppState>,
     admin: AdminToken,
-    body: web::Json<NewWebhook>,
+    body: Body<NewWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner();
     crate::webhooks::check_url(&new.url, state.webhook_allow_private)
