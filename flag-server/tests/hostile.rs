@@ -2,7 +2,7 @@
 //! clients and arbitrary JSON against every write endpoint get a 4xx or a closed connection,
 //! never a 5xx or a crash, and the server keeps serving everyone else.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -132,7 +132,7 @@ async fn bodies_just_over_1_mib_are_413_on_every_write_endpoint() {
         }
     }
     // Exactly at the limit is read and parsed (a 2xx or a validation error, never a 413/5xx).
-    let at_limit = body[..body.len() - 2].to_owned() + "\"}";
+    let at_limit = body[..body.len() - 3].to_owned() + "\"}";
     assert_eq!(at_limit.len(), 1 << 20);
     let status = send_raw(&s, "POST", "/api/v1/flags", at_limit.into_bytes())
         .await
@@ -151,24 +151,44 @@ async fn huge_headers_urls_and_header_counts_are_refused_without_harm() {
             assert!((400..500).contains(&status), "{what}: {status}");
         }
     };
-    // A 100 KiB header on an authenticated write.
+    // actix reads request heads up to a fixed 128 KiB: a 100 KiB header is served like any
+    // other request (no 5xx), anything larger is refused before a handler runs.
+    let r = s
+        .client
+        .get(s.url("/api/v1/flags"))
+        .bearer_auth(ADMIN)
+        .header("x-filler", "a".repeat(100 * 1024))
+        .send()
+        .await
+        .expect("a 100 KiB header is answered");
+    assert!(r.status().as_u16() < 500, "100 KiB header: {}", r.status());
+    // A 200 KiB header on an authenticated write: refused, nothing written.
     let r = s
         .client
         .put(s.url("/api/v1/flags/f/environments/production"))
         .bearer_auth(ADMIN)
-        .header("x-filler", "a".repeat(100 * 1024))
+        .header("x-filler", "a".repeat(200 * 1024))
         .json(&rich_config("f"))
         .send()
         .await;
-    refused(r, "100 KiB header");
-    // A 100 KiB bearer token.
+    refused(r, "200 KiB header");
+    // A 200 KiB bearer token.
+    let r = s
+        .client
+        .get(s.url("/api/v1/flags"))
+        .bearer_auth("t".repeat(200 * 1024))
+        .send()
+        .await;
+    refused(r, "200 KiB token");
+    // A 100 KiB token is simply not a valid token.
     let r = s
         .client
         .get(s.url("/api/v1/flags"))
         .bearer_auth("t".repeat(100 * 1024))
         .send()
-        .await;
-    refused(r, "100 KiB token");
+        .await
+        .unwrap();
+    read(r).await.problem(401);
     // A 100 KiB path.
     let r = s
         .client
@@ -258,9 +278,7 @@ async fn slow_loris_clients_do_not_hold_up_other_requests() {
         .await
         .unwrap();
     // While they hang on, everyone else is served promptly: reads and writes.
-    let started = Instant::now();
     for i in 0..40 {
-        let t = Instant::now();
         let r = tokio::time::timeout(Duration::from_secs(2), s.get("/healthz"))
             .await
             .unwrap_or_else(|_| panic!("request {i} waited 2 s behind slow clients"));
@@ -271,9 +289,7 @@ async fn slow_loris_clients_do_not_hold_up_other_requests() {
                 .await
                 .expect("a write waited 2 s behind slow clients");
         }
-        assert!(t.elapsed() < Duration::from_secs(2));
     }
-    assert!(started.elapsed() < Duration::from_secs(20));
     // The server eventually cuts slow heads off (actix's request-head timeout); bounded wait.
     let cut = tokio::time::timeout(Duration::from_secs(30), async {
         let mut cut = 0;
@@ -377,6 +393,91 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A valid body for each of [`WRITES`], in the same order: the seeds that mutation starts from.
+fn templates() -> Vec<Value> {
+    let mut config = rich_config("f");
+    config["rules"].as_array_mut().unwrap().extend([
+        json!({"clauses": [{"attribute": "key", "op": "in_segment", "values": ["s"]}],
+               "serve": {"variation": "off"}}),
+        json!({"clauses": [{"attribute": "email", "op": "matches", "values": ["@example\\.com$"]},
+                           {"attribute": "version", "op": "semver_gt", "values": ["1.2.0"], "negate": true}],
+               "serve": {"variation": "on"}}),
+    ]);
+    let segment = |key: &str| {
+        json!({"key": key, "included": ["a"], "excluded": ["b"],
+               "rules": [{"clauses": [{"attribute": "country", "op": "in", "values": ["NL"]}]}]})
+    };
+    vec![
+        json!({"key": "staging"}),
+        json!({"key": "g", "kind": "json", "name": "G", "description": "d", "tags": ["t"],
+               "variations": [{"key": "a", "value": 1}, {"key": "b", "value": {"x": [1]}}]}),
+        json!({"name": "F", "description": "d", "tags": ["a"]}),
+        config,
+        json!({"reason": "r"}),
+        json!({"reason": "r"}),
+        segment("s2"),
+        segment("s"),
+        json!({"context": {"key": "u", "country": "NL", "version": "1.3.0"}, "flags": ["f"]}),
+        json!({"kind": "sdk", "environment": "production", "name": "n"}),
+        json!({"variation": "on", "stages": [1, 50, 100], "hold_seconds": 600,
+               "guard": {"max_error_rate_increase": 0.02, "min_evaluations": 200},
+               "on_regression": "pause"}),
+        json!({"reason": "r"}),
+        // Loopback: refused by the SSRF rules, and nothing is ever sent off this machine.
+        json!({"url": "http://127.0.0.1:9/hook", "secret": "0123456789abcdef", "events": ["*"]}),
+    ]
+}
+
+/// Every JSON pointer inside `value` (not the root).
+fn pointers(value: &Value, at: &str, out: &mut Vec<String>) {
+    let children: Vec<(String, &Value)> = match value {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v))
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i.to_string(), v))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (token, child) in children {
+        let here = format!("{at}/{token}");
+        out.push(here.clone());
+        pointers(child, &here, out);
+    }
+}
+
+/// Replaces (or, for `None`, removes) the values at the chosen places of `template`.
+fn mutate(template: &Value, edits: &[(prop::sample::Index, Option<Value>)]) -> Value {
+    let mut body = template.clone();
+    for (index, replacement) in edits {
+        let mut all = Vec::new();
+        pointers(&body, "", &mut all);
+        if all.is_empty() {
+            break;
+        }
+        let at = index.get(&all);
+        match replacement {
+            Some(v) => *body.pointer_mut(at).unwrap() = v.clone(),
+            None => {
+                let (parent, last) = at.rsplit_once('/').unwrap();
+                match body.pointer_mut(parent).unwrap() {
+                    Value::Object(m) => {
+                        m.remove(&last.replace("~1", "/").replace("~0", "~"));
+                    }
+                    Value::Array(a) => {
+                        a.remove(last.parse::<usize>().unwrap());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    body
+}
+
 #[test]
 fn arbitrary_json_never_gets_a_5xx_from_a_write_endpoint() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -385,27 +486,42 @@ fn arbitrary_json_never_gets_a_5xx_from_a_write_endpoint() {
         .build()
         .unwrap();
     let s = rt.block_on(seeded());
+    let templates = templates();
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 64,
         failure_persistence: None,
         ..ProptestConfig::default()
     });
-    let result = runner.run(&arbitrary_json(), |body| {
+    // Each case: one arbitrary value sent as is, and each endpoint's valid body with up to
+    // three places replaced by arbitrary values or removed.
+    let strategy = (
+        arbitrary_json(),
+        prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                prop::option::weighted(0.8, arbitrary_json()),
+            ),
+            1..4,
+        ),
+    );
+    let result = runner.run(&strategy, |(raw, edits)| {
         rt.block_on(async {
-            for (verb, path) in WRITES {
-                let r = s
-                    .client
-                    .request(method(verb), s.url(path))
-                    .bearer_auth(ADMIN)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("answered");
-                let r = read(r).await;
-                let status = r.status.as_u16();
-                prop_assert!(status < 500, "{} {}: {} for {}", verb, path, status, body);
-                if status >= 400 {
-                    prop_assert_eq!(r.content_type(), "application/problem+json");
+            for ((verb, path), template) in WRITES.iter().zip(&templates) {
+                for body in [&raw, &mutate(template, &edits)] {
+                    let r = s
+                        .client
+                        .request(method(verb), s.url(path))
+                        .bearer_auth(ADMIN)
+                        .json(body)
+                        .send()
+                        .await
+                        .expect("answered");
+                    let r = read(r).await;
+                    let status = r.status.as_u16();
+                    prop_assert!(status < 500, "{} {}: {} for {}", verb, path, status, body);
+                    if status >= 400 {
+                        prop_assert_eq!(r.content_type(), "application/problem+json");
+                    }
                 }
             }
             Ok(())
@@ -416,4 +532,30 @@ fn arbitrary_json_never_gets_a_5xx_from_a_write_endpoint() {
     });
     drop(s);
     result.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mutation_templates_are_valid_bodies() {
+    // Guards the property test above: its seeds must reach past the shape checks.
+    let s = seeded().await;
+    for ((verb, path), body) in WRITES.iter().zip(templates()) {
+        let r = s
+            .send(method(verb), path, Some(ADMIN), Some(&body), &[])
+            .await;
+        let status = r.status.as_u16();
+        if path.ends_with("/webhooks") {
+            // A loopback webhook: refused by the SSRF rule, not by the shape.
+            assert!(
+                status == 422 && r.fields() == ["url"],
+                "{verb} {path}: {status} {}",
+                r.body
+            );
+        } else {
+            assert!(
+                (200..300).contains(&status),
+                "{verb} {path}: {status} {}",
+                r.body
+            );
+        }
+    }
 }
