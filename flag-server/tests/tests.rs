@@ -17,4 +17,5 @@ mod ops;
 mod releases;
 mod sdk_stream;
 mod segments;
+mod stream_faults;
 mod tokens;
