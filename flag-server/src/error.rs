@@ -89,11 +89,49 @@ impl ApiError {
     }
 }
 
+/// How long a client should wait before retrying a 503, in seconds (`Retry-After`).
+pub const RETRY_AFTER_SECS: u32 = 5;
+
 impl From<rusqlite::Error> for ApiError {
+    /// A storage fault (disk full, read-only, I/O, cannot open, busy) is a 503 the client may
+    /// retry; anything else from SQLite is a bug (a 500).
     fn from(e: rusqlite::Error) -> Self {
-        ApiError::Internal(format!("sqlite: {e}"))
+        match storage_fault(&e) {
+            Some(detail) => {
+                tracing::warn!(error = %e, "storage fault");
+                ApiError::Unavailable(detail.to_owned())
+            }
+            None => ApiError::Internal(format!("sqlite: {e}")),
+        }
     }
 }
+
+/// The client-facing detail of an SQLite error that is the storage's fault rather than a bug:
+/// the disk is full, the database or its file system is read-only, an I/O error, the file
+/// cannot be opened, or the database is locked. `None` for everything else.
+pub fn storage_fault(e: &rusqlite::Error) -> Option<&'static str> {
+    use rusqlite::ErrorCode;
+    let rusqlite::Error::SqliteFailure(failure, _) = e else {
+        return None;
+    };
+    Some(match failure.code {
+        ErrorCode::DiskFull => DISK_FULL,
+        ErrorCode::ReadOnly => READ_ONLY,
+        ErrorCode::SystemIoFailure => IO_ERROR,
+        ErrorCode::CannotOpen => "the database cannot be opened; the change was not saved",
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+            "the database is busy; the change was not saved"
+        }
+        _ => return None,
+    })
+}
+
+/// The detail of a 503 when the disk under the database is full.
+pub const DISK_FULL: &str = "the database disk is full; the change was not saved";
+/// The detail of a 503 when the database (or its file system) cannot be written.
+pub const READ_ONLY: &str = "the database is read-only; the change was not saved";
+/// The detail of a 503 after an I/O error of the database.
+pub const IO_ERROR: &str = "the database had an I/O error; the change was not saved";
 
 impl From<ValidationErrors> for ApiError {
     fn from(e: ValidationErrors) -> Self {
@@ -171,8 +209,14 @@ impl ResponseError for ApiError {
         };
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if matches!(self, ApiError::Unauthorized) {
-            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            ApiError::Unauthorized => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            _ => {}
         }
         res.body(serde_json::to_string(&body).unwrap_or_default())
     }
@@ -254,6 +298,45 @@ mod tests {
             panic!("not a validation error")
         };
         assert_eq!(v.0[0].field, "x");
+    }
+
+    fn sqlite(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn storage_faults_are_503_and_bugs_500() {
+        use rusqlite::ffi;
+        for (code, detail) in [
+            (ffi::SQLITE_FULL, DISK_FULL),
+            (ffi::SQLITE_READONLY, READ_ONLY),
+            (ffi::SQLITE_READONLY_DBMOVED, READ_ONLY),
+            (ffi::SQLITE_IOERR_WRITE, IO_ERROR),
+            (ffi::SQLITE_IOERR_FSYNC, IO_ERROR),
+        ] {
+            let e = ApiError::from(sqlite(code));
+            assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(e.to_string(), detail);
+            let res = e.error_response();
+            assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "5");
+        }
+        for code in [ffi::SQLITE_CANTOPEN, ffi::SQLITE_BUSY, ffi::SQLITE_LOCKED] {
+            assert_eq!(
+                ApiError::from(sqlite(code)).status_code(),
+                StatusCode::SERVICE_UNAVAILABLE
+            );
+        }
+        for e in [
+            sqlite(ffi::SQLITE_CONSTRAINT_UNIQUE),
+            sqlite(ffi::SQLITE_ERROR),
+            sqlite(ffi::SQLITE_CORRUPT),
+            rusqlite::Error::QueryReturnedNoRows,
+        ] {
+            assert_eq!(
+                ApiError::from(e).status_code(),
+                StatusCode::INTERNAL_SERVER_ERROR
+            );
+        }
     }
 
     #[test]

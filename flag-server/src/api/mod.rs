@@ -178,7 +178,7 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &StorageFaults),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -192,6 +192,54 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Every write can meet a storage fault (disk full, read-only, I/O error): a 503 with
+/// `Retry-After`, and nothing saved. Documented on every operation that writes.
+struct StorageFaults;
+
+impl Modify for StorageFaults {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{header::HeaderBuilder, ContentBuilder, Ref, ResponseBuilder, Type};
+        let response = ResponseBuilder::new()
+            .description(
+                "the database cannot be written (disk full, read-only, I/O error); nothing \
+                 was saved, retry later",
+            )
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer))
+                    .description(Some("seconds to wait before retrying"))
+                    .build(),
+            )
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The playground evaluates; it writes nothing.
+            if path.ends_with("/evaluate") {
+                continue;
+            }
+            let writes = [
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in writes.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| response.clone().into());
+            }
+        }
     }
 }
 

@@ -32,10 +32,12 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// Readiness: a reader connection answers a query and the writer thread a no-op write.
+/// Readiness: a reader connection answers a query and the writer thread a no-op write. After
+/// a write failed on a storage fault (disk full, read-only, I/O error), the writer must also
+/// write for real (a header rewrite that changes nothing) until it succeeds again.
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "ops", security(()),
     responses((status = 200, description = "ready", body = Status),
-              (status = 503, description = "the database does not answer", body = crate::error::Problem)))]
+              (status = 503, description = "the database does not answer or cannot be written", body = crate::error::Problem)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .store
@@ -46,8 +48,13 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             .map_err(|e| ApiError::Unavailable(format!("database: {e}")))
         })
         .await?;
-    // The writer thread answers too (an empty group commit writes nothing).
-    state.store.write(|_| Ok(())).await?;
+    if state.store.write_fault().is_some() {
+        // The last write failed on the storage: ready once a real write succeeds again.
+        state.store.write(|ctx| ctx.probe()).await?;
+    } else {
+        // The writer thread answers too (an empty group commit writes nothing).
+        state.store.write(|_| Ok(())).await?;
+    }
     Ok(HttpResponse::Ok().json(Status {
         status: "ok".into(),
     }))

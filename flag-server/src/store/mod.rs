@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod environments;
 pub mod flags;
+mod health;
 mod migrations;
 pub mod releases;
 pub mod segments;
@@ -52,6 +53,7 @@ pub(crate) struct Published {
 pub struct Store {
     jobs: Sender<writer::Job>,
     readers: Arc<ReadPool>,
+    health: Arc<health::Health>,
 }
 
 impl Store {
@@ -101,9 +103,11 @@ impl Store {
             readers.push(r);
         }
         let (jobs, rx) = channel();
+        let health = Arc::new(health::Health::default());
+        let writer_health = health.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, working, rx, published))
+            .spawn(move || writer::run(conn, working, rx, published, writer_health))
             .context("cannot start the writer thread")?;
         let store = Store {
             jobs,
@@ -111,6 +115,7 @@ impl Store {
                 idle: Mutex::new(readers),
                 available: Condvar::new(),
             }),
+            health,
         };
         Ok((store, created))
     }
@@ -124,22 +129,36 @@ impl Store {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: writer::Job = Box::new(move |ctx| {
-            let result = op(ctx);
-            let ok = result.is_ok();
+            // `None`: the writer will not run it; the reply carries the reason.
+            let result = ctx.map(op);
+            let outcome = match &result {
+                Some(Ok(_)) => writer::Outcome::Done,
+                Some(Err(ApiError::Unavailable(detail))) => writer::Outcome::Failed {
+                    fault: Some(detail.clone()),
+                },
+                _ => writer::Outcome::Failed { fault: None },
+            };
             let reply: writer::Reply = Box::new(move |failure| {
                 let answer = match (result, failure) {
-                    (Err(e), _) | (Ok(_), Some(e)) => Err(e),
-                    (Ok(v), None) => Ok(v),
+                    (Some(Err(e)), _) | (_, Some(e)) => Err(e),
+                    (Some(Ok(v)), None) => Ok(v),
+                    (None, None) => Err(ApiError::Unavailable("the write was not applied".into())),
                 };
                 let _ = tx.send(answer);
             });
-            (ok, reply)
+            (outcome, reply)
         });
         self.jobs
             .send(job)
             .map_err(|_| ApiError::Unavailable("the store is shutting down".into()))?;
         rx.await
             .map_err(|_| ApiError::Unavailable("the write was not applied".into()))?
+    }
+
+    /// The detail of the storage fault (disk full, read-only, I/O) that made the last write
+    /// fail, while no write has succeeded since. [`WriteCtx::probe`] in a write tries again.
+    pub fn write_fault(&self) -> Option<String> {
+        self.health.fault()
     }
 
     /// Runs `f` on a reader connection on a blocking thread.

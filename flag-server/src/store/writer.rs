@@ -4,6 +4,13 @@
 //! (a failing request rolls back to its savepoint and leaves the others alone), COMMITs once
 //! (one fsync for the whole group under `synchronous=FULL`), then installs the new snapshots,
 //! publishes the changes to the stream, and only then answers the requests.
+//!
+//! Storage faults (disk full, read-only file system, I/O errors) answer 503 and save nothing:
+//! a failed COMMIT rolls the whole group back; a request whose statement made SQLite roll the
+//! transaction back itself ends the group (every request in it is answered 503, the rest are
+//! not run, so nothing runs outside a transaction). Nothing is published for a failed group,
+//! and the in-memory state is reloaded from what is committed. [`Health`] remembers the fault
+//! until a commit writes again, for `/readyz`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,8 +21,9 @@ use std::time::{Duration, Instant};
 use flag_sdk::{CompiledSnapshot, Flag, Segment, Snapshot};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::health::{failure_detail, Health};
 use super::Published;
-use crate::error::ApiError;
+use crate::error::{storage_fault, ApiError};
 use crate::stream::{Change, ChangeKind};
 
 /// How many requests one group commit takes at most.
@@ -68,8 +76,21 @@ impl Gather {
 /// Answers one request once its group has committed (`Some` = the commit failed).
 pub(crate) type Reply = Box<dyn FnOnce(Option<ApiError>) + Send>;
 
-/// One queued write request: runs inside the writer's transaction; says whether it succeeded.
-pub(crate) type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Reply) + Send>;
+/// One queued write request: runs inside the writer's transaction (`Some`), or is told it will
+/// not run (`None`, then its reply gets the reason); says how it went.
+pub(crate) type Job = Box<dyn FnOnce(Option<&mut WriteCtx<'_>>) -> (Outcome, Reply) + Send>;
+
+/// How a write request went inside its savepoint.
+pub(crate) enum Outcome {
+    /// It succeeded; its savepoint is released into the group.
+    Done,
+    /// It failed; its savepoint is rolled back. `fault` is the detail of a storage fault
+    /// (disk full, read-only, I/O) when that was the cause.
+    Failed {
+        /// The 503 detail, when the storage failed.
+        fault: Option<String>,
+    },
+}
 
 /// What a committed write did to the in-memory state.
 #[derive(Debug, Clone)]
@@ -125,6 +146,7 @@ pub struct WriteCtx<'a> {
     pub now: &'a str,
     working: &'a HashMap<String, Snapshot>,
     effects: Vec<Effect>,
+    probed: bool,
 }
 
 impl WriteCtx<'_> {
@@ -160,6 +182,18 @@ impl WriteCtx<'_> {
     pub fn emit(&mut self, effect: Effect) {
         self.effects.push(effect);
     }
+
+    /// A real write that changes nothing (the database header's `user_version`, rewritten
+    /// as it is): whether the database can be written again after a storage fault.
+    pub fn probe(&mut self) -> Result<(), ApiError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        self.conn
+            .execute_batch(&format!("PRAGMA user_version = {version}"))?;
+        self.probed = true;
+        Ok(())
+    }
 }
 
 /// The writer thread's loop: returns when every sender is gone.
@@ -168,44 +202,73 @@ pub(crate) fn run(
     mut working: HashMap<String, Snapshot>,
     jobs: Receiver<Job>,
     published: Published,
+    health: Arc<Health>,
 ) {
     let mut gather = Gather::default();
+    // Set when `working` may differ from what is committed and could not be reloaded yet.
+    let mut stale = false;
     while let Ok(first) = jobs.recv() {
         let batch = gather.collect(first, &jobs);
         let started = Instant::now();
         published.metrics.batch_size.observe(batch.len() as f64);
+        if !conn.is_autocommit() {
+            // A transaction left open by a failed COMMIT and ROLLBACK: end it first.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        if stale {
+            stale = !reload(&conn, &mut working);
+            if stale {
+                reject(
+                    batch,
+                    "the database cannot be read; the change was not saved",
+                );
+                continue;
+            }
+        }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let detail = format!("cannot begin a transaction: {e}");
-            tracing::error!(%detail);
-            // Nothing ran: dropping the requests answers each with 503.
-            drop(batch);
+            let detail = failure_detail(&conn, &e);
+            tracing::error!(error = %e, %detail, "cannot begin a transaction");
+            if storage_fault(&e).is_some() {
+                health.set(Some(detail.clone()));
+            }
+            reject(batch, &detail);
             continue;
         }
+        let changes = conn.total_changes();
+        let mut probed = false;
         let now = crate::store::now();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut effects: Vec<Effect> = Vec::new();
-        for job in batch {
+        let mut fault: Option<String> = None;
+        let mut lost = false;
+        let mut queue = batch.into_iter();
+        for job in queue.by_ref() {
             exec(&conn, "SAVEPOINT request");
             let mut ctx = WriteCtx {
                 conn: &conn,
                 now: &now,
                 working: &working,
                 effects: Vec::new(),
+                probed: false,
             };
-            let outcome = catch_unwind(AssertUnwindSafe(|| job(&mut ctx)));
+            let outcome = catch_unwind(AssertUnwindSafe(|| job(Some(&mut ctx))));
             let new_effects = std::mem::take(&mut ctx.effects);
+            let job_probed = ctx.probed;
             match outcome {
-                Ok((true, reply)) => {
+                Ok((Outcome::Done, reply)) => {
                     exec(&conn, "RELEASE request");
+                    probed |= job_probed;
                     for effect in &new_effects {
                         apply(&mut working, effect);
                     }
                     effects.extend(new_effects);
                     replies.push(reply);
                 }
-                Ok((false, reply)) => {
+                Ok((Outcome::Failed { fault: f }, reply)) => {
                     exec(&conn, "ROLLBACK TO request");
                     exec(&conn, "RELEASE request");
+                    fault = f.or(fault);
+                    // Answered after the group, with its own error (a storage fault's 503).
                     replies.push(reply);
                 }
                 Err(_) => {
@@ -214,15 +277,45 @@ pub(crate) fn run(
                     exec(&conn, "RELEASE request");
                 }
             }
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (a storage fault in a statement):
+                // what the requests before did is gone, and the next ones must not run
+                // outside a transaction.
+                lost = true;
+                break;
+            }
+        }
+        if let Some(fault) = &fault {
+            health.set(Some(fault.clone()));
+        }
+        if lost {
+            let detail = fault.unwrap_or_else(|| {
+                "the database rolled the transaction back; the change was not saved".to_owned()
+            });
+            tracing::error!(%detail, "a group's transaction was rolled back by SQLite");
+            for reply in replies {
+                reply(Some(ApiError::Unavailable(detail.clone())));
+            }
+            reject(queue.collect(), &detail);
+            stale = !reload(&conn, &mut working);
+            continue;
         }
         if let Err(e) = conn.execute_batch("COMMIT") {
-            tracing::error!(error = %e, "group commit failed");
+            let detail = failure_detail(&conn, &e);
+            tracing::error!(error = %e, %detail, "group commit failed; rolled back");
             let _ = conn.execute_batch("ROLLBACK");
-            reload(&conn, &mut working);
+            if storage_fault(&e).is_some() {
+                health.set(Some(detail.clone()));
+            }
+            stale = !reload(&conn, &mut working);
             for reply in replies {
-                reply(Some(ApiError::Unavailable(format!("commit failed: {e}"))));
+                reply(Some(ApiError::Unavailable(detail.clone())));
             }
             continue;
+        }
+        if probed || conn.total_changes() > changes {
+            // Something reached the disk: the database takes writes (again).
+            health.set(None);
         }
         let commit_time = started.elapsed();
         gather.committed(replies.len(), commit_time);
@@ -239,6 +332,14 @@ pub(crate) fn run(
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
+/// Answers requests that will not run with a 503 carrying `detail`.
+fn reject(jobs: Vec<Job>, detail: &str) {
+    for job in jobs {
+        let (_, reply) = job(None);
+        reply(Some(ApiError::Unavailable(detail.to_owned())));
+    }
+}
+
 /// Runs a statement without parameters from the statement cache; errors surface at COMMIT.
 fn exec(conn: &Connection, sql: &str) {
     if let Ok(mut stmt) = conn.prepare_cached(sql) {
@@ -246,10 +347,17 @@ fn exec(conn: &Connection, sql: &str) {
     }
 }
 
-fn reload(conn: &Connection, working: &mut HashMap<String, Snapshot>) {
+/// Replaces `working` with what is committed; false when the database cannot be read.
+fn reload(conn: &Connection, working: &mut HashMap<String, Snapshot>) -> bool {
     match super::load_snapshots(conn) {
-        Ok(fresh) => *working = fresh,
-        Err(e) => tracing::error!(error = %e, "cannot reload snapshots after a failed commit"),
+        Ok(fresh) => {
+            *working = fresh;
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reload snapshots after a failed commit");
+            false
+        }
     }
 }
 
@@ -401,7 +509,7 @@ mod tests {
     use super::*;
 
     fn noop() -> Job {
-        Box::new(|_| (true, Box::new(|_| {}) as Reply))
+        Box::new(|_| (Outcome::Done, Box::new(|_| {}) as Reply))
     }
 
     #[test]
@@ -431,5 +539,120 @@ mod tests {
         assert_eq!(gather.collect(noop(), &rx).len(), 4);
         // Waited for the others, but no longer than MAX_GATHER (plus scheduling slack).
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use std::sync::mpsc::{channel, Sender};
+
+    use super::*;
+    use crate::stream::{Broadcaster, StreamSettings};
+
+    type Answers = Sender<(&'static str, Result<(), String>)>;
+
+    /// A job like `Store::write` builds: runs `sql`, fails with `fault` when given.
+    fn job(
+        name: &'static str,
+        sql: &'static str,
+        fault: Option<&'static str>,
+        out: Answers,
+    ) -> Job {
+        Box::new(move |ctx| {
+            let result = match ctx {
+                None => None,
+                Some(ctx) => Some(match (ctx.conn.execute_batch(sql), fault) {
+                    (Ok(()), None) => Ok(()),
+                    (Err(e), _) => Err(e.to_string()),
+                    (Ok(()), Some(f)) => Err(f.to_owned()),
+                }),
+            };
+            let outcome = match &result {
+                Some(Ok(())) => Outcome::Done,
+                _ => Outcome::Failed {
+                    fault: fault.map(str::to_owned),
+                },
+            };
+            let reply: Reply = Box::new(move |failure| {
+                let answer = match (result, failure) {
+                    (Some(Err(e)), _) => Err(e),
+                    (_, Some(e)) => Err(e.to_string()),
+                    (Some(Ok(())), None) => Ok(()),
+                    (None, None) => Err("not run".into()),
+                };
+                let _ = out.send((name, answer));
+            });
+            (outcome, reply)
+        })
+    }
+
+    fn published() -> Published {
+        Published {
+            snapshots: Arc::default(),
+            tokens: Arc::default(),
+            broadcaster: Arc::new(Broadcaster::new(StreamSettings::default())),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        }
+    }
+
+    fn rows(conn: &Connection) -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    /// When SQLite rolls the group's transaction back in the middle (as it may on a full disk
+    /// or an I/O error), the requests before are answered 503, the ones after never run
+    /// outside a transaction, nothing is saved, and the next group works.
+    #[test]
+    fn a_transaction_lost_mid_group_saves_nothing_and_answers_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        let mut migrating = Connection::open(&path).unwrap();
+        super::super::migrations::migrate(&mut migrating).unwrap();
+        drop(migrating);
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let working = super::super::load_snapshots(&conn).unwrap();
+        let (tx, rx) = channel::<Job>();
+        let (out, answers) = channel();
+        // Queued before the writer starts: one group.
+        tx.send(job("before", "INSERT INTO t VALUES (1)", None, out.clone()))
+            .unwrap();
+        tx.send(job(
+            "faulty",
+            "ROLLBACK",
+            Some("the disk is full"),
+            out.clone(),
+        ))
+        .unwrap();
+        tx.send(job("after", "INSERT INTO t VALUES (3)", None, out.clone()))
+            .unwrap();
+        let health = Arc::new(Health::default());
+        let writer_health = health.clone();
+        let thread = std::thread::spawn(move || {
+            run(conn, working, rx, published(), writer_health);
+        });
+        let mut got: Vec<_> = (0..3).map(|_| answers.recv().unwrap()).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("after", Err("the disk is full".into())),
+                ("before", Err("the disk is full".into())),
+                ("faulty", Err("the disk is full".into())),
+            ]
+        );
+        let check = Connection::open(&path).unwrap();
+        assert_eq!(rows(&check), Vec::<i64>::new());
+        assert_eq!(health.fault().as_deref(), Some("the disk is full"));
+
+        tx.send(job("next", "INSERT INTO t VALUES (4)", None, out))
+            .unwrap();
+        assert_eq!(answers.recv().unwrap(), ("next", Ok(())));
+        assert_eq!(rows(&check), vec![4]);
+        assert_eq!(health.fault(), None);
+        drop(tx);
+        thread.join().unwrap();
     }
 }
