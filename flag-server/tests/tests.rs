@@ -9,6 +9,7 @@ mod durability;
 mod environments;
 mod errors;
 mod evaluate;
+mod faults;
 mod flags;
 mod hostile;
 mod kill;
