@@ -178,7 +178,7 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField)),
-    modifiers(&BearerAuth, &StorageFaults),
+    modifiers(&BearerAuth, &StorageFaults, &ExtractorErrors, &ProblemContent),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -238,6 +238,111 @@ impl Modify for StorageFaults {
                     .responses
                     .entry("503".to_owned())
                     .or_insert_with(|| response.clone().into());
+            }
+        }
+    }
+}
+
+/// Answers that come from the shared extractors and the token guards rather than from a
+/// handler, documented on every operation they can reach (an operation's own entry wins): a
+/// JSON body gives 400 (malformed), 413 (over [`BODY_LIMIT`]) and 422 (not the documented
+/// shape); a query string 400; a token 401 (none valid) and 403 (not the kind required).
+struct ExtractorErrors;
+
+impl Modify for ExtractorErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let body = operation.request_body.is_some();
+                let query = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in == ParameterIn::Query);
+                // `security(())` makes an operation public; without its own, the global
+                // bearer requirement applies.
+                let public = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().any(|r| *r == SecurityRequirement::default()));
+                let mut answers = Vec::new();
+                match (body, query) {
+                    (true, true) => answers.push(("400", "malformed JSON or a bad query string")),
+                    (true, false) => answers.push(("400", "malformed JSON")),
+                    (false, true) => answers.push(("400", "a bad query string")),
+                    (false, false) => {}
+                }
+                if body {
+                    answers.push(("413", "the body is over 1 MiB"));
+                    answers.push(("422", "the body is not the documented shape, or invalid"));
+                }
+                if !public {
+                    answers.push(("401", "no valid token"));
+                    answers.push(("403", "a token of another kind"));
+                }
+                for (status, description) in answers {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                }
+            }
+        }
+    }
+}
+
+/// Every error answer is `application/problem+json` (the middleware in `app` sees to it), so
+/// every documented 4xx/5xx body is declared with that media type rather than the
+/// `application/json` the annotations default to.
+struct ProblemContent;
+
+impl Modify for ProblemContent {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if !status.parse::<u16>().is_ok_and(|status| status >= 400) {
+                        continue;
+                    }
+                    if let Some(content) = response.content.shift_remove("application/json") {
+                        response
+                            .content
+                            .insert("application/problem+json".to_owned(), content);
+                    }
+                }
             }
         }
     }

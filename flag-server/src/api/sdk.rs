@@ -28,6 +28,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// One event of `/sdk/v1/stream` as an SSE parser reads it (the OpenAPI document's schema
+/// of each event; the server writes the frames in `crate::stream`).
+#[derive(Debug, ToSchema)]
+pub struct StreamEvent {
+    /// `put` (the whole snapshot), `patch` (one flag or segment) or `delete`.
+    #[schema(pattern = "^(put|patch|delete)$")]
+    pub event: String,
+    /// The revision the event brings the environment to.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+    /// JSON: the section 2 snapshot for `put`; `{revision, kind, key, data}` for `patch`;
+    /// `{revision, kind, key}` for `delete`.
+    pub data: String,
+}
+
 /// The SSE stream: `retry:`, then a `put` of the snapshot (or, with `Last-Event-ID`, the
 /// changes missed when still held), then `patch`/`delete` events with `id:` = revision, and
 /// heartbeat comments. A subscriber too slow to keep up is cut off and resyncs; the stream of
@@ -35,9 +50,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/sdk/v1/stream", tag = "sdk",
     params(("Last-Event-ID" = Option<u64>, Header, description = "the last revision received")),
     responses(
-        (status = 200, description = "server-sent events", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "server-sent events", body = StreamEvent, content_type = "text/event-stream"),
         (status = 401, description = "no valid token", body = crate::error::Problem),
-        (status = 403, description = "not an SDK token", body = crate::error::Problem)))]
+        (status = 403, description = "not an SDK token", body = crate::error::Problem),
+        (status = 404, description = "the token's environment is gone", body = crate::error::Problem)))]
 pub async fn stream(
     req: HttpRequest,
     token: SdkToken,
@@ -75,7 +91,8 @@ pub async fn stream(
         (status = 200, description = "the section 2 snapshot", body = Object),
         (status = 304, description = "unchanged since the ETag given"),
         (status = 401, description = "no valid token", body = crate::error::Problem),
-        (status = 403, description = "not an SDK token", body = crate::error::Problem)))]
+        (status = 403, description = "not an SDK token", body = crate::error::Problem),
+        (status = 404, description = "the token's environment is gone", body = crate::error::Problem)))]
 pub async fn snapshot(
     req: HttpRequest,
     token: SdkToken,
