@@ -3,8 +3,16 @@
 //! Everything here builds snapshots in memory; harnesses that need a server start the real
 //! `flag-server` in-process on 127.0.0.1 and bound their own counts and durations.
 
-use flag_sdk::{CompiledSnapshot, Context, Snapshot};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use flag_sdk::{Client, CompiledSnapshot, Context, Snapshot, Status};
 use serde_json::{json, Value};
+
+pub mod http;
+
+/// How many connections the harnesses open at once (inside the server's listen backlog).
+pub const CONNECT_BATCH: usize = 250;
 
 /// A boolean flag with `on`/`off` variations, enabled, with `extra` fields merged over it.
 pub fn bool_flag(key: &str, extra: Value) -> Value {
@@ -78,4 +86,51 @@ pub fn bench_context() -> Context {
         .with("plan", "pro")
         .with("email", "ann@example.com")
         .with("app_version", "2.4.1")
+}
+
+/// Builds `n` SDK clients streaming from `url` (in batches of [`CONNECT_BATCH`]) and waits
+/// until every one serves its first snapshot.
+pub async fn connect_clients(
+    url: &str,
+    token: &str,
+    n: usize,
+    init_timeout: Duration,
+) -> anyhow::Result<Vec<Client>> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(n);
+    for batch in (0..n).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
+        let builds = batch.iter().map(|_| {
+            Client::builder(url, token)
+                .http_client(http.clone())
+                .init_timeout(init_timeout)
+                .build()
+        });
+        for client in join_all(builds).await {
+            clients.push(client?);
+        }
+    }
+    let not_ready = clients
+        .iter()
+        .filter(|c| c.status() != Status::Valid)
+        .count();
+    anyhow::ensure!(not_ready == 0, "{not_ready} clients not ready");
+    eprintln!("{n} SDK clients connected in {:?}", started.elapsed());
+    Ok(clients)
+}
+
+/// Runs the futures as tasks and collects their outputs in order.
+pub async fn join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.expect("task"));
+    }
+    out
 }

@@ -24,13 +24,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use flag_sdk::{Client, Context, Status};
+use flag_benches::{connect_clients, join_all, CONNECT_BATCH};
+use flag_sdk::{Client, Context};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 const ADMIN: &str = "propagation-bench-admin";
 const FLAG: &str = "kill-switch";
-const CONNECT_BATCH: usize = 250;
 const ROUND_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Args {
@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
                 "propagation: {} SDK clients in-process, {} kills, server with 2 workers",
                 args.clients, args.kills
             );
-            let clients = connect(&url, &token, args.clients).await?;
+            let clients = connect_clients(&url, &token, args.clients, ROUND_TIMEOUT).await?;
             let rounds = kill_rounds(&api, &clients, args.kills).await?;
             report(&rounds);
         }
@@ -128,7 +128,7 @@ async fn idle(
     raw: bool,
 ) -> anyhow::Result<()> {
     // Warm up: one subscriber, so per-environment state and the encoded put exist.
-    let warm = connect(url, token, 1).await?;
+    let warm = connect_clients(url, token, 1, ROUND_TIMEOUT).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_kib()?;
     let exe = std::env::current_exe()?;
@@ -194,7 +194,7 @@ async fn child(url: &str, token: &str, n: usize, kills: usize, raw: bool) -> any
             let opened = batch
                 .iter()
                 .map(|_| raw_reader(addr.clone(), token.to_owned(), tx.clone()));
-            for reader in futures_join(opened).await {
+            for reader in join_all(opened).await {
                 reader?;
             }
         }
@@ -205,7 +205,7 @@ async fn child(url: &str, token: &str, n: usize, kills: usize, raw: bool) -> any
         report(&rounds);
         return Ok(());
     }
-    let clients = connect(url, token, n).await?;
+    let clients = connect_clients(url, token, n, ROUND_TIMEOUT).await?;
     println!("ready");
     std::io::stdout().flush()?;
     std::io::stdin().read_line(&mut String::new())?;
@@ -254,48 +254,6 @@ async fn raw_reader(
         }
     });
     Ok(())
-}
-
-/// Builds `n` clients (in batches, to stay inside the listen backlog) and waits for all.
-async fn connect(url: &str, token: &str, n: usize) -> anyhow::Result<Vec<Client>> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()?;
-    let started = Instant::now();
-    let mut clients = Vec::with_capacity(n);
-    for batch in (0..n).collect::<Vec<_>>().chunks(CONNECT_BATCH) {
-        let builds = batch.iter().map(|_| {
-            Client::builder(url, token)
-                .http_client(http.clone())
-                .init_timeout(ROUND_TIMEOUT)
-                .build()
-        });
-        for client in futures_join(builds).await {
-            clients.push(client?);
-        }
-    }
-    let not_ready = clients
-        .iter()
-        .filter(|c| c.status() != Status::Valid)
-        .count();
-    if not_ready > 0 {
-        bail!("{not_ready} clients not ready");
-    }
-    eprintln!("{n} clients connected in {:?}", started.elapsed());
-    Ok(clients)
-}
-
-async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for handle in handles {
-        out.push(handle.await.expect("task"));
-    }
-    out
 }
 
 /// One kill or restore per round; the time until every client swapped in the change.

@@ -1,13 +1,24 @@
 //! flag-server under load on loopback: durable flag updates per second with concurrent
 //! clients (each `PUT`s its own flag with `If-Match`, as the CLI does), then `GET` latency.
 //! The server runs in-process on 127.0.0.1:0 with a fresh database (WAL, `synchronous=FULL`)
-//! in the system temp directory; each phase runs for a bounded time.
+//! in the system temp directory; each phase runs for a bounded time. The load clients use
+//! the harness's minimal keep-alive HTTP/1.1 client ([`flag_benches::http`]) so that they
+//! take as little as possible of the two cores they share with the server.
 //!
-//! `cargo run --release -p flag-benches --bin server_load -- [SECONDS] [CLIENTS]`
-//! (defaults: 5 seconds per phase, 8 clients).
+//! ```text
+//! cargo run --release -p flag-benches --bin server_load -- [SECONDS] [CLIENTS] [--sdk-clients N]
+//! ```
+//!
+//! Defaults: 5 seconds per phase, 8 clients. With `--sdk-clients N`, N real SDK clients
+//! stream from the server during the write storm (every update is fanned out to each of
+//! them); the harness then reports how long after the storm every client held the last
+//! revision.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use flag_benches::{connect_clients, http::Connection};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "bench-admin-token";
@@ -47,18 +58,126 @@ fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
     );
 }
 
+struct Args {
+    seconds: u64,
+    clients: usize,
+    sdk_clients: usize,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        seconds: 5,
+        clients: 8,
+        sdk_clients: 0,
+    };
+    let mut positional = 0;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--sdk-clients" => {
+                args.sdk_clients = it.next().context("--sdk-clients N")?.parse()?;
+            }
+            value => {
+                match positional {
+                    0 => args.seconds = value.parse().context("SECONDS")?,
+                    1 => args.clients = value.parse().context("CLIENTS")?,
+                    _ => anyhow::bail!("unexpected argument {value:?}"),
+                }
+                positional += 1;
+            }
+        }
+    }
+    Ok(args)
+}
+
+const AUTH: (&str, &str) = ("Authorization", "Bearer bench-admin-token");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// Runs `clients` tasks for `phase`, each with its own connection; every task runs `step`
+/// back to back and the latencies of all steps are returned with the wall time.
+async fn run_phase<F, Fut>(
+    addr: SocketAddr,
+    clients: std::ops::Range<usize>,
+    phase: Duration,
+    step: F,
+) -> anyhow::Result<(Vec<Duration>, Duration)>
+where
+    F: Fn(usize, u64, Connection) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Connection>> + Send,
+{
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in clients {
+        tasks.push(tokio::spawn(async move {
+            let mut connection = Connection::open(addr).await?;
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while start.elapsed() < phase {
+                let t = Instant::now();
+                connection = step(c, n, connection).await?;
+                latencies.push(t.elapsed());
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((all, start.elapsed()))
+}
+
+/// `PUT`s flag `bench-{c}` over its version `n + 1` (`If-Match`), as the CLI does.
+async fn put(c: usize, n: u64, mut connection: Connection) -> anyhow::Result<Connection> {
+    let key = format!("bench-{c}");
+    let body = serde_json::to_vec(&config(&key, n))?;
+    let if_match = format!("\"{}\"", n + 1);
+    let r = connection
+        .send(
+            "PUT",
+            &format!("/api/v1/flags/{key}/environments/production"),
+            &[AUTH, JSON, ("If-Match", &if_match)],
+            &body,
+        )
+        .await?;
+    anyhow::ensure!(r.status == 200, "put: {}", r.status);
+    Ok(connection)
+}
+
+/// `PUT`s flag `bench-{c}` without a precondition (the background writers of phase 3).
+async fn put_any(c: usize, n: u64, mut connection: Connection) -> anyhow::Result<Connection> {
+    let key = format!("bench-{c}");
+    let body = serde_json::to_vec(&config(&key, n))?;
+    let path = format!("/api/v1/flags/{key}/environments/production");
+    let r = connection.send("PUT", &path, &[AUTH, JSON], &body).await?;
+    anyhow::ensure!(r.status == 200, "put: {}", r.status);
+    Ok(connection)
+}
+
+/// `GET`s flag `bench-{c}`'s configuration.
+async fn get(c: usize, _: u64, mut connection: Connection) -> anyhow::Result<Connection> {
+    let path = format!("/api/v1/flags/bench-{c}/environments/production");
+    let r = connection.send("GET", &path, &[AUTH], b"").await?;
+    anyhow::ensure!(r.status == 200, "get: {}", r.status);
+    Ok(connection)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
-    let clients: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(8);
+    let Args {
+        seconds,
+        clients,
+        sdk_clients,
+    } = args()?;
     let phase = Duration::from_secs(seconds);
 
     let dir = tempfile::tempdir()?;
     let mut cfg = flag_server::Config::ephemeral(dir.path().join("flags.db"), ADMIN);
     cfg.workers = None;
     let server = flag_server::start(&cfg).await?;
-    let base = format!("http://{}", server.addr);
+    let addr = server.addr;
+    let base = format!("http://{addr}");
     println!(
         "server on {base}, db in {}, {clients} clients, {seconds} s per phase",
         dir.path().display()
@@ -74,41 +193,33 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(r.status() == 201, "create: {}", r.status());
     }
+    let sdks = if sdk_clients > 0 {
+        let token: Value = setup
+            .post(format!("{base}/api/v1/tokens"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"kind": "sdk", "environment": "production", "name": "bench"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = token["token"].as_str().context("no token")?;
+        connect_clients(&base, token, sdk_clients, Duration::from_secs(60)).await?
+    } else {
+        Vec::new()
+    };
 
     // Phase 1: durable updates. Each client PUTs its own flag with If-Match, back to back.
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let base = base.clone();
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let key = format!("bench-{c}");
-            let url = format!("{base}/api/v1/flags/{key}/environments/production");
-            let mut latencies = Vec::new();
-            let mut version = 1u64;
-            while start.elapsed() < phase {
-                let t = Instant::now();
-                let r = client
-                    .put(&url)
-                    .bearer_auth(ADMIN)
-                    .header("If-Match", format!("\"{version}\""))
-                    .json(&config(&key, version))
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status() == 200, "put: {}", r.status());
-                r.bytes().await?;
-                latencies.push(t.elapsed());
-                version += 1;
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut puts = Vec::new();
-    for t in tasks {
-        puts.extend(t.await??);
-    }
-    let elapsed = start.elapsed();
-    report("PUT (durable flag updates)", puts, elapsed);
+    let (puts, elapsed) = run_phase(addr, 0..clients, phase, put).await?;
+    let storm_ended = Instant::now();
+    let title = if sdks.is_empty() {
+        "PUT (durable flag updates)".to_owned()
+    } else {
+        format!(
+            "PUT (durable flag updates, {} SDK clients streaming)",
+            sdks.len()
+        )
+    };
+    report(&title, puts, elapsed);
     let metrics = server.state.metrics.clone();
     let batches = metrics.batch_size.get_sample_count();
     let requests = metrics.batch_size.get_sample_sum();
@@ -117,69 +228,48 @@ async fn main() -> anyhow::Result<()> {
         requests / batches.max(1) as f64,
         metrics.write_latency.get_sample_sum() / batches.max(1) as f64 * 1e3
     );
+    if !sdks.is_empty() {
+        let revision = server
+            .state
+            .snapshots
+            .get("production")
+            .context("no production snapshot")?
+            .revision();
+        let deadline = Duration::from_secs(60);
+        loop {
+            let behind = sdks
+                .iter()
+                .filter(|c| c.revision() != Some(revision))
+                .count();
+            if behind == 0 {
+                println!(
+                    "  all {} SDK clients held revision {revision} {:.1} ms after the storm ended",
+                    sdks.len(),
+                    storm_ended.elapsed().as_secs_f64() * 1e3
+                );
+                break;
+            }
+            anyhow::ensure!(
+                storm_ended.elapsed() < deadline,
+                "{behind} SDK clients behind revision {revision} after {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 
     // Phase 2: reads of a flag's configuration.
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let base = base.clone();
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let url = format!("{base}/api/v1/flags/bench-{c}/environments/production");
-            let mut latencies = Vec::new();
-            while start.elapsed() < phase {
-                let t = Instant::now();
-                let r = client.get(&url).bearer_auth(ADMIN).send().await?;
-                anyhow::ensure!(r.status() == 200, "get: {}", r.status());
-                r.bytes().await?;
-                latencies.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut gets = Vec::new();
-    for t in tasks {
-        gets.extend(t.await??);
-    }
-    report("GET (flag configuration)", gets, start.elapsed());
+    let (gets, elapsed) = run_phase(addr, 0..clients, phase, get).await?;
+    report("GET (flag configuration)", gets, elapsed);
 
     // Phase 3: one client reading while the others write (reads never wait for writes).
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 1..clients {
-        let base = base.clone();
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let key = format!("bench-{c}");
-            let url = format!("{base}/api/v1/flags/{key}/environments/production");
-            while start.elapsed() < phase {
-                let r = client
-                    .put(&url)
-                    .bearer_auth(ADMIN)
-                    .json(&config(&key, 0))
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status() == 200, "put: {}", r.status());
-                r.bytes().await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    let client = reqwest::Client::new();
-    let url = format!("{base}/api/v1/flags/bench-0/environments/production");
-    let mut reads = Vec::new();
-    while start.elapsed() < phase {
-        let t = Instant::now();
-        let r = client.get(&url).bearer_auth(ADMIN).send().await?;
-        anyhow::ensure!(r.status() == 200, "get: {}", r.status());
-        r.bytes().await?;
-        reads.push(t.elapsed());
-    }
-    for t in tasks {
-        t.await??;
-    }
-    report("GET while writing", reads, start.elapsed());
+    let writers = tokio::spawn(run_phase(addr, 1..clients, phase, put_any));
+    let (reads, elapsed) = run_phase(addr, 0..1, phase, get).await?;
+    writers.await??;
+    report("GET while writing", reads, elapsed);
 
+    for sdk in &sdks {
+        sdk.close().await;
+    }
     server.handle.stop(true).await;
     Ok(())
 }

@@ -53,7 +53,8 @@ impl Status {
     }
 }
 
-/// Flags whose configuration changed in one update.
+/// Flags whose configuration changed in one update: one stream event, or a burst of events
+/// that arrived together and were applied as one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagChange {
     /// The environment revision after the update.
@@ -142,61 +143,84 @@ impl Shared {
         self.notify(revision, flags)
     }
 
-    /// Applies a stream update. `Ok(None)`: ignored (not newer than what is held).
-    pub fn apply(&self, update: Update) -> Result<Option<FlagChange>, UpdateError> {
+    /// Applies stream updates in order and compiles the result once, so a burst of changes
+    /// costs one compilation, not one per change. Updates not newer than what is held (or
+    /// than an earlier update of the burst) are ignored. `Ok(None)`: nothing changed. On an
+    /// error nothing is applied: the caller reconnects and the server replays from the held
+    /// revision.
+    pub fn apply(
+        &self,
+        updates: impl IntoIterator<Item = Update>,
+    ) -> Result<Option<FlagChange>, UpdateError> {
         let held = self.flags.load_full();
-        let held_revision = held.as_ref().map(|s| s.revision());
-        if held_revision.is_some_and(|r| update.revision() <= r) {
-            tracing::debug!(
-                revision = update.revision(),
-                held = held_revision,
-                "stale update ignored"
-            );
+        let base = held.as_deref().map(|c| &**c.snapshot());
+        let mut working: Option<Snapshot> = None;
+        let mut flags = Vec::new();
+        let mut replaced = false;
+        for update in updates {
+            let current = working.as_ref().or(base).map(|s| s.revision);
+            let revision = update.revision();
+            if current.is_some_and(|r| revision <= r) {
+                tracing::debug!(revision, held = current, "stale update ignored");
+                continue;
+            }
+            let snapshot = match update {
+                Update::Put(put) => {
+                    replaced = true;
+                    working = Some(put);
+                    continue;
+                }
+                _ => match &mut working {
+                    Some(snapshot) => snapshot,
+                    None => working.insert(base.ok_or(UpdateError::PatchBeforePut)?.clone()),
+                },
+            };
+            match update {
+                Update::Put(_) => unreachable!("handled above"),
+                Update::Patch {
+                    item: Item::Flag(flag),
+                    ..
+                } => {
+                    flags.push(flag.key.clone());
+                    snapshot.flags.insert(flag.key.clone(), flag);
+                }
+                Update::Patch {
+                    item: Item::Segment(segment),
+                    ..
+                } => {
+                    let key = segment.key.clone();
+                    snapshot.segments.insert(key.clone(), segment);
+                    flags.extend(using_segment(snapshot, &key));
+                }
+                Update::Delete {
+                    kind: ItemKind::Flag,
+                    key,
+                    ..
+                } => {
+                    snapshot.flags.remove(&key);
+                    flags.push(key);
+                }
+                Update::Delete {
+                    kind: ItemKind::Segment,
+                    key,
+                    ..
+                } => {
+                    flags.extend(using_segment(snapshot, &key));
+                    snapshot.segments.remove(&key);
+                }
+            }
+            snapshot.revision = revision;
+        }
+        let Some(snapshot) = working else {
             return Ok(None);
-        }
-        let revision = update.revision();
-        if let Update::Put(snapshot) = update {
-            return Ok(self.replace(snapshot));
-        }
-        let held = held.ok_or(UpdateError::PatchBeforePut)?;
-        let mut snapshot = Snapshot::clone(held.snapshot());
-        let flags = match update {
-            Update::Put(put) => return Ok(self.replace(put)),
-            Update::Patch {
-                item: Item::Flag(flag),
-                ..
-            } => {
-                let key = flag.key.clone();
-                snapshot.flags.insert(key.clone(), flag);
-                vec![key]
-            }
-            Update::Patch {
-                item: Item::Segment(segment),
-                ..
-            } => {
-                let key = segment.key.clone();
-                snapshot.segments.insert(key.clone(), segment);
-                using_segment(&snapshot, &key)
-            }
-            Update::Delete {
-                kind: ItemKind::Flag,
-                key,
-                ..
-            } => {
-                snapshot.flags.remove(&key);
-                vec![key]
-            }
-            Update::Delete {
-                kind: ItemKind::Segment,
-                key,
-                ..
-            } => {
-                let flags = using_segment(&snapshot, &key);
-                snapshot.segments.remove(&key);
-                flags
-            }
         };
-        snapshot.revision = revision;
+        if replaced {
+            flags = changed_flags(base, &snapshot);
+        } else {
+            flags.sort();
+            flags.dedup();
+        }
+        let revision = snapshot.revision;
         self.flags
             .store(Some(Arc::new(CompiledSnapshot::new(snapshot))));
         Ok(self.notify(revision, flags))
@@ -257,4 +281,106 @@ fn using_segment(snapshot: &Snapshot, segment: &str) -> Vec<String> {
         })
         .map(|flag| flag.key.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::Flag;
+
+    fn flag(key: &str, on: bool) -> Flag {
+        serde_json::from_value(json!({
+            "key": key, "kind": "boolean", "version": 1, "enabled": true,
+            "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+            "off_variation": "off", "fallthrough": {"variation": if on { "on" } else { "off" }}
+        }))
+        .unwrap()
+    }
+
+    fn snapshot(revision: u64, flags: &[(&str, bool)]) -> Snapshot {
+        let mut snapshot: Snapshot =
+            serde_json::from_value(json!({"environment": "production", "revision": revision}))
+                .unwrap();
+        for (key, on) in flags {
+            snapshot.flags.insert(key.to_string(), flag(key, *on));
+        }
+        snapshot
+    }
+
+    fn patch(revision: u64, key: &str, on: bool) -> Update {
+        Update::Patch {
+            revision,
+            item: Item::Flag(flag(key, on)),
+        }
+    }
+
+    fn serves(shared: &Shared, key: &str) -> Option<bool> {
+        let held = shared.load_full()?;
+        let ctx = crate::Context::new("u");
+        held.evaluate(key, &ctx).value.and_then(|v| v.as_bool())
+    }
+
+    #[test]
+    fn a_burst_applies_in_order_skips_stale_updates_and_notifies_once() {
+        let shared = Shared::new();
+        shared.replace(snapshot(5, &[("a", true), ("b", true)]));
+        let mut changes = shared.subscribe();
+        let change = shared
+            .apply([
+                patch(6, "a", false),
+                patch(4, "b", false), // older than what is held: ignored
+                patch(7, "c", true),
+                patch(7, "c", false), // not newer than the one before it: ignored
+                Update::Delete {
+                    revision: 8,
+                    kind: ItemKind::Flag,
+                    key: "b".into(),
+                },
+            ])
+            .unwrap()
+            .expect("changed");
+        assert_eq!(change.revision, 8);
+        assert_eq!(change.flags, ["a", "b", "c"]);
+        assert_eq!(changes.try_recv().unwrap(), change);
+        assert!(changes.try_recv().is_err(), "one notification per burst");
+        assert_eq!(shared.revision(), Some(8));
+        assert_eq!(serves(&shared, "a"), Some(false));
+        assert_eq!(serves(&shared, "b"), None);
+        assert_eq!(serves(&shared, "c"), Some(true));
+        // A burst of nothing new changes nothing.
+        assert!(shared.apply([patch(8, "a", true)]).unwrap().is_none());
+        assert_eq!(serves(&shared, "a"), Some(false));
+    }
+
+    #[test]
+    fn a_put_inside_a_burst_replaces_and_later_patches_apply_on_top() {
+        let shared = Shared::new();
+        shared.replace(snapshot(1, &[("a", true), ("gone", true)]));
+        let change = shared
+            .apply([
+                patch(2, "a", false),
+                Update::Put(snapshot(10, &[("a", true), ("new", true)])),
+                patch(11, "new", false),
+            ])
+            .unwrap()
+            .unwrap();
+        assert_eq!(change.revision, 11);
+        // Diffed against what was held before the burst: `a` ends as it was.
+        assert_eq!(change.flags, ["gone", "new"]);
+        assert_eq!(serves(&shared, "a"), Some(true));
+        assert_eq!(serves(&shared, "new"), Some(false));
+        assert_eq!(serves(&shared, "gone"), None);
+    }
+
+    #[test]
+    fn a_patch_before_any_put_is_an_error_and_applies_nothing() {
+        let shared = Shared::new();
+        assert!(matches!(
+            shared.apply([patch(1, "a", true)]),
+            Err(UpdateError::PatchBeforePut)
+        ));
+        assert!(shared.load_full().is_none());
+    }
 }

@@ -135,34 +135,41 @@ async fn connect_once(
             tracing::warn!(%error, "flag stream malformed; reconnecting");
             return End::Failed(Failure::Recoverable);
         }
+        // Every event of this chunk is applied at once: a burst compiles one snapshot. The
+        // events before a malformed one are still applied, so the reconnection asks the
+        // server to replay from the last good revision.
+        let mut updates = Vec::new();
+        let mut malformed = None;
         for frame in frames.drain(..) {
             match frame {
                 Frame::Comment(_) => {}
                 Frame::Retry(delay) => backoff.set_initial(delay.max(Duration::from_millis(100))),
-                Frame::Event(event) => {
-                    let update = match update::parse(&event) {
-                        Ok(Some(update)) => update,
-                        Ok(None) => continue,
-                        Err(error) => {
-                            tracing::warn!(%error, "flag stream event malformed; reconnecting");
-                            return End::Failed(Failure::Recoverable);
-                        }
-                    };
-                    match shared.apply(update) {
-                        Ok(Some(change)) => {
-                            tracing::debug!(revision = change.revision, flags = ?change.flags, "flags updated");
-                            if let Some(cache) = cache {
-                                cache.send_replace(shared.load_full());
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(error) => {
-                            tracing::warn!(%error, "flag stream event unusable; reconnecting");
-                            return End::Failed(Failure::Recoverable);
-                        }
+                Frame::Event(event) => match update::parse(&event) {
+                    Ok(Some(update)) => updates.push(update),
+                    Ok(None) => {}
+                    Err(error) => {
+                        malformed = Some(error);
+                        break;
                     }
+                },
+            }
+        }
+        match shared.apply(updates) {
+            Ok(Some(change)) => {
+                tracing::debug!(revision = change.revision, flags = ?change.flags, "flags updated");
+                if let Some(cache) = cache {
+                    cache.send_replace(shared.load_full());
                 }
             }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "flag stream event unusable; reconnecting");
+                return End::Failed(Failure::Recoverable);
+            }
+        }
+        if let Some(error) = malformed {
+            tracing::warn!(%error, "flag stream event malformed; reconnecting");
+            return End::Failed(Failure::Recoverable);
         }
         // Any bytes (an event or a heartbeat) prove the data is current.
         if shared.load().is_some() {
