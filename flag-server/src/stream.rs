@@ -20,7 +20,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use flag_sdk::CompiledSnapshot;
 use futures_util::Stream;
 use serde_json::json;
@@ -347,7 +347,9 @@ struct Subscription {
 }
 
 impl Subscription {
-    /// The next bytes to write; `None` ends the response (lagged or shut down).
+    /// The next bytes to write; `None` ends the response (lagged or shut down). Frames that
+    /// are already waiting in the ring are joined into one write, so during a burst of
+    /// changes a subscriber costs one write per wake-up, and its SDK compiles once.
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(bytes) = self.start.pop_front() {
             if self.start.is_empty() {
@@ -355,36 +357,54 @@ impl Subscription {
             }
             return Some(bytes);
         }
-        loop {
-            match self.rx.recv().await {
-                Ok(Frame {
-                    revision: Some(revision),
-                    bytes,
-                }) => {
-                    if revision > self.last_sent {
-                        self.last_sent = revision;
-                        return Some(bytes);
-                    }
-                }
-                Ok(Frame {
-                    revision: None,
-                    bytes,
-                }) => {
-                    // Checked once per heartbeat, off the path of a change's fan-out.
-                    if !(self.alive)() {
-                        tracing::info!("SDK stream closed: its token is no longer valid");
-                        return None;
-                    }
-                    return Some(bytes);
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::info!(missed, "slow SDK subscriber cut off; it will resync");
-                    return None;
-                }
+        let first = loop {
+            let frame = match self.rx.recv().await {
+                Ok(frame) => frame,
+                Err(broadcast::error::RecvError::Lagged(missed)) => return lagged(missed),
                 Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            if let Some(bytes) = self.accept(frame)? {
+                break bytes;
+            }
+        };
+        let mut joined: Option<BytesMut> = None;
+        loop {
+            let frame = match self.rx.try_recv() {
+                Ok(frame) => frame,
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => return lagged(missed),
+                Err(_) => break, // empty, or closed after what is already here
+            };
+            if let Some(bytes) = self.accept(frame)? {
+                joined
+                    .get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .extend_from_slice(&bytes);
             }
         }
+        Some(joined.map_or(first, BytesMut::freeze))
     }
+
+    /// What a frame adds to the stream: `Some(None)` for a change already sent, `None` when
+    /// the stream must end because it is no longer authorized.
+    fn accept(&mut self, frame: Frame) -> Option<Option<Bytes>> {
+        match frame.revision {
+            Some(revision) if revision <= self.last_sent => Some(None),
+            Some(revision) => {
+                self.last_sent = revision;
+                Some(Some(frame.bytes))
+            }
+            // A heartbeat: the token is checked once per beat, off the path of a fan-out.
+            None if !(self.alive)() => {
+                tracing::info!("SDK stream closed: its token is no longer valid");
+                None
+            }
+            None => Some(Some(frame.bytes)),
+        }
+    }
+}
+
+fn lagged(missed: u64) -> Option<Bytes> {
+    tracing::info!(missed, "slow SDK subscriber cut off; it will resync");
+    None
 }
 
 fn encode_change(change: &Change) -> Bytes {
@@ -488,6 +508,27 @@ mod tests {
         assert_eq!(ids(&events(&mut s, 2).await), ["put", "6"]);
         drop(s);
         assert_eq!(b.subscribers("production"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_burst_already_waiting_is_one_write() {
+        let b = Arc::new(Broadcaster::default());
+        let mut s = Box::pin(sub(&b, 0, None));
+        assert_eq!(ids(&events(&mut s, 1).await), ["put"]);
+        for r in 1..=3 {
+            b.publish(&change(r));
+        }
+        let burst = s.next().await.unwrap().unwrap();
+        let mut frames = Vec::new();
+        Decoder::new().feed(&burst, &mut frames).unwrap();
+        let got: Vec<_> = frames
+            .into_iter()
+            .filter_map(|f| match f {
+                SseFrame::Event(e) => Some(e.id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, ["1", "2", "3"]);
     }
 
     #[tokio::test]
