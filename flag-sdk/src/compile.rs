@@ -7,9 +7,10 @@
 
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::bucket::Salt;
+use crate::keys::{KeyMap, KeySet};
 use crate::model::{Clause, Flag, FlagKind, Serve, Snapshot, Variation, TOTAL_WEIGHT};
 use crate::operators::Matcher;
 
@@ -19,7 +20,7 @@ use crate::operators::Matcher;
 pub struct CompiledSnapshot {
     pub(crate) source: Arc<Snapshot>,
     pub(crate) flags: Vec<CompiledFlag>,
-    pub(crate) index: FxHashMap<Box<str>, usize>,
+    pub(crate) index: KeyMap<usize>,
     pub(crate) segments: Vec<CompiledSegment>,
 }
 
@@ -31,7 +32,7 @@ pub(crate) struct CompiledFlag {
     pub enabled: bool,
     pub off: usize,
     pub prerequisites: Vec<CompiledPrerequisite>,
-    pub targets: FxHashMap<Box<str>, usize>,
+    pub targets: KeyMap<usize>,
     pub rules: Vec<CompiledRule>,
     pub fallthrough: CompiledServe,
     /// Why the flag cannot be evaluated; `None` for a sound flag.
@@ -73,8 +74,8 @@ pub(crate) enum CompiledServe {
 
 #[derive(Debug)]
 pub(crate) struct CompiledSegment {
-    pub included: FxHashSet<Box<str>>,
-    pub excluded: FxHashSet<Box<str>>,
+    pub included: KeySet,
+    pub excluded: KeySet,
     pub rules: Vec<Vec<CompiledClause>>,
 }
 
@@ -93,8 +94,8 @@ impl CompiledSnapshot {
             .segments
             .values()
             .map(|segment| CompiledSegment {
-                included: segment.included.iter().map(|k| k.as_str().into()).collect(),
-                excluded: segment.excluded.iter().map(|k| k.as_str().into()).collect(),
+                included: segment.included.iter().map(String::as_str).collect(),
+                excluded: segment.excluded.iter().map(String::as_str).collect(),
                 rules: segment
                     .rules
                     .iter()
@@ -102,12 +103,13 @@ impl CompiledSnapshot {
                     .collect(),
             })
             .collect();
-        let index: FxHashMap<Box<str>, usize> = source
-            .flags
-            .keys()
-            .enumerate()
-            .map(|(i, k)| (k.as_str().into(), i))
-            .collect();
+        let index = KeyMap::new(
+            source
+                .flags
+                .keys()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), i)),
+        );
         let mut flags: Vec<CompiledFlag> = source
             .flags
             .values()
@@ -156,7 +158,7 @@ impl CompiledSnapshot {
 
     /// Whether the snapshot holds a flag.
     pub fn contains(&self, key: &str) -> bool {
-        self.index.contains_key(key)
+        self.index.contains(key)
     }
 }
 
@@ -174,7 +176,7 @@ fn malformed(flag: &Flag, why: String) -> CompiledFlag {
         enabled: false,
         off: 0,
         prerequisites: Vec::new(),
-        targets: FxHashMap::default(),
+        targets: KeyMap::default(),
         rules: Vec::new(),
         fallthrough: CompiledServe::Variation(0),
         malformed: Some(why),
@@ -184,7 +186,7 @@ fn malformed(flag: &Flag, why: String) -> CompiledFlag {
 fn compile_flag(
     flag: &Flag,
     snapshot: &Snapshot,
-    index: &FxHashMap<Box<str>, usize>,
+    index: &KeyMap<usize>,
     find_segment: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<CompiledFlag, String> {
     let variation = |key: &str| -> Result<usize, String> {
@@ -200,19 +202,19 @@ fn compile_flag(
             flag.kind.as_str()
         ));
     }
-    let mut targets = FxHashMap::default();
+    let mut targets = Vec::new();
     for target in &flag.targets {
         let v = variation(&target.variation)?;
-        for key in &target.keys {
-            targets.entry(key.as_str().into()).or_insert(v);
-        }
+        targets.extend(target.keys.iter().map(|key| (key.as_str(), v)));
     }
+    // The first target list that names a key wins.
+    let targets = KeyMap::new(targets);
     let prerequisites = flag
         .prerequisites
         .iter()
         .map(|p| CompiledPrerequisite {
             key: p.flag.as_str().into(),
-            flag: index.get(p.flag.as_str()).copied(),
+            flag: index.get(&p.flag).copied(),
             variation: snapshot
                 .flags
                 .get(&p.flag)

@@ -36,6 +36,7 @@ mod compile;
 mod context;
 mod eval;
 pub mod events;
+mod keys;
 pub mod model;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;

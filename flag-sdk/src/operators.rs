@@ -7,12 +7,12 @@
 use std::cmp::Ordering;
 
 use regex::{Regex, RegexBuilder};
-use rustc_hash::FxHashSet;
 use semver::{BuildMetadata, Prerelease, Version};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::keys::KeySet;
 use crate::model::Op;
 
 /// The largest compiled regex a `matches` clause may have, in bytes.
@@ -22,7 +22,7 @@ pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 #[derive(Debug, Clone)]
 pub(crate) enum Matcher {
     In {
-        strings: FxHashSet<Box<str>>,
+        strings: KeySet,
         numbers: Vec<f64>,
         bools: [bool; 2],
     },
@@ -66,13 +66,13 @@ impl Matcher {
         };
         Ok(match op {
             Op::In => {
-                let mut strings = FxHashSet::default();
+                let mut strings = Vec::new();
                 let mut numbers = Vec::new();
                 let mut bools = [false; 2];
                 for (i, v) in values.iter().enumerate() {
                     match v {
                         Value::String(s) => {
-                            strings.insert(s.as_str().into());
+                            strings.push(s.as_str());
                         }
                         Value::Number(n) => numbers.push(n.as_f64().unwrap_or(f64::NAN)),
                         Value::Bool(b) => bools[usize::from(*b)] = true,
@@ -80,7 +80,7 @@ impl Matcher {
                     }
                 }
                 Matcher::In {
-                    strings,
+                    strings: strings.into_iter().collect(),
                     numbers,
                     bools,
                 }
@@ -159,27 +159,66 @@ impl Matcher {
             },
             (Matcher::StartsWith(vs), Scalar::Str(s)) => vs.iter().any(|v| s.starts_with(&**v)),
             (Matcher::EndsWith(vs), Scalar::Str(s)) => vs.iter().any(|v| s.ends_with(&**v)),
-            (Matcher::Contains(vs), Scalar::Str(s)) => vs.iter().any(|v| s.contains(&**v)),
-            (Matcher::Matches(res), Scalar::Str(s)) => res.iter().any(|re| re.is_match(s)),
+            (Matcher::Contains(vs), Scalar::Str(s)) => contains(vs, s),
+            (Matcher::Matches(res), Scalar::Str(s)) => regex_matches(res, s),
             (Matcher::Number(op, vs), Scalar::Num(n)) => vs.iter().any(|v| match op {
                 Op::Lt => n < *v,
                 Op::Lte => n <= *v,
                 Op::Gt => n > *v,
                 _ => n >= *v,
             }),
-            (Matcher::Instant(before, vs), v) => {
-                let Some(at) = scalar_millis(v) else {
-                    return false;
-                };
-                vs.iter().any(|v| if *before { at < *v } else { at > *v })
-            }
-            (Matcher::Semver(want, vs), Scalar::Str(s)) => match parse_semver(s) {
-                Some(version) => vs.iter().any(|v| version.cmp_precedence(v) == *want),
-                None => false,
-            },
+            (Matcher::Instant(before, vs), v) => instant_matches(*before, vs, v),
+            (Matcher::Semver(want, vs), Scalar::Str(s)) => semver_matches(*want, vs, s),
             _ => false,
         }
     }
+}
+
+// The heavier operators live out of line, so that `Matcher::matches` stays small for the
+// common `in` clause.
+
+#[inline(never)]
+fn contains(values: &[Box<str>], s: &str) -> bool {
+    values.iter().any(|v| s.contains(&**v))
+}
+
+#[inline(never)]
+fn regex_matches(regexes: &[Regex], s: &str) -> bool {
+    regexes.iter().any(|re| re.is_match(s))
+}
+
+#[inline(never)]
+fn instant_matches(before: bool, values: &[i128], value: Scalar<'_>) -> bool {
+    let Some(at) = scalar_millis(value) else {
+        return false;
+    };
+    values
+        .iter()
+        .any(|v| if before { at < *v } else { at > *v })
+}
+
+/// Whether `s` has the ordering `want` against any of `values`. A plain `MAJOR.MINOR.PATCH`
+/// (the usual app version) is compared without building a `Version`.
+#[inline(never)]
+fn semver_matches(want: Ordering, values: &[Version], s: &str) -> bool {
+    if let Some(core) = parse_plain_core(s) {
+        return values.iter().any(|v| plain_precedence(core, v) == want);
+    }
+    match parse_semver(s) {
+        Some(version) => values.iter().any(|v| version.cmp_precedence(v) == want),
+        None => false,
+    }
+}
+
+/// SemVer precedence of the plain version `core` against `v`: the cores compare as numbers,
+/// and on a tie a release ranks above any pre-release.
+fn plain_precedence(core: [u64; 3], v: &Version) -> Ordering {
+    let tie = if v.pre.is_empty() {
+        Ordering::Equal
+    } else {
+        Ordering::Greater
+    };
+    core.cmp(&[v.major, v.minor, v.patch]).then(tie)
 }
 
 /// A context value as an operator sees it.
@@ -274,6 +313,11 @@ pub(crate) fn parse_semver(s: &str) -> Option<Version> {
 /// The common case, `MAJOR.MINOR.PATCH` with no pre-release or build, parsed by hand: about
 /// ten times faster than the general parser, which matters when a rule compares app versions.
 fn parse_plain_version(s: &str) -> Option<Version> {
+    parse_plain_core(s).map(|[major, minor, patch]| Version::new(major, minor, patch))
+}
+
+/// The numbers of a plain `MAJOR.MINOR.PATCH`, or `None` for anything else.
+fn parse_plain_core(s: &str) -> Option<[u64; 3]> {
     let mut numbers = [0u64; 3];
     let mut part = 0;
     let mut digits = 0;
@@ -295,7 +339,7 @@ fn parse_plain_version(s: &str) -> Option<Version> {
             _ => return None,
         }
     }
-    (part == 2 && digits > 0).then(|| Version::new(numbers[0], numbers[1], numbers[2]))
+    (part == 2 && digits > 0).then_some(numbers)
 }
 
 /// The operator's name as written in JSON.
@@ -441,5 +485,29 @@ mod tests {
         assert_eq!(parse_semver("10.20.30"), Some(Version::new(10, 20, 30)));
         assert_eq!(parse_semver("0.0.0"), Some(Version::new(0, 0, 0)));
         assert_eq!(parse_semver("99999999999999999999.0.0"), None);
+    }
+
+    #[test]
+    fn plain_versions_compare_as_semver_precedence_says() {
+        let versions = [
+            "1.2.3",
+            "1.2.3-rc.1",
+            "1.2.3+b",
+            "1.2.4-0",
+            "0.9.9",
+            "2.0.0-a",
+            "1.2",
+        ];
+        for plain in ["1.2.3", "1.2.4", "1.2.2", "0.0.0", "2.0.0", "1.10.0"] {
+            let core = parse_plain_core(plain).unwrap();
+            let version = parse_semver(plain).unwrap();
+            for v in versions.map(|v| parse_semver(v).unwrap()) {
+                assert_eq!(
+                    plain_precedence(core, &v),
+                    version.cmp_precedence(&v),
+                    "{plain} vs {v}"
+                );
+            }
+        }
     }
 }
