@@ -11,15 +11,21 @@
 //!
 //! Defaults: 5 seconds per phase, 8 clients. With `--sdk-clients N`, N real SDK clients
 //! stream from the server during the write storm (every update is fanned out to each of
-//! them); the harness then reports how long after the storm every client held the last
-//! revision.
+//! them), and the harness reports how long after the storm every client held the last
+//! revision. They stand in for N application processes on other machines, so they run in a
+//! child process of this binary (`--sdk-fleet`) at the lowest CPU priority (`nice -n 19`):
+//! the server keeps the cores it would have in production, and the fleet catches up with
+//! what it was denied after the storm, which the convergence time includes.
 
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use flag_benches::{connect_clients, http::Connection};
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 const ADMIN: &str = "bench-admin-token";
 
@@ -163,8 +169,103 @@ async fn get(c: usize, _: u64, mut connection: Connection) -> anyhow::Result<Con
     Ok(connection)
 }
 
+/// The SDK fleet as seen from the harness: a child process holding N streaming clients.
+struct Fleet {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl Fleet {
+    /// Starts `n` SDK clients in a child process at the lowest CPU priority and waits until
+    /// all of them hold the environment's snapshot.
+    async fn start(url: &str, token: &str, n: usize) -> anyhow::Result<Fleet> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new("nice")
+            .args(["-n", "19"])
+            .arg(exe)
+            .args(["--sdk-fleet", url, token, &n.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the SDK fleet (`nice` from coreutils)")?;
+        let stdin = child.stdin.take().context("fleet stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("fleet stdout")?).lines();
+        let mut fleet = Fleet {
+            child,
+            stdin,
+            stdout,
+        };
+        fleet.expect("ready").await?;
+        Ok(fleet)
+    }
+
+    /// Waits until every client of the fleet holds `revision`.
+    async fn converged(&mut self, revision: u64) -> anyhow::Result<()> {
+        self.stdin
+            .write_all(format!("{revision}\n").as_bytes())
+            .await?;
+        self.expect("converged").await
+    }
+
+    async fn expect(&mut self, word: &str) -> anyhow::Result<()> {
+        let line = self.stdout.next_line().await?.unwrap_or_default();
+        anyhow::ensure!(line == word, "SDK fleet said {line:?}, not {word:?}");
+        Ok(())
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        drop(self.stdin); // end of input: the fleet closes its clients and exits
+        anyhow::ensure!(self.child.wait().await?.success(), "SDK fleet failed");
+        Ok(())
+    }
+}
+
+/// The child side (`--sdk-fleet URL TOKEN N`): connects N clients, says `ready`, then for
+/// each revision read from stdin says `converged` once all clients hold it (within 60 s).
+async fn sdk_fleet(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let url = args.next().context("URL")?;
+    let token = args.next().context("TOKEN")?;
+    let n: usize = args.next().context("N")?.parse()?;
+    let clients = connect_clients(&url, &token, n, Duration::from_secs(60)).await?;
+    let mut stdout = tokio::io::stdout();
+    stdout.write_all(b"ready\n").await?;
+    stdout.flush().await?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let revision: u64 = line.trim().parse()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let behind = clients
+                .iter()
+                .filter(|c| c.revision() < Some(revision))
+                .count();
+            if behind == 0 {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{behind} SDK clients behind revision {revision} after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        stdout.write_all(b"converged\n").await?;
+        stdout.flush().await?;
+    }
+    for client in &clients {
+        client.close().await;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let mut raw = std::env::args().skip(1).peekable();
+    if raw.peek().map(String::as_str) == Some("--sdk-fleet") {
+        raw.next();
+        return sdk_fleet(raw).await;
+    }
     let Args {
         seconds,
         clients,
@@ -193,7 +294,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(r.status() == 201, "create: {}", r.status());
     }
-    let sdks = if sdk_clients > 0 {
+    let mut fleet = if sdk_clients > 0 {
         let token: Value = setup
             .post(format!("{base}/api/v1/tokens"))
             .bearer_auth(ADMIN)
@@ -203,21 +304,18 @@ async fn main() -> anyhow::Result<()> {
             .json()
             .await?;
         let token = token["token"].as_str().context("no token")?;
-        connect_clients(&base, token, sdk_clients, Duration::from_secs(60)).await?
+        Some(Fleet::start(&base, token, sdk_clients).await?)
     } else {
-        Vec::new()
+        None
     };
 
     // Phase 1: durable updates. Each client PUTs its own flag with If-Match, back to back.
     let (puts, elapsed) = run_phase(addr, 0..clients, phase, put).await?;
     let storm_ended = Instant::now();
-    let title = if sdks.is_empty() {
+    let title = if sdk_clients == 0 {
         "PUT (durable flag updates)".to_owned()
     } else {
-        format!(
-            "PUT (durable flag updates, {} SDK clients streaming)",
-            sdks.len()
-        )
+        format!("PUT (durable flag updates, {sdk_clients} SDK clients streaming)")
     };
     report(&title, puts, elapsed);
     let metrics = server.state.metrics.clone();
@@ -228,33 +326,18 @@ async fn main() -> anyhow::Result<()> {
         requests / batches.max(1) as f64,
         metrics.write_latency.get_sample_sum() / batches.max(1) as f64 * 1e3
     );
-    if !sdks.is_empty() {
+    if let Some(fleet) = &mut fleet {
         let revision = server
             .state
             .snapshots
             .get("production")
             .context("no production snapshot")?
             .revision();
-        let deadline = Duration::from_secs(60);
-        loop {
-            let behind = sdks
-                .iter()
-                .filter(|c| c.revision() != Some(revision))
-                .count();
-            if behind == 0 {
-                println!(
-                    "  all {} SDK clients held revision {revision} {:.1} ms after the storm ended",
-                    sdks.len(),
-                    storm_ended.elapsed().as_secs_f64() * 1e3
-                );
-                break;
-            }
-            anyhow::ensure!(
-                storm_ended.elapsed() < deadline,
-                "{behind} SDK clients behind revision {revision} after {deadline:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        fleet.converged(revision).await?;
+        println!(
+            "  all {sdk_clients} SDK clients held revision {revision} {:.1} ms after the storm ended",
+            storm_ended.elapsed().as_secs_f64() * 1e3
+        );
     }
 
     // Phase 2: reads of a flag's configuration.
@@ -267,8 +350,8 @@ async fn main() -> anyhow::Result<()> {
     writers.await??;
     report("GET while writing", reads, elapsed);
 
-    for sdk in &sdks {
-        sdk.close().await;
+    if let Some(fleet) = fleet {
+        fleet.stop().await?;
     }
     server.handle.stop(true).await;
     Ok(())
