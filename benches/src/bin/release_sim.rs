@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p flag-benches --bin release_sim [TRIALS]`
 //!
-//! Model: 50 requests per second, a 1% baseline error rate, SDKs flushing counters every
+//! Model: 50 requests per second (and again at 500), a 1% baseline error rate, SDKs flushing counters every
 //! 10 s, stages held 10 minutes, guard threshold +2 points at 95% confidence with at least
 //! 200 evaluations per side. Everything runs on simulated time, so the run takes seconds.
 
@@ -12,7 +12,8 @@ use flag_sdk::Serve;
 use flag_server::release::guard::{Counts, GuardConfig};
 use flag_server::release::plan::{OnRegression, Release, ReleasePlan, ReleaseState};
 
-const REQUESTS_PER_SECOND: u64 = 50;
+/// Traffic levels of the two tables: a small service, and one ten times as busy.
+const REQUESTS_PER_SECOND: [u64; 2] = [50, 500];
 const FLUSH_SECONDS: i64 = 10;
 const HOLD_SECONDS: u64 = 600;
 const BASE_ERROR_RATE: f64 = 0.01;
@@ -31,7 +32,7 @@ impl Rng {
 }
 
 /// Outcome of one simulated release: `Some(seconds)` when it was rolled back.
-fn trial(seed: u64, increase: f64) -> Option<i64> {
+fn trial(seed: u64, increase: f64, requests_per_second: u64) -> Option<i64> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let plan = ReleasePlan {
         variation: "on".into(),
@@ -50,7 +51,7 @@ fn trial(seed: u64, increase: f64) -> Option<i64> {
         let share = f64::from(release.percent()) / 100.0;
         let mut new = Counts::default();
         let mut old = Counts::default();
-        for _ in 0..REQUESTS_PER_SECOND * FLUSH_SECONDS as u64 {
+        for _ in 0..requests_per_second * FLUSH_SECONDS as u64 {
             let (side, rate) = if rng.unit() < share {
                 (&mut new, BASE_ERROR_RATE + increase)
             } else {
@@ -69,11 +70,15 @@ fn trial(seed: u64, increase: f64) -> Option<i64> {
     (release.state == ReleaseState::RolledBack).then_some(now_ms / 1000)
 }
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
+/// The `p` quantile of `sorted` as a table cell, `–` when there is nothing to rank.
+fn percentile(sorted: &[i64], p: f64) -> String {
     if sorted.is_empty() {
-        return 0;
+        return "–".to_owned();
     }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    format!(
+        "{} s",
+        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    )
 }
 
 fn main() {
@@ -82,27 +87,30 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(300);
     println!(
-        "{trials} trials per row; {REQUESTS_PER_SECOND} req/s, base error rate {:.0}%, stages 1/5/25% held {HOLD_SECONDS} s, flush every {FLUSH_SECONDS} s, guard +2 points @95%, min 200",
+        "{trials} trials per row; base error rate {:.0}%, stages 1/5/25% held {HOLD_SECONDS} s, flush every {FLUSH_SECONDS} s, guard +2 points @95%, min 200",
         BASE_ERROR_RATE * 100.0
     );
-    println!("| new variation's error rate | rolled back | median detection | p90 detection |");
-    println!("|---|---|---|---|");
-    for increase in [0.0, 0.01, 0.02, 0.05] {
-        let mut times: Vec<i64> = (0..trials)
-            .filter_map(|seed| trial(seed, increase))
-            .collect();
-        times.sort_unstable();
-        let label = if increase == 0.0 {
-            "healthy (+0)".to_owned()
-        } else {
-            format!("+{:.0} points", increase * 100.0)
-        };
-        println!(
-            "| {label} | {:.1}% ({} of {trials}) | {} s | {} s |",
-            times.len() as f64 * 100.0 / trials as f64,
-            times.len(),
-            percentile(&times, 0.5),
-            percentile(&times, 0.9),
-        );
+    for requests_per_second in REQUESTS_PER_SECOND {
+        println!("\n{requests_per_second} requests per second:\n");
+        println!("| new variation's error rate | rolled back | median detection | p90 detection |");
+        println!("|---|---|---|---|");
+        for increase in [0.0, 0.01, 0.02, 0.03, 0.05, 0.10] {
+            let mut times: Vec<i64> = (0..trials)
+                .filter_map(|seed| trial(seed, increase, requests_per_second))
+                .collect();
+            times.sort_unstable();
+            let label = if increase == 0.0 {
+                "healthy (+0)".to_owned()
+            } else {
+                format!("+{:.0} points", increase * 100.0)
+            };
+            println!(
+                "| {label} | {:.1}% ({} of {trials}) | {} | {} |",
+                times.len() as f64 * 100.0 / trials as f64,
+                times.len(),
+                percentile(&times, 0.5),
+                percentile(&times, 0.9),
+            );
+        }
     }
 }
