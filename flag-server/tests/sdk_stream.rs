@@ -2,126 +2,15 @@
 //! `client` feature) streaming from it. No fixed sleeps: every wait is on the SDK's change
 //! subscription or a bounded poll.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use flag_sdk::{Client, Context, ErrorKind, Reason, Status};
-use flag_server::{Config, Running};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ADMIN: &str = "admin-secret-for-tests";
-const WAIT: Duration = Duration::from_secs(15);
-
-struct Server {
-    running: Running,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Server {
-    async fn start(
-        db: &Path,
-        listen: Option<SocketAddr>,
-        tune: impl FnOnce(&mut Config),
-    ) -> Server {
-        let mut config = Config::ephemeral(db, ADMIN);
-        if let Some(addr) = listen {
-            config.listen = addr;
-        }
-        tune(&mut config);
-        let running = flag_server::start(&config).await.expect("server starts");
-        Server {
-            url: format!("http://{}", running.addr),
-            running,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// Stops the server, ending its streams at once (SDKs see a dropped connection).
-    async fn stop(self) -> SocketAddr {
-        self.running.state.broadcaster.shutdown();
-        self.running.handle.stop(false).await;
-        let _ = self.running.task.await;
-        self.running.addr
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.url))
-            .bearer_auth(ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn sdk_token(&self) -> (i64, String) {
-        let created = self
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/tokens",
-                Some(json!({"kind": "sdk", "environment": "production", "name": "app"})),
-            )
-            .await;
-        (
-            created["id"].as_i64().unwrap(),
-            created["token"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// Creates boolean flag `key`, enabled and serving `on` (true) to everyone.
-    async fn enabled_flag(&self, key: &str) {
-        self.call(
-            reqwest::Method::POST,
-            "/api/v1/flags",
-            Some(json!({"key": key, "kind": "boolean"})),
-        )
-        .await;
-        self.put_config(key, json!([])).await;
-    }
-
-    async fn put_config(&self, key: &str, targets: Value) -> Value {
-        self.call(
-            reqwest::Method::PUT,
-            &format!("/api/v1/flags/{key}/environments/production"),
-            Some(json!({"key": key, "kind": "boolean", "enabled": true,
-                "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
-                "off_variation": "off", "targets": targets, "fallthrough": {"variation": "on"}})),
-        )
-        .await
-    }
-
-    async fn kill(&self, key: &str) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/api/v1/flags/{key}/environments/production/kill"),
-            Some(json!({"reason": "test"})),
-        )
-        .await
-    }
-
-    async fn restore(&self, key: &str) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/api/v1/flags/{key}/environments/production/restore"),
-            Some(json!({"reason": "test"})),
-        )
-        .await
-    }
-
-    fn client(&self, token: &str) -> flag_sdk::ClientBuilder {
-        Client::builder(&self.url, token)
-            .init_timeout(WAIT)
-            .reconnect_delay(Duration::from_millis(50))
-    }
-}
+use crate::common::live::{LiveServer as Server, WAIT};
+use crate::common::ADMIN;
 
 fn ctx() -> Context {
     Context::new("user-1")

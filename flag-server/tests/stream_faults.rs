@@ -7,112 +7,23 @@
 mod black_hole;
 mod reconnects;
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flag_sdk::{Client, Status};
 use flag_server::stream::StreamSettings;
-use flag_server::{Config, Running};
-use serde_json::{json, Value};
 
+use crate::common::live::{LiveServer as Server, WAIT};
 use black_hole::Proxy;
 use reconnects::{histogram, max_in_window, recording_runtime, AttemptLog, ChosenDelays};
 
-const ADMIN: &str = "stream-faults-admin";
-/// Generous bound for anything that should take a second or two.
-const WAIT: Duration = Duration::from_secs(20);
 /// No events flushed during a test (they would be load, not subject).
 const NO_EVENTS: Duration = Duration::from_secs(3600);
 
-struct Server {
-    running: Running,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Server {
-    async fn start(db: &Path, listen: Option<SocketAddr>, heartbeat: Option<Duration>) -> Server {
-        let mut config = Config::ephemeral(db, ADMIN);
-        if let Some(addr) = listen {
-            config.listen = addr;
-        }
-        if let Some(heartbeat) = heartbeat {
-            config.sse_heartbeat_ms = heartbeat.as_millis() as u64;
-        }
-        let running = flag_server::start(&config).await.expect("server starts");
-        Server {
-            url: format!("http://{}", running.addr),
-            running,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// Stops the server, ending its streams at once; returns the address to restart on.
-    async fn stop(self) -> SocketAddr {
-        self.running.state.broadcaster.shutdown();
-        self.running.handle.stop(false).await;
-        let _ = self.running.task.await;
-        self.running.addr
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.url))
-            .bearer_auth(ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn sdk_token(&self) -> String {
-        let body = json!({"kind": "sdk", "environment": "production", "name": "app"});
-        let created = self
-            .call(reqwest::Method::POST, "/api/v1/tokens", Some(body))
-            .await;
-        created["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Creates boolean flag `key`, enabled and serving `on` to everyone.
-    async fn enabled_flag(&self, key: &str) {
-        let create = json!({"key": key, "kind": "boolean"});
-        self.call(reqwest::Method::POST, "/api/v1/flags", Some(create))
-            .await;
-        let config = json!({"key": key, "kind": "boolean", "enabled": true,
-            "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
-            "off_variation": "off", "fallthrough": {"variation": "on"}});
-        let path = format!("/api/v1/flags/{key}/environments/production");
-        self.call(reqwest::Method::PUT, &path, Some(config)).await;
-    }
-
-    /// Kills `key`; returns the environment's revision after the kill.
-    async fn kill(&self, key: &str, token: &str) -> u64 {
-        let path = format!("/api/v1/flags/{key}/environments/production/kill");
-        let reason = json!({"reason": "stream fault test"});
-        self.call(reqwest::Method::POST, &path, Some(reason)).await;
-        let snapshot: Value = self
-            .http
-            .get(format!("{}/sdk/v1/snapshot", self.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        snapshot["revision"].as_u64().unwrap()
-    }
-
-    fn subscribers(&self) -> usize {
-        self.running.state.broadcaster.subscribers("production")
-    }
+/// Kills `key`; returns the environment's revision after the kill.
+async fn kill(server: &Server, key: &str) -> u64 {
+    server.kill(key).await;
+    server.revision()
 }
 
 /// Whether `client` holds flag `key` enabled.
@@ -146,10 +57,10 @@ fn restart_under_1000_clients_reconnects_spread_by_jitter_and_converges() {
 async fn restart_under_1000_clients(chosen: ChosenDelays) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flags.db");
-    let server = Server::start(&db, None, None).await;
+    let server = Server::start(&db, None, |_| {}).await;
     server.enabled_flag("checkout").await;
     server.enabled_flag("banner").await;
-    let token = server.sdk_token().await;
+    let (_, token) = server.sdk_token().await;
     let attempts = Arc::new(AttemptLog {
         to: server.running.addr,
         at: Mutex::new(Vec::new()),
@@ -160,17 +71,17 @@ async fn restart_under_1000_clients(chosen: ChosenDelays) {
 
     let stopped_at = Instant::now();
     let addr = server.stop().await;
-    let server = Server::start(&db, Some(addr), None).await;
+    let server = Server::start(&db, Some(addr), |_| {}).await;
     let restarted_after = stopped_at.elapsed();
     let gauge = sample_subscribers(&server, stopped_at);
     // Right after the restart, before the first client can be back (half the backoff).
-    let killed = server.kill("checkout", &token).await;
+    let killed = kill(&server, "checkout").await;
     // With about half back, a second change: some see it live, the rest on reconnecting.
     eventually("half the clients back", WAIT, || {
         server.subscribers() >= CLIENTS / 2
     })
     .await;
-    let latest = server.kill("banner", &token).await;
+    let latest = kill(&server, "banner").await;
     assert!(latest > killed);
     eventually("every client at the latest revision", WAIT, || {
         clients.iter().all(|c| {
@@ -352,9 +263,12 @@ const HEARTBEAT: Duration = Duration::from_millis(200);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_without_fin_is_detected_by_the_heartbeat_then_healed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("flags.db"), None, Some(HEARTBEAT)).await;
+    let server = Server::start(&dir.path().join("flags.db"), None, |c| {
+        c.sse_heartbeat_ms = HEARTBEAT.as_millis() as u64;
+    })
+    .await;
     server.enabled_flag("checkout").await;
-    let token = server.sdk_token().await;
+    let (_, token) = server.sdk_token().await;
     let proxy = Proxy::start(server.running.addr);
     // The client is told the server's heartbeat: silence for twice as long means stale.
     let client = Client::builder(format!("http://{}", proxy.addr), &token)
@@ -390,7 +304,7 @@ async fn a_cut_without_fin_is_detected_by_the_heartbeat_then_healed() {
     );
 
     // A change during the cut; the client keeps serving what it had.
-    let latest = server.kill("checkout", &token).await;
+    let latest = kill(&server, "checkout").await;
     let dead_subscribers = server.subscribers();
     // It retries through the black hole (the proxy accepts, nothing comes back).
     eventually("a reconnection attempt during the cut", WAIT, || {

@@ -1,6 +1,8 @@
 //! Starts the real server in-process on 127.0.0.1:0 with a temporary database, and small
 //! HTTP helpers that speak to it with the admin token.
 
+pub mod live;
+
 use flag_server::{Config, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -1,0 +1,126 @@
+//! A server for the streaming tests: started on a given database (and address, to restart on
+//! the same one), stopped abruptly so SDKs see their streams drop, with helpers for the
+//! changes those tests push to SDK clients.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use flag_sdk::Client;
+use flag_server::{Config, Running};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::ADMIN;
+
+/// Bound for anything that should take a second or two.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct LiveServer {
+    pub running: Running,
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl LiveServer {
+    /// Starts on `db`, on `listen` (else an ephemeral port), with `tune` applied to the
+    /// defaults.
+    pub async fn start(
+        db: &Path,
+        listen: Option<SocketAddr>,
+        tune: impl FnOnce(&mut Config),
+    ) -> LiveServer {
+        let mut config = Config::ephemeral(db, ADMIN);
+        if let Some(addr) = listen {
+            config.listen = addr;
+        }
+        tune(&mut config);
+        let running = flag_server::start(&config).await.expect("server starts");
+        LiveServer {
+            url: format!("http://{}", running.addr),
+            running,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the server, ending its streams at once (SDKs see a dropped connection);
+    /// returns the address to restart on.
+    pub async fn stop(self) -> SocketAddr {
+        self.running.state.broadcaster.shutdown();
+        self.running.handle.stop(false).await;
+        let _ = self.running.task.await;
+        self.running.addr
+    }
+
+    /// Calls the admin API; asserts success and returns the JSON body (`Null` when empty).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Creates an SDK token for `production`: its id and secret.
+    pub async fn sdk_token(&self) -> (i64, String) {
+        let body = json!({"kind": "sdk", "environment": "production", "name": "app"});
+        let created = self.call(Method::POST, "/api/v1/tokens", Some(body)).await;
+        (
+            created["id"].as_i64().unwrap(),
+            created["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates boolean flag `key`, enabled and serving `on` (true) to everyone.
+    pub async fn enabled_flag(&self, key: &str) {
+        let create = json!({"key": key, "kind": "boolean"});
+        self.call(Method::POST, "/api/v1/flags", Some(create)).await;
+        self.put_config(key, json!([])).await;
+    }
+
+    /// Replaces `key`'s configuration: enabled, `on` for everyone but these `targets`.
+    pub async fn put_config(&self, key: &str, targets: Value) -> Value {
+        let config = json!({"key": key, "kind": "boolean", "enabled": true,
+            "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+            "off_variation": "off", "targets": targets, "fallthrough": {"variation": "on"}});
+        let path = format!("/api/v1/flags/{key}/environments/production");
+        self.call(Method::PUT, &path, Some(config)).await
+    }
+
+    pub async fn kill(&self, key: &str) -> Value {
+        let path = format!("/api/v1/flags/{key}/environments/production/kill");
+        let reason = json!({"reason": "test"});
+        self.call(Method::POST, &path, Some(reason)).await
+    }
+
+    pub async fn restore(&self, key: &str) -> Value {
+        let path = format!("/api/v1/flags/{key}/environments/production/restore");
+        let reason = json!({"reason": "test"});
+        self.call(Method::POST, &path, Some(reason)).await
+    }
+
+    /// The revision of `production` the server holds now.
+    pub fn revision(&self) -> u64 {
+        let snapshot = self.running.state.snapshots.get("production");
+        snapshot.expect("production is loaded").revision()
+    }
+
+    /// SDK connections to `production`.
+    pub fn subscribers(&self) -> usize {
+        self.running.state.broadcaster.subscribers("production")
+    }
+
+    /// An SDK client builder for this server, quick to reconnect.
+    pub fn client(&self, token: &str) -> flag_sdk::ClientBuilder {
+        Client::builder(&self.url, token)
+            .init_timeout(WAIT)
+            .reconnect_delay(Duration::from_millis(50))
+    }
+}
