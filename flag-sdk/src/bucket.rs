@@ -24,8 +24,9 @@ pub fn bucket(salt: &str, value: &str) -> u32 {
 pub struct Salt {
     /// The hash state after every whole 4-byte block of `salt + ":"`.
     h: u32,
-    /// The bytes of `salt + ":"` after its last whole block.
-    carry: [u8; 4],
+    /// The bytes of `salt + ":"` after its last whole block, as a little-endian word.
+    carry: u32,
+    /// How many bytes `carry` holds (0 to 3).
     carried: usize,
     /// The length of `salt + ":"`, mixed in modulo 2^32 as the reference does.
     len: u32,
@@ -42,14 +43,12 @@ impl Salt {
                 u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
             );
         }
-        let mut carry = [0u8; 4];
         let tail = blocks.remainder();
-        carry[..tail.len()].copy_from_slice(tail);
-        carry[tail.len()] = b':';
+        let mut carry = word(tail) | u32::from(b':') << (8 * tail.len());
         let mut carried = tail.len() + 1;
         if carried == 4 {
-            h = mix_block(h, u32::from_le_bytes(carry));
-            carried = 0;
+            h = mix_block(h, carry);
+            (carry, carried) = (0, 0);
         }
         Salt {
             h,
@@ -63,18 +62,16 @@ impl Salt {
     #[inline]
     pub fn bucket(&self, value: &str) -> u32 {
         let mut rest = value.as_bytes();
-        let mut h = self.h;
-        let mut carry = self.carry;
-        let mut carried = self.carried;
-        if carried > 0 {
-            let take = (4 - carried).min(rest.len());
-            carry[carried..carried + take].copy_from_slice(&rest[..take]);
-            carried += take;
-            rest = &rest[take..];
-            if carried == 4 {
-                h = mix_block(h, u32::from_le_bytes(carry));
-                carried = 0;
+        let (mut h, mut carry) = (self.h, self.carry);
+        if self.carried > 0 {
+            // The value's first bytes complete the salt's last block.
+            let (head, tail) = rest.split_at((4 - self.carried).min(rest.len()));
+            carry |= word(head) << (8 * self.carried);
+            if self.carried + head.len() == 4 {
+                h = mix_block(h, carry);
+                carry = 0;
             }
+            rest = tail;
         }
         let mut blocks = rest.chunks_exact(4);
         for block in &mut blocks {
@@ -83,11 +80,9 @@ impl Salt {
                 u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
             );
         }
-        let tail = if carried > 0 {
-            &carry[..carried]
-        } else {
-            blocks.remainder()
-        };
+        // At most one of `carry` and the remainder holds bytes: a carry left incomplete
+        // means the value ran out.
+        let tail = carry | word(blocks.remainder());
         finish(h, tail, self.len.wrapping_add(value.len() as u32)) % TOTAL_WEIGHT
     }
 }
@@ -168,20 +163,20 @@ pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
             u32::from_le_bytes([block[0], block[1], block[2], block[3]]),
         );
     }
-    finish(h, blocks.remainder(), data.len() as u32)
+    finish(h, word(blocks.remainder()), data.len() as u32)
 }
 
-/// Mixes in the last 0-3 bytes and the length, then the finaliser.
+/// The last 0-3 bytes of a piece as a little-endian word.
 #[inline(always)]
-fn finish(mut h: u32, tail: &[u8], len: u32) -> u32 {
-    if !tail.is_empty() {
-        let mut k: u32 = 0;
-        for (i, byte) in tail.iter().enumerate() {
-            k |= u32::from(*byte) << (8 * i);
-        }
-        h ^= scramble(k);
-    }
-    fmix32(h ^ len)
+fn word(bytes: &[u8]) -> u32 {
+    bytes.iter().rev().fold(0, |w, &b| w << 8 | u32::from(b))
+}
+
+/// Mixes in the last 0-3 bytes (as a word; none is 0, which mixes in nothing) and the
+/// length, then the finaliser.
+#[inline(always)]
+fn finish(h: u32, tail: u32, len: u32) -> u32 {
+    fmix32(h ^ scramble(tail) ^ len)
 }
 
 #[inline(always)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::bucket::Salt;
-use crate::keys::{KeyMap, KeySet};
+use crate::keys::{KeyMap, KeySet, Name};
 use crate::model::{Clause, Flag, FlagKind, Serve, Snapshot, Variation, TOTAL_WEIGHT};
 use crate::operators::Matcher;
 
@@ -56,7 +56,7 @@ pub(crate) struct CompiledRule {
 
 #[derive(Debug)]
 pub(crate) struct CompiledClause {
-    pub attribute: Box<str>,
+    pub attribute: Name,
     pub negate: bool,
     pub matcher: Matcher,
 }
@@ -65,7 +65,7 @@ pub(crate) struct CompiledClause {
 pub(crate) enum CompiledServe {
     Variation(usize),
     Rollout {
-        bucket_by: Box<str>,
+        bucket_by: Name,
         salt: Salt,
         /// (running sum of weights, variation index), zero weights left out.
         buckets: Vec<(u32, usize)>,
@@ -238,7 +238,7 @@ fn compile_flag(
                     return Err(format!("rollout weights sum to {sum}, not {TOTAL_WEIGHT}"));
                 }
                 CompiledServe::Rollout {
-                    bucket_by: rollout.bucket_by.as_str().into(),
+                    bucket_by: Name::new(&rollout.bucket_by),
                     salt: Salt::new(rollout.salt.as_deref().unwrap_or(&flag.key)),
                     buckets,
                 }
@@ -278,7 +278,7 @@ fn compile_clauses(
         .iter()
         .map(|c| {
             Ok(CompiledClause {
-                attribute: c.attribute.as_str().into(),
+                attribute: Name::new(&c.attribute),
                 negate: c.negate,
                 matcher: Matcher::compile(c.op, &c.values, find_segment)
                     .map_err(|bad| bad.message)?,

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::keys;
+use crate::keys::{Name, Print};
 
 /// The attribute that holds the context key.
 pub const KEY_ATTRIBUTE: &str = "key";
@@ -17,9 +17,9 @@ pub const KEY_ATTRIBUTE: &str = "key";
 #[derive(Clone, PartialEq)]
 pub struct Context {
     key: String,
-    /// Sorted by name: contexts carry a handful of attributes, and a binary search over a
-    /// short slice beats hashing the name on every clause.
-    attributes: Vec<(String, Value)>,
+    /// Sorted by name, each with its name's print: a context carries a handful of
+    /// attributes, and a scan comparing prints finds one in a few instructions.
+    attributes: Vec<(String, Print, Value)>,
 }
 
 /// Why a JSON value is not a context.
@@ -59,33 +59,36 @@ impl Context {
             return;
         }
         match self.position(&name) {
-            Ok(i) => self.attributes[i].1 = value,
-            Err(i) => self.attributes.insert(i, (name, value)),
+            Ok(i) => self.attributes[i].2 = value,
+            Err(i) => {
+                let print = Print::of(&name);
+                self.attributes.insert(i, (name, print, value));
+            }
         }
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
         self.attributes
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .binary_search_by(|(k, _, _)| k.as_str().cmp(name))
     }
 
-    /// The value of `name`, read on every clause: a linear scan with word comparisons beats
-    /// the binary search's string comparisons for the few attributes contexts carry.
+    /// The value of `name`, whose print is `print`, read on every clause: a scan comparing
+    /// prints, or a binary search for a context with many attributes.
     #[inline]
-    fn find(&self, name: &str) -> Option<&Value> {
+    fn find(&self, name: &str, print: Print) -> Option<&Value> {
         if self.attributes.len() > 16 {
             return self.search(name);
         }
         self.attributes
             .iter()
-            .find(|(k, _)| keys::same(k, name))
-            .map(|(_, v)| v)
+            .find(|(k, p, _)| print.same(name, *p, k))
+            .map(|(_, _, v)| v)
     }
 
     /// [`find`](Self::find) for a context with many attributes.
     #[inline(never)]
     fn search(&self, name: &str) -> Option<&Value> {
-        self.position(name).ok().map(|i| &self.attributes[i].1)
+        self.position(name).ok().map(|i| &self.attributes[i].2)
     }
 
     /// The context key.
@@ -96,10 +99,21 @@ impl Context {
     /// An attribute's value; `None` when absent or `null`. `key` is the context key.
     #[inline]
     pub fn attribute(&self, name: &str) -> Option<Attribute<'_>> {
+        self.lookup(name, Print::of(name))
+    }
+
+    /// [`attribute`](Self::attribute) of a name compiled once for many lookups.
+    #[inline]
+    pub(crate) fn attribute_named(&self, name: &Name) -> Option<Attribute<'_>> {
+        self.lookup(name.as_str(), name.print())
+    }
+
+    #[inline]
+    fn lookup(&self, name: &str, print: Print) -> Option<Attribute<'_>> {
         if name == KEY_ATTRIBUTE {
             return Some(Attribute::Key(&self.key));
         }
-        match self.find(name) {
+        match self.find(name, print) {
             None | Some(Value::Null) => None,
             Some(value) => Some(Attribute::Value(value)),
         }
@@ -117,7 +131,13 @@ impl Context {
         let Some(Value::String(key)) = map.remove(KEY_ATTRIBUTE) else {
             return Err(ContextError::MissingKey);
         };
-        let mut attributes: Vec<(String, Value)> = map.into_iter().collect();
+        let mut attributes: Vec<(String, Print, Value)> = map
+            .into_iter()
+            .map(|(name, value)| {
+                let print = Print::of(&name);
+                (name, print, value)
+            })
+            .collect();
         attributes.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Context { key, attributes })
     }
@@ -127,7 +147,7 @@ impl Context {
         let mut map: Map<String, Value> = self
             .attributes
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, _, v)| (k.clone(), v.clone()))
             .collect();
         map.insert(KEY_ATTRIBUTE.to_owned(), Value::String(self.key.clone()));
         Value::Object(map)
@@ -147,7 +167,14 @@ impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
             .field("key", &self.key)
-            .field("attributes", &self.attributes)
+            .field(
+                "attributes",
+                &self
+                    .attributes
+                    .iter()
+                    .map(|(k, _, v)| (k, v))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

@@ -265,7 +265,7 @@ impl CompiledSnapshot {
                 .any(|s| s.is_some_and(|s| self.in_segment(s, ctx, depth + 1)));
             return member != clause.negate;
         }
-        let hit = match ctx.attribute(&clause.attribute) {
+        let hit = match ctx.attribute_named(&clause.attribute) {
             None => return false, // a missing attribute never matches, negated or not
             Some(Attribute::Key(key)) => clause.matcher.matches(Scalar::Str(key)),
             Some(Attribute::Value(Value::Array(items))) => items
@@ -302,7 +302,7 @@ fn serve(serve: &CompiledServe, ctx: &Context) -> (usize, bool) {
             buckets,
         } => {
             let b = ctx
-                .attribute(bucket_by)
+                .attribute_named(bucket_by)
                 .and_then(|attribute| bucket_attribute(salt, attribute))
                 .unwrap_or_else(|| salt.bucket(ctx.key()));
             let v = buckets

@@ -1,21 +1,73 @@
-//! String-keyed tables for the lookups evaluation makes on every call: a flag by its key, the
-//! context key in a flag's targets or a segment's `included`/`excluded`, a string in an `in`
-//! clause's values.
+//! String comparisons and string-keyed tables for what evaluation looks up on every call: a
+//! flag by its key, the context key in a flag's targets or a segment's `included`/`excluded`,
+//! a string in an `in` clause's values, an attribute of the context by name.
 //!
-//! Built once per snapshot, then only read. The keys are short (flag keys have at most 100
-//! bytes, context keys are typically ids), and for short keys a general-purpose map spends
-//! more on its probe machinery and a call to `memcmp` than on the key itself. Here a key of up
-//! to 16 bytes is read as two words ([`ends`]), hashed from them with the FxHash step, and
-//! each entry keeps its hash and words, so a probe compares three words and never reads the
-//! key's bytes; longer keys are hashed word by word and compared byte by byte. A lookup never
-//! allocates. The keys come from the snapshot (written by admins), so the table needs no
-//! defence against chosen collisions: a looked-up key only decides where a probe starts.
+//! The strings are short (flag keys have at most 100 bytes, attribute names and context keys
+//! are names and ids), and for short strings a general-purpose map spends more on its probe
+//! machinery and a call to `memcmp` than on the string itself. Here a string's [`Print`] (its
+//! length and its first 16 bytes as two words) is computed once for a stored string and once
+//! per lookup for the looked-up one; comparing prints compares three words and decides
+//! equality for strings of up to 16 bytes. A [`KeyMap`] of a few keys is a list scanned by
+//! print; a larger one an open-addressing table hashed from the print with the FxHash step.
+//! Nothing here allocates on lookup. The keys come from the snapshot (written by admins), so
+//! the table needs no defence against chosen collisions: a looked-up key only decides where a
+//! probe starts.
+
+/// A string's length and [`ends`] of its first 16 bytes: equal strings have equal prints,
+/// and strings of up to 16 bytes with equal prints are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Print {
+    len: usize,
+    ends: (u64, u64),
+}
+
+impl Print {
+    #[inline]
+    pub fn of(s: &str) -> Print {
+        let bytes = s.as_bytes();
+        Print {
+            len: bytes.len(),
+            ends: ends(&bytes[..bytes.len().min(16)]),
+        }
+    }
+
+    /// Whether `a`, of which this is the print, equals `b`, whose print is `b_print`.
+    #[inline]
+    pub fn same(self, a: &str, b_print: Print, b: &str) -> bool {
+        self == b_print && (self.len <= 16 || a == b)
+    }
+}
+
+/// A name compiled for comparisons: the attribute a clause or a rollout reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Name {
+    text: Box<str>,
+    print: Print,
+}
+
+impl Name {
+    pub fn new(text: &str) -> Name {
+        Name {
+            text: text.into(),
+            print: Print::of(text),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn print(&self) -> Print {
+        self.print
+    }
+}
 
 /// A map from string keys to `V`, read-only once built.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyMap<V> {
-    /// Open addressing with linear probing; a power-of-two length, at most half full, so
-    /// every probe ends at an empty slot.
+    /// Up to [`SCANNED`] keys: every entry, scanned in order. More: open addressing with
+    /// linear probing, a power-of-two length at most half full, so every probe ends at an
+    /// empty slot.
     slots: Box<[Option<Entry<V>>]>,
     /// `64 - log2(slots.len())`: the top bits of a hash pick the first slot.
     shift: u32,
@@ -25,42 +77,22 @@ pub(crate) struct KeyMap<V> {
 /// A set of string keys.
 pub(crate) type KeySet = KeyMap<()>;
 
+/// Up to this many keys, comparing the looked-up key's print with each key's costs less
+/// than hashing it.
+const SCANNED: usize = 8;
+
 #[derive(Debug, Clone)]
 struct Entry<V> {
-    probe: Probe,
+    hash: u64,
+    print: Print,
     key: Box<str>,
     value: V,
 }
 
-/// What a lookup computes from a key once, and each entry keeps of its own key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Probe {
-    hash: u64,
-    /// [`ends`] of a key of up to 16 bytes; zeros for a longer one.
-    ends: (u64, u64),
-}
-
-impl Probe {
+impl<V> Entry<V> {
     #[inline]
-    fn new(key: &[u8]) -> Probe {
-        if key.len() > 16 {
-            return Probe {
-                hash: hash_long(key),
-                ends: (0, 0),
-            };
-        }
-        let ends = ends(key);
-        Probe {
-            hash: hash_ends(key.len() as u64, ends),
-            ends,
-        }
-    }
-
-    /// Whether `entry` holds `key`, of which this is the probe. For keys of up to 16 bytes
-    /// equal probes are proof: the hash mixes in the length, and the words are the bytes.
-    #[inline]
-    fn finds<V>(&self, entry: &Entry<V>, key: &[u8]) -> bool {
-        entry.probe == *self && (key.len() <= 16 || entry.key.as_bytes() == key)
+    fn holds(&self, key: &str, print: Print) -> bool {
+        print.same(key, self.print, &self.key)
     }
 }
 
@@ -78,19 +110,33 @@ impl<V> KeyMap<V> {
             len: 0,
         };
         for (key, value) in pairs {
-            let probe = Probe::new(key.as_bytes());
-            let mut i = map.first_slot(probe.hash);
+            let print = Print::of(&key);
+            let hash = hash(&key, print);
+            let mut i = map.first_slot(hash);
             loop {
                 match &map.slots[i] {
                     None => {
-                        map.slots[i] = Some(Entry { probe, key, value });
+                        map.slots[i] = Some(Entry {
+                            hash,
+                            print,
+                            key,
+                            value,
+                        });
                         map.len += 1;
                         break;
                     }
-                    Some(e) if probe.finds(e, key.as_bytes()) => break,
+                    Some(e) if e.holds(&key, print) => break,
                     Some(_) => i = (i + 1) & (capacity - 1),
                 }
             }
+        }
+        if map.len <= SCANNED {
+            map.slots = map
+                .slots
+                .into_vec()
+                .into_iter()
+                .filter(Option::is_some)
+                .collect();
         }
         map
     }
@@ -98,16 +144,35 @@ impl<V> KeyMap<V> {
     /// The value of `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&V> {
-        if self.len == 0 {
-            return None;
+        let print = Print::of(key);
+        if print.len > 16 {
+            return self.get_long(key, print);
         }
-        let key = key.as_bytes();
-        let probe = Probe::new(key);
+        // Equal prints are equal keys of up to 16 bytes.
+        let hash = (self.len > SCANNED).then(|| hash_short(print));
+        self.find(hash, |e| e.print == print)
+    }
+
+    /// [`get`](Self::get) of a key over 16 bytes, out of line: the short keys' path stays small.
+    #[inline(never)]
+    fn get_long(&self, key: &str, print: Print) -> Option<&V> {
+        let hash = (self.len > SCANNED).then(|| hash_long(key.as_bytes()));
+        self.find(hash, |e| e.print == print && *e.key == *key)
+    }
+
+    /// The value of the entry that `holds`, whose hash is `hash` (`None` when the map is
+    /// scanned).
+    #[inline(always)]
+    fn find(&self, hash: Option<u64>, holds: impl Fn(&Entry<V>) -> bool) -> Option<&V> {
+        let Some(hash) = hash else {
+            let mut entries = self.slots.iter().flatten();
+            return entries.find(|e| holds(e)).map(|e| &e.value);
+        };
         let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(probe.hash);
+        let mut i = self.first_slot(hash);
         loop {
             let entry = self.slots[i].as_ref()?;
-            if probe.finds(entry, key) {
+            if entry.hash == hash && holds(entry) {
                 return Some(&entry.value);
             }
             i = (i + 1) & mask;
@@ -142,19 +207,6 @@ impl<V> Default for KeyMap<V> {
     }
 }
 
-/// Whether two strings are equal. Strings of up to 16 bytes compare as two words each,
-/// without a call to `memcmp`.
-#[inline]
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len()
-        && if a.len() <= 16 {
-            ends(a) == ends(b)
-        } else {
-            a == b
-        }
-}
-
 /// A key of up to 16 bytes as two little-endian words: its first and last 8 bytes (they
 /// overlap when the key is shorter than 16), its first and last 4 bytes when it is shorter
 /// than 8, or its bytes when it is shorter than 4. Keys of the same length are equal exactly
@@ -183,30 +235,43 @@ fn step(h: u64, word: u64) -> u64 {
     (h.rotate_left(26) ^ word).wrapping_mul(K)
 }
 
-/// Mixes the two words of a key's last 16 bytes or less into `h` (the length, for a short
-/// key).
-#[inline]
-fn hash_ends(h: u64, (head, tail): (u64, u64)) -> u64 {
-    step(step(h, head), tail)
+/// The hash of `key`, whose print is `print`.
+fn hash(key: &str, print: Print) -> u64 {
+    if print.len > 16 {
+        hash_long(key.as_bytes())
+    } else {
+        hash_short(print)
+    }
 }
 
-/// The hash of a key over 16 bytes: its length, its 8-byte words but those of the last 9 to
-/// 16 bytes, then [`hash_ends`] of those. Out of line, so the short keys' path stays small.
+/// The hash of a key of up to 16 bytes, from its print.
+#[inline]
+fn hash_short(print: Print) -> u64 {
+    step(step(print.len as u64, print.ends.0), print.ends.1)
+}
+
+/// The hash of a key over 16 bytes: its length, then its 8-byte words (the last one
+/// overlapping the one before). Out of line, so the short keys' path stays small.
 #[inline(never)]
 fn hash_long(key: &[u8]) -> u64 {
     let mut h = key.len() as u64;
-    let mut rest = key;
-    while rest.len() > 16 {
-        let (word, tail) = rest.split_at(8);
+    let mut words = key.chunks_exact(8);
+    for word in &mut words {
         h = step(h, u64::from_le_bytes(word.try_into().unwrap_or_default()));
-        rest = tail;
     }
-    hash_ends(h, ends(rest))
+    match key.last_chunk::<8>() {
+        Some(last) if !words.remainder().is_empty() => step(h, u64::from_le_bytes(*last)),
+        _ => h,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn same(a: &str, b: &str) -> bool {
+        Print::of(a).same(a, Print::of(b), b)
+    }
 
     #[test]
     fn finds_every_key_and_nothing_else() {
@@ -241,7 +306,11 @@ mod tests {
                 b[i] = b'_';
                 let b = String::from_utf8(b).unwrap();
                 assert!(!same(a, &b), "{a:?} {b:?}");
-                assert_ne!(Probe::new(a.as_bytes()), Probe::new(b.as_bytes()));
+                assert_ne!(
+                    hash(a, Print::of(a)),
+                    hash(&b, Print::of(&b)),
+                    "{a:?} {b:?}"
+                );
             }
             assert!(!same(a, &text[..n + 1]));
         }
