@@ -67,6 +67,13 @@ impl Tokens {
             environment: r.environment.clone(),
         })
     }
+
+    /// Whether the token with this id is still active (the check of an open SSE stream at
+    /// every heartbeat: no secret kept, no hashing).
+    pub fn is_active(&self, id: i64) -> bool {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        active.iter().any(|record| record.id == id)
+    }
 }
 
 /// Who is calling: the token's id, name, kind and (SDK) environment.

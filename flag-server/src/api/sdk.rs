@@ -64,9 +64,9 @@ pub async fn stream(
         .get("Last-Event-ID")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let secret = bearer(&req);
     let tokens = state.tokens.clone();
-    let alive = move || tokens.authenticate(&secret).is_some();
+    let id = token.principal.id;
+    let alive = move || tokens.is_active(id);
     let snapshots = state.snapshots.clone();
     let environment = token.environment;
     let body = state
@@ -213,17 +213,4 @@ pub async fn subscribers(
         subscribers: state.broadcaster.subscribers(&environment),
         environment,
     }))
-}
-
-fn bearer(req: &HttpRequest) -> String {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
 }
