@@ -10,7 +10,8 @@ use super::{etag, if_match, method_not_allowed, optional_json, Body};
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use crate::store::flags::{self, FlagMeta, FlagPatch, FlagState, KillOutcome, NewFlag};
+use crate::store::flag_configs::{self, KillOutcome};
+use crate::store::flags::{self, FlagMeta, FlagPatch, FlagState, NewFlag};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -242,7 +243,7 @@ pub async fn put_config(
     let actor = admin.0.name;
     let flag = state
         .store
-        .write(move |ctx| flags::put_config(ctx, &actor, &env, config, expected))
+        .write(move |ctx| flag_configs::put_config(ctx, &actor, &env, config, expected))
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(flag.version))
@@ -276,7 +277,7 @@ pub async fn kill(
     let env2 = env.clone();
     let mut outcome = state
         .store
-        .write(move |ctx| flags::kill(ctx, &actor, &key, &env2, &reason))
+        .write(move |ctx| flag_configs::kill(ctx, &actor, &key, &env2, &reason))
         .await?;
     outcome.subscribers = state.broadcaster.subscribers(&env);
     Ok(HttpResponse::Ok()
@@ -307,7 +308,7 @@ pub async fn restore(
     let env2 = env.clone();
     let mut outcome = state
         .store
-        .write(move |ctx| flags::restore(ctx, &actor, &key, &env2, body.reason.as_deref()))
+        .write(move |ctx| flag_configs::restore(ctx, &actor, &key, &env2, body.reason.as_deref()))
         .await?;
     outcome.subscribers = state.broadcaster.subscribers(&env);
     Ok(HttpResponse::Ok()

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
-use super::{flags, Effect, WriteCtx};
+use super::{flag_configs, flags, Effect, WriteCtx};
 use crate::error::ApiError;
 
 /// An environment.
@@ -66,8 +66,9 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<Environm
         ..Snapshot::default()
     };
     for meta in flags::list(ctx.conn, false)? {
-        let config: Flag = flags::default_config(&meta.key, meta.kind, meta.variations.clone());
-        flags::insert_config(ctx.conn, key, &config)?;
+        let config: Flag =
+            flag_configs::default_config(&meta.key, meta.kind, meta.variations.clone());
+        flag_configs::insert_config(ctx.conn, key, &config)?;
         snapshot.flags.insert(config.key.clone(), config);
     }
     let env = Environment {

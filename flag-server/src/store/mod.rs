@@ -7,7 +7,9 @@
 //! transaction, and is answered after COMMIT.
 
 pub mod audit;
+mod effects;
 pub mod environments;
+pub mod flag_configs;
 pub mod flags;
 mod health;
 mod migrations;
@@ -27,8 +29,9 @@ use flag_sdk::Snapshot;
 use rusqlite::{Connection, OpenFlags};
 use time::format_description::well_known::Rfc3339;
 
+pub use effects::Effect;
 pub use migrations::SCHEMA_VERSION;
-pub use writer::{Effect, WriteCtx};
+pub use writer::WriteCtx;
 
 use crate::auth::Tokens;
 use crate::error::ApiError;
@@ -221,7 +224,7 @@ pub(crate) fn load_snapshots(conn: &Connection) -> anyhow::Result<HashMap<String
             },
         );
     }
-    for (env, flag) in flags::live_configs(conn)? {
+    for (env, flag) in flag_configs::live_configs(conn)? {
         if let Some(s) = out.get_mut(&env) {
             s.flags.insert(flag.key.clone(), flag);
         }

@@ -7,7 +7,7 @@ use flag_sdk::Flag;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::{self, NewAudit};
-use super::{flags, json, to_json, webhooks, WriteCtx};
+use super::{flag_configs, json, to_json, webhooks, WriteCtx};
 use crate::error::ApiError;
 use crate::release::guard::Counts;
 use crate::release::plan::{FlagMove, Millis, Release, ReleasePlan, ReleaseState, Step};
@@ -192,10 +192,10 @@ fn apply(
         Some(FlagMove::Fallthrough(serve)) => {
             let mut config = current(ctx, flag, env)?;
             config.fallthrough = serve.clone();
-            flags::put_config(ctx, actor, env, config, None)?;
+            flag_configs::put_config(ctx, actor, env, config, None)?;
         }
         Some(FlagMove::Kill) => {
-            flags::kill(ctx, actor, flag, env, &step.reason)?;
+            flag_configs::kill(ctx, actor, flag, env, &step.reason)?;
         }
         None => {}
     }

@@ -1,11 +1,10 @@
 //! Segments of one environment: create, replace, delete (refused while in use).
 
 use flag_sdk::validate::validate_segment_in;
-use flag_sdk::{Clause, Segment};
+use flag_sdk::{Clause, Op, Segment};
 use rusqlite::{params, Connection};
 
 use super::audit::{self, NewAudit};
-use super::flags::names_segment;
 use super::{to_json, Effect, WriteCtx};
 use crate::error::ApiError;
 
@@ -166,4 +165,11 @@ pub fn delete(
         },
     )?;
     Ok(before)
+}
+
+/// Whether any of `clauses` (of flags or segments) names segment `key` (`in_segment`).
+fn names_segment(clauses: &[&Clause], key: &str) -> bool {
+    clauses
+        .iter()
+        .any(|c| c.op == Op::InSegment && c.values.iter().any(|v| v.as_str() == Some(key)))
 }
