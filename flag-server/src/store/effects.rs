@@ -57,6 +57,36 @@ pub enum Effect {
     Tokens,
 }
 
+impl Effect {
+    /// The environment this changes and its revision after the change (`None`: tokens).
+    fn target(&self) -> Option<(&str, u64)> {
+        match self {
+            Effect::Flag {
+                environment,
+                revision,
+                ..
+            }
+            | Effect::FlagRemoved {
+                environment,
+                revision,
+                ..
+            }
+            | Effect::Segment {
+                environment,
+                revision,
+                ..
+            }
+            | Effect::SegmentRemoved {
+                environment,
+                revision,
+                ..
+            } => Some((environment, *revision)),
+            Effect::Environment(snapshot) => Some((&snapshot.environment, snapshot.revision)),
+            Effect::Tokens => None,
+        }
+    }
+}
+
 /// Installs new snapshots, refreshes caches and metrics, then publishes to the stream.
 pub(super) fn after_commit(
     conn: &Connection,
@@ -64,22 +94,10 @@ pub(super) fn after_commit(
     effects: &[Effect],
     published: &Published,
 ) {
-    let mut touched = BTreeSet::new();
-    let mut tokens = false;
-    for effect in effects {
-        match effect {
-            Effect::Flag { environment, .. }
-            | Effect::FlagRemoved { environment, .. }
-            | Effect::Segment { environment, .. }
-            | Effect::SegmentRemoved { environment, .. } => {
-                touched.insert(environment.as_str());
-            }
-            Effect::Environment(s) => {
-                touched.insert(s.environment.as_str());
-            }
-            Effect::Tokens => tokens = true,
-        }
-    }
+    let touched: BTreeSet<&str> = effects
+        .iter()
+        .filter_map(|e| e.target().map(|(environment, _)| environment))
+        .collect();
     let compiled: Vec<Arc<CompiledSnapshot>> = touched
         .iter()
         .filter_map(|env| working.get(*env))
@@ -93,7 +111,7 @@ pub(super) fn after_commit(
             .set(s.snapshot().flags.len() as i64);
     }
     published.snapshots.replace(compiled);
-    if tokens {
+    if effects.iter().any(|e| matches!(e, Effect::Tokens)) {
         match super::tokens::load_active(conn) {
             Ok(list) => published.tokens.replace(list),
             Err(e) => tracing::error!(error = %e, "cannot reload tokens"),
@@ -106,44 +124,22 @@ pub(super) fn after_commit(
     }
 }
 
+/// The stream's `patch`/`delete` for an effect on a flag or a segment.
 fn to_change(effect: &Effect) -> Option<Change> {
-    let (environment, revision, kind, key, data) = match effect {
-        Effect::Flag {
-            environment,
-            revision,
-            flag,
-        } => (
-            environment,
-            *revision,
-            ChangeKind::Flag,
-            &flag.key,
-            serde_json::to_value(flag).ok(),
-        ),
-        Effect::FlagRemoved {
-            environment,
-            revision,
-            key,
-        } => (environment, *revision, ChangeKind::Flag, key, None),
-        Effect::Segment {
-            environment,
-            revision,
-            segment,
-        } => (
-            environment,
-            *revision,
+    let (kind, key, data) = match effect {
+        Effect::Flag { flag, .. } => (ChangeKind::Flag, &flag.key, serde_json::to_value(flag).ok()),
+        Effect::FlagRemoved { key, .. } => (ChangeKind::Flag, key, None),
+        Effect::Segment { segment, .. } => (
             ChangeKind::Segment,
             &segment.key,
             serde_json::to_value(segment).ok(),
         ),
-        Effect::SegmentRemoved {
-            environment,
-            revision,
-            key,
-        } => (environment, *revision, ChangeKind::Segment, key, None),
+        Effect::SegmentRemoved { key, .. } => (ChangeKind::Segment, key, None),
         Effect::Environment(_) | Effect::Tokens => return None,
     };
+    let (environment, revision) = effect.target()?;
     Some(Change {
-        environment: environment.clone(),
+        environment: environment.to_owned(),
         revision,
         kind,
         key: key.clone(),
@@ -151,51 +147,32 @@ fn to_change(effect: &Effect) -> Option<Change> {
     })
 }
 
+/// Applies an effect to the writer's working copy of the environments.
 pub(super) fn apply(working: &mut HashMap<String, Snapshot>, effect: &Effect) {
+    if let Effect::Environment(snapshot) = effect {
+        working.insert(snapshot.environment.clone(), snapshot.clone());
+        return;
+    }
+    let Some((environment, revision)) = effect.target() else {
+        return;
+    };
+    let Some(s) = working.get_mut(environment) else {
+        return;
+    };
+    s.revision = revision;
     match effect {
-        Effect::Flag {
-            environment,
-            revision,
-            flag,
-        } => {
-            if let Some(s) = working.get_mut(environment) {
-                s.revision = *revision;
-                s.flags.insert(flag.key.clone(), flag.clone());
-            }
+        Effect::Flag { flag, .. } => {
+            s.flags.insert(flag.key.clone(), flag.clone());
         }
-        Effect::FlagRemoved {
-            environment,
-            revision,
-            key,
-        } => {
-            if let Some(s) = working.get_mut(environment) {
-                s.revision = *revision;
-                s.flags.remove(key);
-            }
+        Effect::FlagRemoved { key, .. } => {
+            s.flags.remove(key);
         }
-        Effect::Segment {
-            environment,
-            revision,
-            segment,
-        } => {
-            if let Some(s) = working.get_mut(environment) {
-                s.revision = *revision;
-                s.segments.insert(segment.key.clone(), segment.clone());
-            }
+        Effect::Segment { segment, .. } => {
+            s.segments.insert(segment.key.clone(), segment.clone());
         }
-        Effect::SegmentRemoved {
-            environment,
-            revision,
-            key,
-        } => {
-            if let Some(s) = working.get_mut(environment) {
-                s.revision = *revision;
-                s.segments.remove(key);
-            }
+        Effect::SegmentRemoved { key, .. } => {
+            s.segments.remove(key);
         }
-        Effect::Environment(snapshot) => {
-            working.insert(snapshot.environment.clone(), snapshot.clone());
-        }
-        Effect::Tokens => {}
+        Effect::Environment(_) | Effect::Tokens => {}
     }
 }
