@@ -21,8 +21,9 @@ pub mod store;
 pub mod stream;
 pub mod webhooks;
 
+use std::any::Any;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -115,6 +116,29 @@ pub struct Running {
     pub created_admin_token: Option<String>,
 }
 
+/// How long sent data may stay unacknowledged before the kernel closes the connection: three
+/// heartbeats (at least a second). An SDK stream always has data in flight within one
+/// heartbeat, so a subscriber whose network died without a FIN is dropped after about three
+/// heartbeats, not after the kernel's default of ~15 minutes of retransmissions.
+fn dead_peer_timeout(heartbeat: Duration) -> Duration {
+    (heartbeat * 3).max(Duration::from_secs(1))
+}
+
+/// Sets `TCP_USER_TIMEOUT` on an accepted connection (see [`dead_peer_timeout`]).
+#[cfg(target_os = "linux")]
+fn close_when_unacknowledged(io: &dyn Any, timeout: Duration) {
+    let Some(stream) = io.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
+        tracing::warn!(%error, "cannot set TCP_USER_TIMEOUT; dead peers linger longer");
+    }
+}
+
+/// Elsewhere, dead peers are dropped when the kernel gives up retransmitting.
+#[cfg(not(target_os = "linux"))]
+fn close_when_unacknowledged(_: &dyn Any, _: Duration) {}
+
 /// Opens the store and serves on `config.listen` (use port 0 for an ephemeral port) from
 /// inside a tokio runtime. Signals are left to the caller (see `main`).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
@@ -124,7 +148,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tokio::task::spawn_blocking(move || AppState::open(&opening)).await??;
     let state = web::Data::new(state);
     let data = state.clone();
+    let dead_after = dead_peer_timeout(Duration::from_millis(config.sse_heartbeat_ms));
     let mut server = HttpServer::new(move || app(data.clone()))
+        .on_connect(move |io, _| close_when_unacknowledged(io, dead_after))
         .disable_signals()
         .shutdown_timeout(10);
     if let Some(workers) = config.workers {

@@ -5,6 +5,7 @@
 //! subscriber (see `reconnects`), which records only on its own runtime's threads.
 
 mod black_hole;
+mod dead_peer;
 mod reconnects;
 
 use std::sync::{Arc, Mutex};
