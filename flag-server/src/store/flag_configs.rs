@@ -228,25 +228,15 @@ pub fn kill(
     after.enabled = false;
     after.version = row.version + 1;
     write_config(ctx, env, &after, Some(&row.config))?;
-    audit::record(
+    audited(
         ctx,
-        NewAudit {
-            actor,
-            action: "flag.kill",
-            flag: Some(key),
-            environment: Some(env),
-            before: serde_json::to_value(&row.config).ok(),
-            after: serde_json::to_value(&after).ok(),
-            reason: Some(reason),
-            ..NewAudit::default()
-        },
-    )?;
-    Ok(KillOutcome {
-        before: row.config,
-        flag: after,
-        changed: true,
-        subscribers: 0,
-    })
+        actor,
+        "flag.kill",
+        env,
+        row.config,
+        after,
+        Some(reason),
+    )
 }
 
 /// Puts back exactly the configuration from before the kill (with a new version).
@@ -267,21 +257,34 @@ pub fn restore(
     after.version = row.version + 1;
     validate_flag_in(&after, ctx.snapshot(env)?)?;
     write_config(ctx, env, &after, None)?;
+    audited(ctx, actor, "flag.restore", env, row.config, after, reason)
+}
+
+/// Records a kill or restore that changed `before` into `after` in the audit log.
+fn audited(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    action: &str,
+    env: &str,
+    before: Flag,
+    after: Flag,
+    reason: Option<&str>,
+) -> Result<KillOutcome, ApiError> {
     audit::record(
         ctx,
         NewAudit {
             actor,
-            action: "flag.restore",
-            flag: Some(key),
+            action,
+            flag: Some(&after.key),
             environment: Some(env),
-            before: serde_json::to_value(&row.config).ok(),
+            before: serde_json::to_value(&before).ok(),
             after: serde_json::to_value(&after).ok(),
             reason,
             ..NewAudit::default()
         },
     )?;
     Ok(KillOutcome {
-        before: row.config,
+        before,
         flag: after,
         changed: true,
         subscribers: 0,
