@@ -9,19 +9,11 @@ use flag_sdk::{Client, Context, ErrorKind, Reason, Status};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::live::{LiveServer as Server, WAIT};
+use crate::common::live::{eventually, LiveServer as Server, WAIT};
 use crate::common::ADMIN;
 
 fn ctx() -> Context {
     Context::new("user-1")
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn db(dir: &tempfile::TempDir) -> PathBuf {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use flag_sdk::{Client, Status};
 use flag_server::stream::StreamSettings;
 
-use crate::common::live::{LiveServer as Server, WAIT};
+use crate::common::live::{eventually, LiveServer as Server, WAIT};
 use black_hole::Proxy;
 use reconnects::{histogram, max_in_window, recording_runtime, AttemptLog, ChosenDelays};
 
@@ -33,14 +33,6 @@ fn enabled(client: &Client, key: &str) -> bool {
         .snapshot()
         .and_then(|s| s.snapshot().flags.get(key).map(|f| f.enabled))
         .unwrap_or(false)
-}
-
-async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 const CLIENTS: usize = 1000;
@@ -78,20 +70,20 @@ async fn restart_under_1000_clients(chosen: ChosenDelays) {
     // Right after the restart, before the first client can be back (half the backoff).
     let killed = kill(&server, "checkout").await;
     // With about half back, a second change: some see it live, the rest on reconnecting.
-    eventually("half the clients back", WAIT, || {
+    eventually("half the clients back", || {
         server.subscribers() >= CLIENTS / 2
     })
     .await;
     let latest = kill(&server, "banner").await;
     assert!(latest > killed);
-    eventually("every client at the latest revision", WAIT, || {
+    eventually("every client at the latest revision", || {
         clients.iter().all(|c| {
             c.revision() == Some(latest) && !enabled(c, "checkout") && !enabled(c, "banner")
         })
     })
     .await;
     let converged_after = stopped_at.elapsed();
-    eventually("every client valid", WAIT, || {
+    eventually("every client valid", || {
         clients.iter().all(|c| c.status() == Status::Valid)
     })
     .await;
@@ -308,7 +300,7 @@ async fn a_cut_without_fin_is_detected_by_the_heartbeat_then_healed() {
     let latest = kill(&server, "checkout").await;
     let dead_subscribers = server.subscribers();
     // It retries through the black hole (the proxy accepts, nothing comes back).
-    eventually("a reconnection attempt during the cut", WAIT, || {
+    eventually("a reconnection attempt during the cut", || {
         proxy.accepted() >= 2
     })
     .await;
@@ -318,14 +310,14 @@ async fn a_cut_without_fin_is_detected_by_the_heartbeat_then_healed() {
     let healed_at = Instant::now();
     let attempts_in_cut = proxy.accepted() - 1;
     proxy.set_cut(false);
-    eventually("the client at the latest revision", WAIT, || {
+    eventually("the client at the latest revision", || {
         client.revision() == Some(latest) && client.status() == Status::Valid
     })
     .await;
     let converged_after = healed_at.elapsed();
     assert!(!enabled(&client, "checkout"));
     // The dead connection's end reaches the server once the path heals: one live subscriber.
-    eventually("the server to drop the dead subscriber", WAIT, || {
+    eventually("the server to drop the dead subscriber", || {
         server.subscribers() == 1
     })
     .await;

@@ -135,28 +135,32 @@ where
 }
 
 /// `PUT`s flag `bench-{c}` over its version `n + 1` (`If-Match`), as the CLI does.
-async fn put(c: usize, n: u64, mut connection: Connection) -> anyhow::Result<Connection> {
-    let key = format!("bench-{c}");
-    let body = serde_json::to_vec(&config(&key, n))?;
-    let if_match = format!("\"{}\"", n + 1);
-    let r = connection
-        .send(
-            "PUT",
-            &format!("/api/v1/flags/{key}/environments/production"),
-            &[AUTH, JSON, ("If-Match", &if_match)],
-            &body,
-        )
-        .await?;
-    anyhow::ensure!(r.status == 200, "put: {}", r.status);
-    Ok(connection)
+async fn put(c: usize, n: u64, connection: Connection) -> anyhow::Result<Connection> {
+    put_flag(c, n, connection, true).await
 }
 
 /// `PUT`s flag `bench-{c}` without a precondition (the background writers of phase 3).
-async fn put_any(c: usize, n: u64, mut connection: Connection) -> anyhow::Result<Connection> {
+async fn put_any(c: usize, n: u64, connection: Connection) -> anyhow::Result<Connection> {
+    put_flag(c, n, connection, false).await
+}
+
+async fn put_flag(
+    c: usize,
+    n: u64,
+    mut connection: Connection,
+    if_match: bool,
+) -> anyhow::Result<Connection> {
     let key = format!("bench-{c}");
     let body = serde_json::to_vec(&config(&key, n))?;
     let path = format!("/api/v1/flags/{key}/environments/production");
-    let r = connection.send("PUT", &path, &[AUTH, JSON], &body).await?;
+    let version = format!("\"{}\"", n + 1);
+    let with_precondition = [AUTH, JSON, ("If-Match", version.as_str())];
+    let headers = if if_match {
+        &with_precondition[..]
+    } else {
+        &with_precondition[..2]
+    };
+    let r = connection.send("PUT", &path, headers, &body).await?;
     anyhow::ensure!(r.status == 200, "put: {}", r.status);
     Ok(connection)
 }

@@ -215,11 +215,11 @@ impl Shared {
             return Ok(None);
         };
         if replaced {
-            flags = changed_flags(base, &snapshot);
-        } else {
-            flags.sort();
-            flags.dedup();
+            // Diffed against what was held before the burst, like any other put.
+            return Ok(self.replace(snapshot));
         }
+        flags.sort();
+        flags.dedup();
         let revision = snapshot.revision;
         self.flags
             .store(Some(Arc::new(CompiledSnapshot::new(snapshot))));

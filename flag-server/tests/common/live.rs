@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flag_sdk::Client;
 use flag_server::{Config, Running};
@@ -122,5 +122,14 @@ impl LiveServer {
         Client::builder(&self.url, token)
             .init_timeout(WAIT)
             .reconnect_delay(Duration::from_millis(50))
+    }
+}
+
+/// Polls `check` until it holds, for at most [`WAIT`].
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

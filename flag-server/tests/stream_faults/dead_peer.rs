@@ -92,7 +92,7 @@ fn inside_namespace() {
 
         ip(&["link", "set", "lo", "down"]);
         let cut = Instant::now();
-        eventually("the server to drop the cut-off subscriber", WAIT, || {
+        eventually("the server to drop the cut-off subscriber", || {
             server.subscribers() == 0
         })
         .await;
