@@ -1,4 +1,4 @@
-//! The typed blocking HTTP client of the REST API (SPEC section 4).
+//! The typed blocking HTTP client of the REST API (contract section 4).
 //!
 //! Every call names what it was doing, so a failure reads as one line: what failed, why, and
 //! what to do. `problem+json` answers become [`ApiError::Status`]; a server that cannot be
@@ -86,7 +86,7 @@ struct ProblemField {
 /// A flag's configuration in one environment with the version its `ETag` names.
 #[derive(Debug, Clone)]
 pub struct Versioned {
-    /// The SPEC section 2 flag.
+    /// The contract section 2 flag.
     pub flag: Flag,
     /// The `ETag` version, sent back as `If-Match`.
     pub version: u64,

@@ -1,4 +1,4 @@
-//! `flag`: what a responder types at 3 a.m. and what product owners script (SPEC section 8).
+//! `flag`: what a responder types at 3 a.m. and what product owners script (contract section 8).
 //!
 //! This file is the command tree and the exit path: parse, run one command, print any error
 //! chain on one line to stderr, exit with the status of its class (see `error.rs`).

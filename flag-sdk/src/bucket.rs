@@ -1,4 +1,4 @@
-//! The bucketing formula of SPEC section 3, and nothing else:
+//! The bucketing formula of contract section 3, and nothing else:
 //!
 //! ```text
 //! bucket = murmur3_x86_32(utf8(salt + ":" + value), seed = 0) mod 100000

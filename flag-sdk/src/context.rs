@@ -1,6 +1,6 @@
 //! The context a flag is evaluated for: a required string `key` and any attributes.
 //!
-//! Attributes are strings, numbers, booleans, or arrays of those (SPEC section 2). Any other
+//! Attributes are strings, numbers, booleans, or arrays of those (contract section 2). Any other
 //! JSON value is kept but never matches a clause; `null` reads as a missing attribute.
 
 use std::fmt;

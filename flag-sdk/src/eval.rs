@@ -1,4 +1,4 @@
-//! The evaluation order and reasons of SPEC section 3, over a [`CompiledSnapshot`].
+//! The evaluation order and reasons of contract section 3, over a [`CompiledSnapshot`].
 //!
 //! Evaluation borrows everything from the snapshot: it never allocates, never blocks and never
 //! panics. Recursion (prerequisites, segments inside segments) is bounded by [`MAX_DEPTH`].
@@ -17,7 +17,7 @@ use crate::operators::{Matcher, Scalar};
 /// How deep prerequisites and nested segments may go before a flag counts as malformed.
 pub const MAX_DEPTH: usize = 32;
 
-/// Why a flag served what it served (SPEC section 3).
+/// Why a flag served what it served (contract section 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason<'a> {
@@ -129,7 +129,7 @@ enum Why {
 type Outcome = Result<(usize, usize, Why), ErrorKind>;
 
 impl CompiledSnapshot {
-    /// Evaluates flag `key` for `ctx` (SPEC section 3).
+    /// Evaluates flag `key` for `ctx` (contract section 3).
     pub fn evaluate(&self, key: &str, ctx: &Context) -> Evaluation<'_> {
         self.detail(self.outcome(key, ctx, None))
     }
@@ -218,7 +218,7 @@ impl CompiledSnapshot {
         }
     }
 
-    /// The variation flag `i` serves `ctx`, and why: SPEC section 3 steps 2-6.
+    /// The variation flag `i` serves `ctx`, and why: contract section 3 steps 2-6.
     fn resolve(&self, i: usize, ctx: &Context, depth: usize) -> Result<(usize, Why), ErrorKind> {
         let flag = &self.flags[i];
         if flag.malformed.is_some() || depth > MAX_DEPTH {

@@ -1,4 +1,4 @@
-//! The events an SDK sends to `POST /sdk/v1/events` (SPEC section 7): per flag and variation,
+//! The events an SDK sends to `POST /sdk/v1/events` (contract section 7): per flag and variation,
 //! how many evaluations served it and how many of those contexts hit a tracked error. The
 //! server's release guard reads these; plain data shared by SDK and server.
 

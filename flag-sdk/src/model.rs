@@ -1,4 +1,4 @@
-//! The serde types of the contract (SPEC section 2): what the server stores, the stream
+//! The serde types of the contract (contract section 2): what the server stores, the stream
 //! carries and snapshot files hold. Plain data: no evaluation, no I/O. Validation lives in
 //! `validate`, the ready-to-run form in `compile`.
 
@@ -149,7 +149,7 @@ pub struct Clause {
     pub negate: bool,
 }
 
-/// Clause operators (SPEC section 2).
+/// Clause operators (contract section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
@@ -195,7 +195,7 @@ pub enum Serve {
     Rollout(Rollout),
 }
 
-/// A percentage rollout, bucketed by murmur3 (SPEC section 3).
+/// A percentage rollout, bucketed by murmur3 (contract section 3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rollout {

@@ -1,4 +1,4 @@
-//! The evaluation order and reasons of SPEC section 3.
+//! The evaluation order and reasons of contract section 3.
 
 use flag_sdk::{bucket, CompiledSnapshot, Context, FlagKind};
 use serde_json::json;

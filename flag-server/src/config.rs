@@ -21,7 +21,7 @@ pub struct Config {
     /// HTTP worker threads (default: the number of CPUs).
     #[arg(long, env = "FLAG_SERVER_WORKERS")]
     pub workers: Option<usize>,
-    /// Milliseconds between SSE heartbeat comments to SDKs (SPEC: at most 15 s). A connection
+    /// Milliseconds between SSE heartbeat comments to SDKs (contract: at most 15 s). A connection
     /// whose data stays unacknowledged for three of these (a dead peer) is closed.
     #[arg(long, env = "FLAG_SSE_HEARTBEAT_MS", default_value_t = 10_000)]
     pub sse_heartbeat_ms: u64,

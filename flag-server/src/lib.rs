@@ -1,4 +1,4 @@
-//! The feature-flag server: REST API (SPEC section 4) on SQLite, tokens, audit log, metrics.
+//! The feature-flag server: REST API (contract section 4) on SQLite, tokens, audit log, metrics.
 //!
 //! [`app`] builds the actix `App` that production and the tests both run; [`start`] binds it
 //! (port 0 in tests and benches) and returns the address and a handle.

@@ -1,4 +1,4 @@
-//! The broadcaster: the commit point's fan-out to SSE subscribers (SPEC section 5).
+//! The broadcaster: the commit point's fan-out to SSE subscribers (contract section 5).
 //!
 //! The store's writer thread calls [`Broadcaster::publish`] once per committed change, after
 //! the SQLite COMMIT and after the in-memory snapshot of the environment was updated (see
@@ -26,7 +26,7 @@ use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-/// One committed change, as the stream carries it (SPEC section 5 `patch`/`delete`).
+/// One committed change, as the stream carries it (contract section 5 `patch`/`delete`).
 #[derive(Debug, Clone)]
 pub struct Change {
     /// The environment the change belongs to.
@@ -62,7 +62,7 @@ impl ChangeKind {
 /// The stream's tunables.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamSettings {
-    /// Interval between heartbeat comments (SPEC: at most 15 s).
+    /// Interval between heartbeat comments (contract: at most 15 s).
     pub heartbeat: Duration,
     /// Frames a subscriber may fall behind before it is cut off.
     pub buffer: usize,
@@ -72,7 +72,7 @@ pub struct StreamSettings {
     pub retry: Duration,
 }
 
-/// The heartbeat interval by default: well inside SPEC's 15 s.
+/// The heartbeat interval by default: well inside the contract's 15 s.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 
 impl Default for StreamSettings {

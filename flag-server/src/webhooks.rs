@@ -1,4 +1,4 @@
-//! Webhooks (SPEC section 7): signing, the SSRF rules, and delivery.
+//! Webhooks (contract section 7): signing, the SSRF rules, and delivery.
 //!
 //! A change that notifies writes its deliveries into the `webhook_deliveries` outbox in the
 //! same transaction as the change, so a notification is never lost and never delays the

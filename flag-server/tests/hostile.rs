@@ -1,4 +1,4 @@
-//! Hostile input (SPEC section 4): deep JSON, oversized bodies, huge headers, slow-loris
+//! Hostile input (contract section 4): deep JSON, oversized bodies, huge headers, slow-loris
 //! clients and arbitrary JSON against every write endpoint get a 4xx or a closed connection,
 //! never a 5xx or a crash, and the server keeps serving everyone else.
 

@@ -45,7 +45,7 @@ pub struct EvalArgs {
     /// A JSON Lines file of contexts (`-` for stdin).
     #[arg(long)]
     pub contexts: Option<PathBuf>,
-    /// Evaluate offline against this snapshot file (SPEC section 2) instead of the server.
+    /// Evaluate offline against this snapshot file (contract section 2) instead of the server.
     #[arg(long)]
     pub snapshot: Option<PathBuf>,
 }
@@ -146,7 +146,7 @@ fn offline(path: &Path, key: &str, contexts: &[Value]) -> anyhow::Result<bool> {
         .with_context(|| format!("reading the snapshot {}", path.display()))?;
     let snapshot: Snapshot = serde_json::from_str(&text).with_context(|| {
         format!(
-            "the snapshot {} is not a snapshot (SPEC section 2)",
+            "the snapshot {} is not a snapshot (contract section 2)",
             path.display()
         )
     })?;

@@ -1,4 +1,4 @@
-//! One file per command group (SPEC section 8). Each command resolves its target through
+//! One file per command group (contract section 8). Each command resolves its target through
 //! [`Ctx`], calls the API (or, for offline `eval`, the SDK's evaluator) and prints through
 //! `output`. Commands never format HTTP errors themselves: `api` does.
 

@@ -1,4 +1,4 @@
-//! `flag release start|status|pause|resume|advance|abort` (SPEC section 7): thin calls of
+//! `flag release start|status|pause|resume|advance|abort` (contract section 7): thin calls of
 //! `/api/v1/flags/{key}/environments/{env}/release[/{action}]`. A server without releases
 //! answers 404 for the route, reported as "releases are not available on this server".
 

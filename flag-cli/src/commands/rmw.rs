@@ -127,7 +127,7 @@ impl std::str::FromStr for Percent {
 ///   first other variation.
 /// * `bucket_by` and `salt` of a current fallthrough rollout are kept (so buckets stay put);
 ///   `--bucket-by` replaces `bucket_by`. The chosen variation is listed first, so raising its
-///   percentage never moves a context out of it (SPEC section 3).
+///   percentage never moves a context out of it (contract section 3).
 /// * `enabled`, targets and rules are not touched.
 pub fn apply_rollout(
     flag: &mut Flag,

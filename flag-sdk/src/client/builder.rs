@@ -16,7 +16,7 @@ use super::{Client, StreamHandle};
 
 /// How long [`ClientBuilder::build`] waits for the first snapshot by default.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The server's heartbeat interval assumed by default (SPEC section 5: at least every 15 s).
+/// The server's heartbeat interval assumed by default (contract section 5: at least every 15 s).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -15,7 +15,7 @@ pub struct Detail {
     pub variation: Option<String>,
     /// The index of the variation served.
     pub variation_index: Option<usize>,
-    /// Why (SPEC section 3).
+    /// Why (contract section 3).
     pub reason: Reason<'static>,
 }
 

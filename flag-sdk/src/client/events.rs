@@ -1,4 +1,4 @@
-//! Evaluation and error counters for the release guard (SPEC section 7), and the task that
+//! Evaluation and error counters for the release guard (contract section 7), and the task that
 //! sends them to `POST /sdk/v1/events`.
 //!
 //! Only evaluations served through a rollout are counted (a release is a rollout), so the

@@ -1,4 +1,4 @@
-//! The stream's events (SPEC section 5) as typed updates: `put` (a whole snapshot), `patch`
+//! The stream's events (contract section 5) as typed updates: `put` (a whole snapshot), `patch`
 //! (one flag or segment) and `delete`. Parsing only; applying them is `state`'s job.
 
 use serde::Deserialize;

@@ -45,7 +45,7 @@ pub struct FlagResult {
     pub variation: Option<String>,
     /// Its index in the flag's variations.
     pub variation_index: Option<usize>,
-    /// Why (SPEC section 3 reason JSON).
+    /// Why (contract section 3 reason JSON).
     #[schema(value_type = Object)]
     pub reason: Reason<'static>,
 }

@@ -182,11 +182,11 @@ pub async fn archive(
     Ok(HttpResponse::Ok().json(meta))
 }
 
-/// The flag's configuration in one environment (SPEC section 2), `ETag: "<version>"`.
+/// The flag's configuration in one environment (contract section 2), `ETag: "<version>"`.
 #[utoipa::path(get, operation_id = "get_flag_config", path = "/api/v1/flags/{key}/environments/{env}", tag = "flags",
     params(("key" = String, Path, description = "flag key"),
            ("env" = String, Path, description = "environment key")),
-    responses((status = 200, description = "the SPEC section 2 flag", body = Object,
+    responses((status = 200, description = "the contract section 2 flag", body = Object,
                headers(("ETag" = String, description = "\"<version>\""))),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem)))]
@@ -214,7 +214,7 @@ pub async fn get_config(
 /// transaction: a stale version gets 412 and changes nothing. The body's `version` is ignored.
 /// A replaced configuration is no longer killed (`restore` then answers 409).
 #[utoipa::path(put, operation_id = "put_flag_config", path = "/api/v1/flags/{key}/environments/{env}", tag = "flags",
-    request_body(content = Object, description = "the SPEC section 2 flag"),
+    request_body(content = Object, description = "the contract section 2 flag"),
     params(("key" = String, Path, description = "flag key"),
            ("env" = String, Path, description = "environment key"),
            ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),

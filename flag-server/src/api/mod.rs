@@ -1,4 +1,4 @@
-//! The REST API under `/api/v1` (SPEC section 4), plus health, metrics and the OpenAPI
+//! The REST API under `/api/v1` (contract section 4), plus health, metrics and the OpenAPI
 //! document. One file per resource; handlers parse, call the store, and map the answer.
 //! Every route and its OpenAPI entry come from the same function.
 
@@ -161,7 +161,7 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
 #[openapi(
     info(
         title = "flag-server",
-        description = "Feature-flag platform REST API (SPEC section 4). Every error is \
+        description = "Feature-flag platform REST API (contract section 4). Every error is \
             application/problem+json. Admin endpoints take `Authorization: Bearer <admin token>`."
     ),
     paths(

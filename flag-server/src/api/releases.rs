@@ -1,4 +1,4 @@
-//! Releases (SPEC section 7): `/api/v1/flags/{key}/environments/{env}/release` to start one
+//! Releases (contract section 7): `/api/v1/flags/{key}/environments/{env}/release` to start one
 //! and read its status, and `.../release/{pause|resume|advance|abort}` for a person's moves.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The SDK endpoints (SPEC section 5), all behind an SDK token bound to one environment:
+//! The SDK endpoints (contract section 5), all behind an SDK token bound to one environment:
 //! the SSE stream, the snapshot (polling fallback, `ETag`/`304`) and the events intake. Also
 //! the admin view of SDK connections (subscriber counts). Thin: the stream's logic lives in
 //! `crate::stream`.

@@ -36,7 +36,7 @@ fn snapshot(
         .ok_or_else(|| ApiError::NotFound(format!("no environment `{env}`")))
 }
 
-/// Every segment of the environment (SPEC section 2), by key.
+/// Every segment of the environment (contract section 2), by key.
 #[utoipa::path(get, operation_id = "list_segments", path = "/api/v1/environments/{env}/segments", tag = "segments",
     params(("env" = String, Path, description = "environment key")),
     responses((status = 200, description = "the segments", body = Vec<Object>),
@@ -54,7 +54,7 @@ pub async fn list(
 
 /// Creates a segment (version 1). 409 when the key exists.
 #[utoipa::path(post, operation_id = "create_segment", path = "/api/v1/environments/{env}/segments", tag = "segments",
-    request_body(content = Object, description = "the SPEC section 2 segment"),
+    request_body(content = Object, description = "the contract section 2 segment"),
     params(("env" = String, Path, description = "environment key")),
     responses((status = 201, description = "the stored segment", body = Object),
               (status = 400, body = Problem), (status = 401, body = Problem),
@@ -105,7 +105,7 @@ pub async fn get(
 
 /// Replaces a segment; `If-Match` as for flags.
 #[utoipa::path(put, operation_id = "replace_segment", path = "/api/v1/environments/{env}/segments/{key}", tag = "segments",
-    request_body(content = Object, description = "the SPEC section 2 segment"),
+    request_body(content = Object, description = "the contract section 2 segment"),
     params(("env" = String, Path, description = "environment key"),
            ("key" = String, Path, description = "segment key"),
            ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),

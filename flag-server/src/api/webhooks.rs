@@ -1,4 +1,4 @@
-//! Webhooks (SPEC section 7): `/api/v1/webhooks` to register, list and delete them, and
+//! Webhooks (contract section 7): `/api/v1/webhooks` to register, list and delete them, and
 //! `/api/v1/webhooks/{id}/deliveries` for the delivery log.
 
 use actix_web::{web, HttpResponse};

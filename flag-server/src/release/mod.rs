@@ -1,4 +1,4 @@
-//! Releases (SPEC section 7): staged rollouts that advance on a schedule while the guard
+//! Releases (contract section 7): staged rollouts that advance on a schedule while the guard
 //! passes, and roll themselves back when the new variation hurts users.
 //!
 //! `plan` is the state machine over an explicit clock and `guard` the statistics; both are

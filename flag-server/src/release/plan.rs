@@ -27,7 +27,7 @@ pub enum OnRegression {
     Pause,
 }
 
-/// How a release was asked to run (SPEC section 7).
+/// How a release was asked to run (contract section 7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleasePlan {
@@ -357,7 +357,7 @@ impl Release {
 
     /// The fallthrough giving `percent` to the released variation and the rest to the
     /// baseline. The released variation comes first in the weights, so as its share grows
-    /// every context that had it keeps it (SPEC section 3). The salt stays the flag key.
+    /// every context that had it keeps it (contract section 3). The salt stays the flag key.
     pub fn serve_at(&self, percent: u32, variations: &[&str]) -> Serve {
         let new = percent.min(100) * (TOTAL_WEIGHT / 100);
         let mut weights = vec![WeightedVariation {

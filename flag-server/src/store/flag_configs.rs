@@ -1,4 +1,4 @@
-//! A flag's configuration per environment (SPEC section 2's flag object): replacing it with
+//! A flag's configuration per environment (contract section 2's flag object): replacing it with
 //! `If-Match`, the kill switch and its restore point, and the rows a new flag or a new
 //! environment starts with. Every change bumps the environment's revision, queues the
 //! `flag.changed` webhook and emits the effect the stream publishes, in the same transaction.
