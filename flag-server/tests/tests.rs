@@ -15,6 +15,7 @@ mod hostile;
 mod kill;
 mod openapi;
 mod ops;
+mod postgres_sql;
 mod releases;
 mod sdk_stream;
 mod segments;

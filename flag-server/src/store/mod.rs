@@ -15,6 +15,7 @@ mod health;
 mod migrations;
 pub mod releases;
 pub mod segments;
+pub mod sql;
 pub mod tokens;
 pub mod webhooks;
 mod writer;
