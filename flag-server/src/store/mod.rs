@@ -30,6 +30,8 @@ use flag_sdk::Snapshot;
 use rusqlite::{Connection, OpenFlags};
 use time::format_description::well_known::Rfc3339;
 
+use sql::Conn;
+
 pub use effects::Effect;
 pub use migrations::SCHEMA_VERSION;
 pub use writer::WriteCtx;
@@ -42,6 +44,10 @@ use crate::stream::Broadcaster;
 
 /// Reader connections in the pool.
 const READERS: usize = 4;
+
+/// Prepared statements each SQLite connection keeps: more than the store has, so that every
+/// statement (they all go through the cache) is prepared once per connection.
+const STATEMENT_CACHE: usize = 64;
 
 /// What the writer updates after each COMMIT, in this order: snapshots, tokens, stream.
 #[derive(Clone)]
@@ -69,16 +75,7 @@ impl Store {
         admin_token: Option<&str>,
         published: Published,
     ) -> anyhow::Result<(Store, Option<String>)> {
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
-        let mut conn = conn;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = 5000;",
-        )
-        .context("cannot configure the database")?;
-        migrations::migrate(&mut conn)
-            .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+        let conn = open_sqlite_writer(path)?;
         let created =
             tokens::bootstrap(&conn, admin_token).context("cannot set up the admin token")?;
         let working = load_snapshots(&conn).context("cannot load the flags")?;
@@ -99,12 +96,7 @@ impl Store {
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let r = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            r.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
-            readers.push(r);
+            readers.push(open_sqlite_reader(path)?);
         }
         let (jobs, rx) = channel();
         let health = Arc::new(health::Health::default());
@@ -169,7 +161,7 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, ApiError> + Send + 'static,
     {
         let readers = self.readers.clone();
         actix_web::web::block(move || readers.with(f))
@@ -180,12 +172,12 @@ impl Store {
 
 /// A fixed set of read-only connections.
 struct ReadPool {
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Conn>>,
     available: Condvar,
 }
 
 impl ReadPool {
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&Conn) -> T) -> T {
         let conn = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             loop {
@@ -212,8 +204,35 @@ fn catch<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
 }
 
+/// Opens the SQLite file as the writer: WAL, `synchronous = FULL`, foreign keys, a busy
+/// timeout, and the schema migrated to [`SCHEMA_VERSION`].
+fn open_sqlite_writer(path: &Path) -> anyhow::Result<Conn> {
+    let mut conn = Connection::open(path)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 5000;",
+    )
+    .context("cannot configure the database")?;
+    migrations::migrate(&mut conn)
+        .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(Conn::sqlite(conn))
+}
+
+/// Opens a read-only connection to the SQLite file for the reader pool.
+fn open_sqlite_reader(path: &Path) -> anyhow::Result<Conn> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(Conn::sqlite(conn))
+}
+
 /// Every environment's snapshot as committed.
-pub(crate) fn load_snapshots(conn: &Connection) -> anyhow::Result<HashMap<String, Snapshot>> {
+pub(crate) fn load_snapshots(conn: &Conn) -> anyhow::Result<HashMap<String, Snapshot>> {
     let mut out = HashMap::new();
     for (key, revision) in environments::revisions(conn)? {
         out.insert(

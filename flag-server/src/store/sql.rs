@@ -139,6 +139,13 @@ impl FromValue for u32 {
     }
 }
 
+impl FromValue for u16 {
+    const EXPECTED: &'static str = "a 16-bit non-negative integer";
+    fn from_value(value: &Value) -> Option<Self> {
+        i64::from_value(value).and_then(|i| u16::try_from(i).ok())
+    }
+}
+
 impl FromValue for bool {
     const EXPECTED: &'static str = "a boolean (0 or 1)";
     fn from_value(value: &Value) -> Option<Self> {
@@ -310,7 +317,8 @@ pub struct Conn {
 
 enum Inner {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<Pg>),
+    /// Boxed: a PostgreSQL client with its statement cache is three times an SQLite handle.
+    Postgres(Box<RefCell<Pg>>),
 }
 
 struct Pg {
@@ -330,10 +338,10 @@ impl Conn {
     /// A connection over an open PostgreSQL client.
     pub fn postgres(client: postgres::Client) -> Conn {
         Conn {
-            inner: Inner::Postgres(RefCell::new(Pg {
+            inner: Inner::Postgres(Box::new(RefCell::new(Pg {
                 client,
                 statements: HashMap::new(),
-            })),
+            }))),
             changed: Cell::new(0),
         }
     }

@@ -18,13 +18,12 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flag_sdk::Snapshot;
-use rusqlite::{params, Connection, OptionalExtension};
-
 use super::effects::{after_commit, apply, Effect};
 use super::health::{failure_detail, Health};
+use super::sql::{self, params, Backend, Conn};
 use super::Published;
 use crate::error::{storage_fault, ApiError};
+use flag_sdk::Snapshot;
 
 /// How many requests one group commit takes at most.
 const MAX_BATCH: usize = 512;
@@ -96,7 +95,7 @@ pub(crate) enum Outcome {
 /// and the state of every environment as the requests before it left it.
 pub struct WriteCtx<'a> {
     /// The writer connection, inside this request's savepoint.
-    pub conn: &'a Connection,
+    pub conn: &'a Conn,
     /// The commit time, RFC 3339 UTC.
     pub now: &'a str,
     working: &'a HashMap<String, Snapshot>,
@@ -121,15 +120,13 @@ impl WriteCtx<'_> {
 
     /// Bumps the environment's revision and returns the new one.
     pub fn bump_revision(&self, environment: &str) -> Result<u64, ApiError> {
-        let revision: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "UPDATE environments SET revision = revision + 1 WHERE key = ?1 RETURNING revision",
-            )?
-            .query_row(params![environment], |r| r.get(0))
-            .optional()?;
+        let revision = self.conn.query_opt(
+            "UPDATE environments SET revision = revision + 1 WHERE key = ?1 RETURNING revision",
+            params![environment],
+        )?;
         revision
-            .map(|r| r as u64)
+            .map(|r| r.get::<i64>(0).map(|r| r as u64))
+            .transpose()?
             .ok_or_else(|| ApiError::NotFound(format!("no environment `{environment}`")))
     }
 
@@ -138,14 +135,19 @@ impl WriteCtx<'_> {
         self.effects.push(effect);
     }
 
-    /// A real write that changes nothing (the database header's `user_version`, rewritten
-    /// as it is): whether the database can be written again after a storage fault.
+    /// A real write that changes nothing: whether the database can be written again after a
+    /// storage fault. SQLite: the database header's `user_version`, rewritten as it is.
+    /// PostgreSQL: its writes go to the server, which has no such header; the writer's
+    /// transaction reaching COMMIT is the probe.
     pub fn probe(&mut self) -> Result<(), ApiError> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        self.conn
-            .execute_batch(&format!("PRAGMA user_version = {version}"))?;
+        if self.conn.backend() == Backend::Sqlite {
+            let version: i64 = self
+                .conn
+                .query_one("PRAGMA user_version", params![])?
+                .get(0)?;
+            self.conn
+                .batch(&format!("PRAGMA user_version = {version}"))?;
+        }
         self.probed = true;
         Ok(())
     }
@@ -153,7 +155,7 @@ impl WriteCtx<'_> {
 
 /// The writer thread's loop: returns when every sender is gone.
 pub(crate) fn run(
-    conn: Connection,
+    conn: Conn,
     mut working: HashMap<String, Snapshot>,
     jobs: Receiver<Job>,
     published: Published,
@@ -166,9 +168,9 @@ pub(crate) fn run(
         let batch = gather.collect(first, &jobs);
         let started = Instant::now();
         published.metrics.batch_size.observe(batch.len() as f64);
-        if !conn.is_autocommit() {
+        if in_transaction(&conn) {
             // A transaction left open by a failed COMMIT and ROLLBACK: end it first.
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.batch("ROLLBACK");
         }
         if stale {
             stale = !reload(&conn, &mut working);
@@ -180,7 +182,7 @@ pub(crate) fn run(
                 continue;
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = begin(&conn) {
             let detail = failure_detail(&conn, &e);
             tracing::error!(error = %e, %detail, "cannot begin a transaction");
             if storage_fault(&e).is_some() {
@@ -189,7 +191,7 @@ pub(crate) fn run(
             reject(batch, &detail);
             continue;
         }
-        let changes = conn.total_changes();
+        let changes = conn.changed();
         let mut probed = false;
         let now = crate::store::now();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
@@ -232,10 +234,10 @@ pub(crate) fn run(
                     exec(&conn, "RELEASE request");
                 }
             }
-            if conn.is_autocommit() {
-                // SQLite rolled the whole transaction back (a storage fault in a statement):
-                // what the requests before did is gone, and the next ones must not run
-                // outside a transaction.
+            if transaction_lost(&conn) {
+                // SQLite rolled the whole transaction back (a storage fault in a statement),
+                // or the connection to PostgreSQL broke: what the requests before did is
+                // gone, and the next ones must not run outside a transaction.
                 lost = true;
                 break;
             }
@@ -255,10 +257,10 @@ pub(crate) fn run(
             stale = !reload(&conn, &mut working);
             continue;
         }
-        if let Err(e) = conn.execute_batch("COMMIT") {
+        if let Err(e) = conn.batch("COMMIT") {
             let detail = failure_detail(&conn, &e);
             tracing::error!(error = %e, %detail, "group commit failed; rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.batch("ROLLBACK");
             if storage_fault(&e).is_some() {
                 health.set(Some(detail.clone()));
             }
@@ -268,7 +270,7 @@ pub(crate) fn run(
             }
             continue;
         }
-        if probed || conn.total_changes() > changes {
+        if probed || conn.changed() > changes {
             // Something reached the disk: the database takes writes (again).
             health.set(None);
         }
@@ -284,7 +286,33 @@ pub(crate) fn run(
         }
     }
     // Every sender is gone: the server is shutting down. Checkpoint so the WAL is small.
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    if conn.backend() == Backend::Sqlite {
+        let _ = conn.batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+}
+
+/// Starts a group's transaction. SQLite: `IMMEDIATE`, so the write lock is taken up front
+/// and a busy database fails here rather than at the first write.
+fn begin(conn: &Conn) -> Result<(), sql::Error> {
+    match conn.backend() {
+        Backend::Sqlite => conn.batch("BEGIN IMMEDIATE"),
+        Backend::Postgres => conn.batch("BEGIN"),
+    }
+}
+
+/// Whether a transaction is still open on the connection between groups (SQLite, after a
+/// failed COMMIT and ROLLBACK). PostgreSQL ends a transaction whose COMMIT failed itself.
+fn in_transaction(conn: &Conn) -> bool {
+    conn.as_sqlite().is_some_and(|c| !c.is_autocommit())
+}
+
+/// Whether the group's transaction is gone while the group runs: SQLite rolled it back
+/// itself (it is in autocommit again), or the connection to PostgreSQL broke.
+fn transaction_lost(conn: &Conn) -> bool {
+    match conn.as_sqlite() {
+        Some(c) => c.is_autocommit(),
+        None => conn.is_closed(),
+    }
 }
 
 /// Answers requests that will not run with a 503 carrying `detail`.
@@ -296,14 +324,12 @@ fn reject(jobs: Vec<Job>, detail: &str) {
 }
 
 /// Runs a statement without parameters from the statement cache; errors surface at COMMIT.
-fn exec(conn: &Connection, sql: &str) {
-    if let Ok(mut stmt) = conn.prepare_cached(sql) {
-        let _ = stmt.execute([]);
-    }
+fn exec(conn: &Conn, sql: &str) {
+    let _ = conn.execute(sql, params![]);
 }
 
 /// Replaces `working` with what is committed; false when the database cannot be read.
-fn reload(conn: &Connection, working: &mut HashMap<String, Snapshot>) -> bool {
+fn reload(conn: &Conn, working: &mut HashMap<String, Snapshot>) -> bool {
     match super::load_snapshots(conn) {
         Ok(fresh) => {
             *working = fresh;
@@ -373,7 +399,7 @@ mod fault_tests {
         Box::new(move |ctx| {
             let result = match ctx {
                 None => None,
-                Some(ctx) => Some(match (ctx.conn.execute_batch(sql), fault) {
+                Some(ctx) => Some(match (ctx.conn.batch(sql), fault) {
                     (Ok(()), None) => Ok(()),
                     (Err(e), _) => Err(e.to_string()),
                     (Ok(()), Some(f)) => Err(f.to_owned()),
@@ -407,10 +433,9 @@ mod fault_tests {
         }
     }
 
-    fn rows(conn: &Connection) -> Vec<i64> {
-        let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
-        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
-        rows.map(Result::unwrap).collect()
+    fn rows(conn: &Conn) -> Vec<i64> {
+        conn.query_map("SELECT x FROM t ORDER BY x", params![], |r| r.get(0))
+            .unwrap()
     }
 
     /// When SQLite rolls the group's transaction back in the middle (as it may on a full disk
@@ -420,11 +445,8 @@ mod fault_tests {
     fn a_transaction_lost_mid_group_saves_nothing_and_answers_503() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let conn = Connection::open(&path).unwrap();
-        let mut migrating = Connection::open(&path).unwrap();
-        super::super::migrations::migrate(&mut migrating).unwrap();
-        drop(migrating);
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let conn = super::super::open_sqlite_writer(&path).unwrap();
+        conn.batch("CREATE TABLE t (x INTEGER)").unwrap();
         let working = super::super::load_snapshots(&conn).unwrap();
         let (tx, rx) = channel::<Job>();
         let (out, answers) = channel();
@@ -455,7 +477,7 @@ mod fault_tests {
                 ("faulty", Err("the disk is full".into())),
             ]
         );
-        let check = Connection::open(&path).unwrap();
+        let check = super::super::open_sqlite_reader(&path).unwrap();
         assert_eq!(rows(&check), Vec::<i64>::new());
         assert_eq!(health.fault().as_deref(), Some("the disk is full"));
 
