@@ -71,3 +71,46 @@ fn savepoints_roll_back_one_request_and_keep_the_others() {
         .unwrap();
     assert_eq!(rows, vec![1, 2]);
 }
+
+/// What a client is answered when PostgreSQL fails: a lost connection is a 503 it may retry
+/// (nothing was saved); a broken unique key is the store's bug, a 500, as on SQLite.
+#[test]
+fn a_lost_connection_is_503_and_a_unique_violation_500() {
+    use actix_web::http::StatusCode;
+    use actix_web::ResponseError;
+    use flag_server::error::ApiError;
+
+    let url = postgres::database();
+    let conn = Conn::postgres(::postgres::Client::connect(&url, ::postgres::NoTls).unwrap());
+    conn.batch("CREATE TABLE t (x BIGINT PRIMARY KEY)").unwrap();
+    let insert = "INSERT INTO t VALUES (?1)";
+    conn.execute(insert, &[Param::Int(1)]).unwrap();
+    let duplicate = conn.execute(insert, &[Param::Int(1)]).unwrap_err();
+    assert_eq!(
+        ApiError::from(duplicate).status_code(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    let pid: i64 = conn
+        .query_one("SELECT pg_backend_pid()::BIGINT", &[])
+        .unwrap()
+        .get(0)
+        .unwrap();
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    // Waits (up to 10 s) until the session is gone.
+    let terminated: bool = admin
+        .query_one(
+            "SELECT pg_terminate_backend($1::BIGINT::INT, 10000)",
+            &[&pid],
+        )
+        .unwrap()
+        .get(0);
+    assert!(terminated);
+    let lost = conn.execute(insert, &[Param::Int(2)]).unwrap_err();
+    let e = ApiError::from(lost);
+    assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        e.to_string(),
+        "the database is unreachable; the change was not saved"
+    );
+}
