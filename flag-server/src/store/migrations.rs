@@ -103,6 +103,8 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE next_a
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database up to [`SCHEMA_VERSION`]; refuses a database from a newer build.
+/// SQLite only: it takes the SQLite connection before the store wraps it in a
+/// [`Conn`](super::sql::Conn), since the version lives in the database header.
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {

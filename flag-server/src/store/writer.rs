@@ -18,12 +18,13 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flag_sdk::Snapshot;
+
 use super::effects::{after_commit, apply, Effect};
 use super::health::{failure_detail, Health};
 use super::sql::{self, params, Backend, Conn};
 use super::Published;
 use crate::error::{storage_fault, ApiError};
-use flag_sdk::Snapshot;
 
 /// How many requests one group commit takes at most.
 const MAX_BATCH: usize = 512;
