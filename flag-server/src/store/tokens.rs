@@ -190,10 +190,19 @@ pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo,
 
 /// At start: makes `secret` (FLAG_ADMIN_TOKEN) an active admin token named `bootstrap`; with
 /// no secret and no active admin token, creates one and returns its secret to print once.
+///
+/// A created token stays *pending* until [`shown`] records that a start printed it and came
+/// up. Every start first deletes the pending tokens: one from a start that failed before it
+/// showed its token is replaced, so the next start prints a token again and nobody is locked
+/// out by a secret that was never shown.
 pub(crate) fn bootstrap(conn: &Connection, secret: Option<&str>) -> anyhow::Result<Option<String>> {
     let now = super::now();
     if let Some(secret) = secret {
         let hash = crate::auth::hash(secret);
+        conn.execute(
+            "DELETE FROM tokens WHERE pending = 1 AND hash <> ?1",
+            [hash.as_slice()],
+        )?;
         let existing: Option<i64> = conn
             .query_row(
                 "SELECT id FROM tokens WHERE hash = ?1",
@@ -204,7 +213,8 @@ pub(crate) fn bootstrap(conn: &Connection, secret: Option<&str>) -> anyhow::Resu
         match existing {
             Some(id) => {
                 conn.execute(
-                    "UPDATE tokens SET revoked_at = NULL, kind = 'admin', environment = NULL WHERE id = ?1",
+                    "UPDATE tokens SET revoked_at = NULL, kind = 'admin', environment = NULL,
+                     pending = 0 WHERE id = ?1",
                     [id],
                 )?;
             }
@@ -218,6 +228,7 @@ pub(crate) fn bootstrap(conn: &Connection, secret: Option<&str>) -> anyhow::Resu
         }
         return Ok(None);
     }
+    conn.execute("DELETE FROM tokens WHERE pending = 1", [])?;
     let admins: i64 = conn.query_row(
         "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
         [],
@@ -228,9 +239,18 @@ pub(crate) fn bootstrap(conn: &Connection, secret: Option<&str>) -> anyhow::Resu
     }
     let secret = crate::auth::new_secret();
     conn.execute(
-        "INSERT INTO tokens (name, kind, environment, hash, created_at)
-         VALUES ('bootstrap', 'admin', NULL, ?1, ?2)",
+        "INSERT INTO tokens (name, kind, environment, hash, created_at, pending)
+         VALUES ('bootstrap', 'admin', NULL, ?1, ?2, 1)",
         params![crate::auth::hash(&secret).as_slice(), now],
     )?;
     Ok(Some(secret))
+}
+
+/// Records that the admin token `bootstrap` created has been shown: it is kept from now on.
+pub(crate) fn shown(conn: &Connection, secret: &str) -> Result<(), ApiError> {
+    conn.execute(
+        "UPDATE tokens SET pending = 0 WHERE hash = ?1",
+        [crate::auth::hash(secret).as_slice()],
+    )?;
+    Ok(())
 }
