@@ -32,12 +32,13 @@ pub struct Config {
     #[arg(long, env = "FLAG_SSE_BUFFER", default_value_t = 256)]
     pub sse_buffer: usize,
     /// Let webhooks target loopback and private addresses (link-local and metadata
-    /// addresses are refused whatever this says).
+    /// addresses are refused whatever this says). BOOL: 1/0, true/false, yes/no, on/off.
     #[arg(
         long,
         env = "FLAG_WEBHOOK_ALLOW_PRIVATE",
         value_name = "BOOL",
         value_parser = BoolishValueParser::new(),
+        hide_possible_values = true,
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",

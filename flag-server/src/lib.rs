@@ -131,7 +131,7 @@ impl Running {
             .store
             .write(move |ctx| store::tokens::shown(ctx.conn, &secret))
             .await
-            .map_err(|e| anyhow::anyhow!("cannot record that the admin token was shown: {e}"))
+            .map_err(|e| anyhow::anyhow!("cannot record that the admin token was shown ({e}); the next start creates another"))
     }
 }
 

@@ -254,3 +254,56 @@ pub(crate) fn shown(conn: &Connection, secret: &str) -> Result<(), ApiError> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        conn
+    }
+
+    fn admins(conn: &Connection) -> Vec<(String, bool)> {
+        let mut stmt = conn
+            .prepare("SELECT hex(hash), pending FROM tokens WHERE kind = 'admin' ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    fn hash_hex(secret: &str) -> String {
+        hex::encode_upper(crate::auth::hash(secret))
+    }
+
+    #[test]
+    fn a_token_never_shown_is_replaced_at_the_next_start_and_kept_once_shown() {
+        let conn = database();
+        let first = bootstrap(&conn, None).unwrap().expect("a token is created");
+        assert_eq!(admins(&conn), [(hash_hex(&first), true)]);
+        // That start failed before showing it: the next one replaces it.
+        let second = bootstrap(&conn, None)
+            .unwrap()
+            .expect("another token is created");
+        assert_ne!(first, second);
+        assert_eq!(admins(&conn), [(hash_hex(&second), true)]);
+        shown(&conn, &second).unwrap();
+        assert_eq!(bootstrap(&conn, None).unwrap(), None);
+        assert_eq!(admins(&conn), [(hash_hex(&second), false)]);
+    }
+
+    #[test]
+    fn a_given_admin_token_drops_the_pending_ones_but_keeps_itself() {
+        let conn = database();
+        let unseen = bootstrap(&conn, None).unwrap().unwrap();
+        assert_eq!(bootstrap(&conn, Some("from-the-env")).unwrap(), None);
+        assert_eq!(admins(&conn), [(hash_hex("from-the-env"), false)]);
+        // The printed secret given back as FLAG_ADMIN_TOKEN is kept, no longer pending.
+        let conn = database();
+        let printed = bootstrap(&conn, None).unwrap().unwrap();
+        assert_ne!(printed, unseen);
+        bootstrap(&conn, Some(&printed)).unwrap();
+        assert_eq!(admins(&conn), [(hash_hex(&printed), false)]);
+    }
+}
