@@ -15,6 +15,7 @@ mod hostile;
 mod kill;
 mod openapi;
 mod ops;
+mod process;
 mod releases;
 mod sdk_stream;
 mod segments;

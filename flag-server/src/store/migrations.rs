@@ -97,6 +97,10 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE next_at IS NOT NULL;
 "#,
+    // An admin token created at a start that has not shown it yet (see `tokens::bootstrap`).
+    r#"
+ALTER TABLE tokens ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,7 @@ pub mod environments;
 pub mod flag_configs;
 pub mod flags;
 mod health;
+mod lock;
 mod migrations;
 pub mod releases;
 pub mod segments;
@@ -30,6 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 use time::format_description::well_known::Rfc3339;
 
 pub use effects::Effect;
+pub use lock::DbLock;
 pub use migrations::SCHEMA_VERSION;
 pub use writer::WriteCtx;
 

@@ -2,6 +2,7 @@
 //! HTTP helpers that speak to it with the admin token.
 
 pub mod live;
+pub mod process;
 
 use flag_server::{Config, Running};
 use reqwest::{Method, StatusCode};
