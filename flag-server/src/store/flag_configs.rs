@@ -13,6 +13,7 @@ use super::audit::{self, NewAudit};
 use super::flags::no_flag;
 use super::{json, releases, to_json, webhooks, Effect, WriteCtx};
 use crate::error::ApiError;
+use crate::release::plan::ReleaseState;
 
 /// What a kill or restore did.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -27,6 +28,9 @@ pub struct KillOutcome {
     pub changed: bool,
     /// SDK stream subscribers of the environment when the change was published.
     pub subscribers: usize,
+    /// A release of the flag in the environment is paused: by this kill, or (after a
+    /// restore) still, until `POST .../release/resume`.
+    pub release_paused: bool,
 }
 
 /// Every live flag's configuration, by environment.
@@ -259,13 +263,14 @@ pub fn kill(
             flag: row.config,
             changed: false,
             subscribers: 0,
+            release_paused: false,
         });
     }
     let mut after = row.config.clone();
     after.enabled = false;
     after.version = row.version + 1;
     write_config(ctx, env, &after, Some(&row.config))?;
-    let outcome = audited(
+    let mut outcome = audited(
         ctx,
         actor,
         "flag.kill",
@@ -275,7 +280,7 @@ pub fn kill(
         Some(reason),
     )?;
     // The responder's word overrides everything automatic: the release stops where it is.
-    releases::hold_for_kill(ctx, actor, key, env, reason)?;
+    outcome.release_paused = releases::hold_for_kill(ctx, actor, key, env, reason)?;
     Ok(outcome)
 }
 
@@ -323,7 +328,10 @@ pub fn restore(
     after.version = row.version + 1;
     validate_flag_in(&after, ctx.snapshot(env)?)?;
     write_config(ctx, env, &after, None)?;
-    audited(ctx, actor, "flag.restore", env, row.config, after, reason)
+    let mut outcome = audited(ctx, actor, "flag.restore", env, row.config, after, reason)?;
+    outcome.release_paused =
+        releases::get(ctx.conn, key, env)?.is_some_and(|r| r.state == ReleaseState::Paused);
+    Ok(outcome)
 }
 
 /// Records a kill or restore that changed `before` into `after` in the audit log.
@@ -354,5 +362,6 @@ fn audited(
         flag: after,
         changed: true,
         subscribers: 0,
+        release_paused: false,
     })
 }

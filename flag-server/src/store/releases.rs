@@ -228,22 +228,23 @@ fn apply(
 
 /// A kill of `flag` in `env` pauses its running release, with an audit row giving the kill's
 /// reason (called by the kill, in its transaction). Nothing else moves it until a person
-/// resumes it after `restore`.
+/// resumes it after `restore`. Returns whether it paused one.
 pub fn hold_for_kill(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
     flag: &str,
     env: &str,
     reason: &str,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let Some(mut release) = get(ctx.conn, flag, env)? else {
-        return Ok(());
+        return Ok(false);
     };
     let before = release.clone();
-    match release.hold_for_kill(reason) {
-        Some(step) => save_and_audit(ctx, actor, flag, env, Some(&before), &release, &step),
-        None => Ok(()),
-    }
+    let Some(step) = release.hold_for_kill(reason) else {
+        return Ok(false);
+    };
+    save_and_audit(ctx, actor, flag, env, Some(&before), &release, &step)?;
+    Ok(true)
 }
 
 fn save_and_audit(
