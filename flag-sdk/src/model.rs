@@ -253,3 +253,59 @@ pub struct SegmentRule {
     /// AND-ed conditions.
     pub clauses: Vec<Clause>,
 }
+
+impl Serve {
+    /// The attribute and salt this serve buckets by: a rollout's own, else `key` and no salt
+    /// (the flag key). A new rollout that keeps them keeps every context in its bucket.
+    pub fn bucketing(&self) -> (&str, Option<&str>) {
+        match self {
+            Serve::Rollout(r) => (r.bucket_by.as_str(), r.salt.as_deref()),
+            Serve::Variation(_) => ("key", None),
+        }
+    }
+
+    /// The sticky rollout that replaces `current`: `variation` gets `weight` (thousandths of
+    /// a percent, at most [`TOTAL_WEIGHT`]) and is listed first, so raising its weight never
+    /// moves a context out of it (contract section 3); the rest is shared among `rest` in
+    /// proportion to their weights (the last one takes the rounding; `variation` itself is
+    /// skipped). `current`'s `bucket_by` and salt are kept; `bucket_by` replaces the attribute.
+    /// `flag rollout` and the release stages both build their fallthrough here.
+    pub fn sticky_rollout(
+        current: &Serve,
+        bucket_by: Option<&str>,
+        variation: &str,
+        weight: u32,
+        rest: &[WeightedVariation],
+    ) -> Serve {
+        let (kept, salt) = current.bucketing();
+        let weight = weight.min(TOTAL_WEIGHT);
+        let remaining = TOTAL_WEIGHT - weight;
+        let others: Vec<&WeightedVariation> =
+            rest.iter().filter(|w| w.variation != variation).collect();
+        let total: u64 = others.iter().map(|w| u64::from(w.weight)).sum();
+        let mut weights = vec![WeightedVariation {
+            variation: variation.to_owned(),
+            weight,
+        }];
+        let mut given = 0;
+        for (i, w) in others.iter().enumerate() {
+            let share = if i + 1 == others.len() {
+                remaining - given
+            } else {
+                (u64::from(remaining) * u64::from(w.weight))
+                    .checked_div(total)
+                    .unwrap_or(0) as u32
+            };
+            given += share;
+            weights.push(WeightedVariation {
+                variation: w.variation.clone(),
+                weight: share,
+            });
+        }
+        Serve::Rollout(Rollout {
+            bucket_by: bucket_by.unwrap_or(kept).to_owned(),
+            salt: salt.map(str::to_owned),
+            weights,
+        })
+    }
+}

@@ -78,8 +78,9 @@ impl FeatureProvider for FlagProvider {
     fn status(&self) -> ProviderStatus {
         match (self.client.status(), self.client.revision().is_some()) {
             (Status::Valid, _) | (Status::Offline, true) => ProviderStatus::Ready,
-            (Status::Stale, _) => ProviderStatus::STALE,
-            (Status::Offline, false) => ProviderStatus::Error,
+            // A refused token keeps serving what it holds, which is no longer updated.
+            (Status::Stale, _) | (Status::Refused { .. }, true) => ProviderStatus::STALE,
+            (Status::Offline | Status::Refused { .. }, false) => ProviderStatus::Error,
             _ => ProviderStatus::NotReady,
         }
     }

@@ -2,133 +2,16 @@
 //! malformed data, auth failures, staleness, the cache file and offline clients. The real
 //! server's end-to-end tests live in `flag-server/tests/`.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flag_sdk::client::STREAM_PATH;
-use flag_sdk::{Client, Context, ErrorKind, Reason, Snapshot, Status};
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use flag_sdk::{Client, ClientError, Context, ErrorKind, FlagChange, Reason, Snapshot, Status};
+use serde_json::json;
 use tokio::sync::broadcast;
 
+use crate::common::sse_server::{closed_port, patch, put, snapshot, Fake, Reply};
+
 const WAIT: Duration = Duration::from_secs(10);
-
-/// What the scripted server answers to its n-th connection.
-#[derive(Clone)]
-enum Reply {
-    /// 200 with this body, then whatever is pushed, until the test ends.
-    Stream(String),
-    /// 200 with this body, then close.
-    StreamThenClose(String),
-    /// An empty response with this status.
-    Status(u16),
-}
-
-struct Fake {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-    push: broadcast::Sender<String>,
-}
-
-impl Fake {
-    async fn start(replies: Vec<Reply>) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let (push, _) = broadcast::channel(64);
-        let (log, pusher) = (requests.clone(), push.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let n = log.lock().unwrap().len();
-                let reply = replies[n.min(replies.len() - 1)].clone();
-                let (log, rx) = (log.clone(), pusher.subscribe());
-                log.lock().unwrap().push(String::new());
-                tokio::spawn(serve(socket, reply, log, n, rx));
-            }
-        });
-        Fake {
-            url,
-            requests,
-            push,
-        }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn push(&self, text: String) {
-        let _ = self.push.send(text);
-    }
-}
-
-async fn serve(
-    mut socket: TcpStream,
-    reply: Reply,
-    log: Arc<Mutex<Vec<String>>>,
-    n: usize,
-    mut pushed: broadcast::Receiver<String>,
-) {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(k) => head.extend_from_slice(&buf[..k]),
-        }
-    }
-    log.lock().unwrap()[n] = String::from_utf8_lossy(&head).into_owned();
-    let (status, body, keep) = match reply {
-        Reply::Stream(body) => (200, body, true),
-        Reply::StreamThenClose(body) => (200, body, false),
-        Reply::Status(status) => (status, String::new(), false),
-    };
-    let head = if status == 200 {
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n".to_owned()
-    } else {
-        format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-    };
-    if socket.write_all(head.as_bytes()).await.is_err()
-        || socket.write_all(body.as_bytes()).await.is_err()
-    {
-        return;
-    }
-    if keep {
-        while let Ok(text) = pushed.recv().await {
-            if socket.write_all(text.as_bytes()).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
-fn flag(key: &str, enabled: bool, version: u64) -> Value {
-    json!({"key": key, "kind": "boolean", "version": version, "enabled": enabled,
-        "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
-        "off_variation": "off", "fallthrough": {"variation": "on"}})
-}
-
-fn snapshot(revision: u64, enabled: bool) -> Value {
-    json!({"environment": "production", "revision": revision,
-        "flags": {"checkout": flag("checkout", enabled, revision)}})
-}
-
-fn put(revision: u64, enabled: bool) -> String {
-    format!(
-        "event: put\nid: {revision}\ndata: {}\n\n",
-        snapshot(revision, enabled)
-    )
-}
-
-fn patch(revision: u64, enabled: bool) -> String {
-    let data = json!({"revision": revision, "kind": "flag", "key": "checkout",
-        "data": flag("checkout", enabled, revision)});
-    format!("event: patch\nid: {revision}\ndata: {data}\n\n")
-}
 
 fn ctx() -> Context {
     Context::new("user-1")
@@ -147,6 +30,12 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The next change notification, within [`WAIT`].
+async fn next_change(changes: &mut broadcast::Receiver<FlagChange>) -> FlagChange {
+    let next = tokio::time::timeout(WAIT, changes.recv()).await;
+    next.expect("a change in time").expect("a change")
 }
 
 fn builder(url: &str) -> flag_sdk::ClientBuilder {
@@ -173,10 +62,7 @@ async fn first_snapshot_then_live_patches() {
     let mut changes = client.subscribe();
     fake.push(": heartbeat\n\n".to_owned());
     fake.push(patch(2, false));
-    let change = tokio::time::timeout(WAIT, changes.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let change = next_change(&mut changes).await;
     assert_eq!(change.revision, 2);
     assert_eq!(change.flags, vec!["checkout".to_owned()]);
     assert!(!client.bool_variation("checkout", &ctx(), true));
@@ -192,10 +78,7 @@ async fn first_snapshot_then_live_patches() {
         "event: delete\nid: 3\ndata: {}\n\n",
         json!({"revision": 3, "kind": "flag", "key": "checkout"})
     ));
-    let change = tokio::time::timeout(WAIT, changes.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let change = next_change(&mut changes).await;
     assert_eq!(change.revision, 3, "revisions 2 and 1 were ignored");
     assert_eq!(
         client.variation_detail("checkout", &ctx()).reason,
@@ -208,8 +91,36 @@ async fn first_snapshot_then_live_patches() {
 }
 
 #[tokio::test]
-async fn malformed_event_keeps_data_and_reconnects_with_last_event_id() {
-    // A put at revision 1, then a patch whose JSON is cut short.
+async fn unknown_events_and_unusable_patches_are_skipped_and_later_patches_apply() {
+    // A put (checkout on), an unknown event type, a patch and a delete of an unknown kind, a
+    // patch whose data is not a flag, a patch cut short, then the kill (revision 6). Every
+    // connection gets the same stream, as a server replaying from `Last-Event-ID` would.
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/unknown_events.sse"
+    ))
+    .unwrap();
+    let fake = Fake::start(vec![Reply::Stream(fixture)]).await;
+    let client = builder(&fake.url).build().await.unwrap();
+    eventually("the kill", || client.revision() == Some(6)).await;
+    assert!(!client.bool_variation("checkout", &ctx(), true), "killed");
+    assert_eq!(client.status(), Status::Valid);
+
+    // Live, one event per chunk: the stream still carries on.
+    let mut changes = client.subscribe();
+    fake.push("event: future-kind\ndata: {}\n\n".to_owned());
+    fake.push("event: patch\nid: 7\ndata: {\"revision\": 7, \"kind\": \n\n".to_owned());
+    fake.push(patch(8, true));
+    let change = next_change(&mut changes).await;
+    assert_eq!(change.revision, 8);
+    assert!(client.bool_variation("checkout", &ctx(), false));
+    assert_eq!(fake.requests().len(), 1, "never reconnected");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn unusable_put_keeps_data_and_reconnects_with_last_event_id() {
+    // A put at revision 1, then a put whose JSON is cut short.
     let malformed = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/malformed.sse"
@@ -228,19 +139,67 @@ async fn malformed_event_keeps_data_and_reconnects_with_last_event_id() {
 }
 
 #[tokio::test]
-async fn revoked_token_goes_offline_without_a_hot_loop() {
+async fn refused_token_fails_build_naming_the_refusal() {
+    for code in [401, 403] {
+        let fake = Fake::start(vec![Reply::Status(code)]).await;
+        let error = builder(&fake.url).build().await.unwrap_err();
+        assert!(
+            matches!(error, ClientError::Refused { http_status } if http_status == code),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(&format!("({code} ")), "{message}");
+        assert!(
+            message.contains("SDK token for this environment"),
+            "{message}"
+        );
+    }
+    // A cache file does not hide it.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("flags.json");
+    std::fs::write(&cache, snapshot(7, true).to_string()).unwrap();
     let fake = Fake::start(vec![Reply::Status(401)]).await;
-    let started = Instant::now();
-    let client = builder(&fake.url).build().await.unwrap();
-    assert!(started.elapsed() < WAIT, "build returned on the refusal");
-    assert_eq!(client.status(), Status::Offline);
+    let error = builder(&fake.url).cache_file(&cache).build().await;
+    assert!(
+        error.unwrap_err().to_string().contains("401 Unauthorized"),
+        "refused"
+    );
+}
+
+#[tokio::test]
+async fn refused_token_without_waiting_shows_in_the_status() {
+    let fake = Fake::start(vec![Reply::Status(403)]).await;
+    let client = builder(&fake.url)
+        .init_timeout(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let refused = Status::Refused { http_status: 403 };
+    eventually("the refusal", || client.status() == refused).await;
     assert!(client.bool_variation("checkout", &ctx(), true));
     assert_eq!(
         client.variation_detail("checkout", &ctx()).reason,
         not_ready()
     );
-    tokio::time::sleep(Duration::from_millis(200)).await; // would allow ~10 retries at 20 ms
-    assert_eq!(fake.requests().len(), 1, "no retry within minutes");
+    // Retried in minutes (backoff::AUTH_INITIAL), not at the 20 ms reconnection delay.
+    assert_eq!(fake.requests().len(), 1);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn token_revoked_while_running_shows_in_the_status_and_keeps_the_data() {
+    let fake = Fake::start(vec![
+        Reply::StreamThenClose(put(1, true)),
+        Reply::Status(401),
+    ])
+    .await;
+    let client = builder(&fake.url).build().await.unwrap();
+    let refused = Status::Refused { http_status: 401 };
+    eventually("the refusal", || client.status() == refused).await;
+    assert!(
+        client.bool_variation("checkout", &ctx(), false),
+        "keeps its data"
+    );
     client.close().await;
 }
 
@@ -267,10 +226,7 @@ async fn silent_stream_goes_stale_and_reconnects() {
         .unwrap();
     let status = client.watch_status();
     let mut changes = client.subscribe();
-    let change = tokio::time::timeout(WAIT, changes.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let change = next_change(&mut changes).await;
     assert_eq!(change.revision, 2, "resynced after going stale");
     assert!(!client.bool_variation("checkout", &ctx(), true));
     // It went through Stale on the way (the watch saw at least one change).
@@ -336,9 +292,9 @@ async fn corrupt_cache_is_ignored() {
 }
 
 #[tokio::test]
-async fn updates_are_written_to_the_cache_file() {
+async fn updates_are_written_to_the_cache_file_creating_its_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("flags.json");
+    let cache = dir.path().join("not/yet/flags.json");
     let fake = Fake::start(vec![Reply::Stream(put(3, true))]).await;
     let client = builder(&fake.url).cache_file(&cache).build().await.unwrap();
     let revision_on_disk = || {
@@ -355,6 +311,24 @@ async fn updates_are_written_to_the_cache_file() {
     let offline = Client::offline_from_file(&cache).unwrap();
     assert_eq!(offline.status(), Status::Offline);
     assert!(!offline.bool_variation("checkout", &ctx(), true));
+}
+
+#[tokio::test]
+async fn unwritable_cache_folder_fails_build_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where the folder should be: no user, root included, can create it.
+    std::fs::write(dir.path().join("file"), b"").unwrap();
+    let cache = dir.path().join("file/flags.json");
+    let fake = Fake::start(vec![Reply::Stream(put(3, true))]).await;
+    let error = builder(&fake.url)
+        .cache_file(&cache)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::CacheFile { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&cache.display().to_string()), "{message}");
+    assert!(fake.requests().is_empty(), "refused before connecting");
 }
 
 #[tokio::test]
@@ -380,12 +354,4 @@ fn offline_from_a_missing_or_bad_file_is_an_error() {
     std::fs::write(&path, "[]").unwrap();
     let error = Client::offline_from_file(&path).unwrap_err();
     assert!(error.to_string().contains("not a valid snapshot"));
-}
-
-/// A URL on which nothing listens.
-async fn closed_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    url
 }

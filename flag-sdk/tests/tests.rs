@@ -6,6 +6,7 @@ mod client;
 mod common;
 mod evaluation;
 mod properties;
+mod readme;
 #[cfg(feature = "client")]
 mod sse_fixtures;
 mod validation;

@@ -1,8 +1,12 @@
-//! Command line and environment: every option has a `FLAG_...` variable.
+//! Command line and environment: every option has a `FLAG_...` variable. Boolean options
+//! take `1/0/true/false/yes/no` (also `on/off`), from the variable or as `--option=VALUE`;
+//! the bare `--option` means true.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
+use crate::store::Location;
+
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 
 /// The feature-flag server: REST API, SQLite store, audit log, tokens.
@@ -13,8 +17,10 @@ pub struct Config {
     #[arg(long, env = "FLAG_SERVER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// The SQLite database file (created when missing).
-    #[arg(long, env = "FLAG_SERVER_DB", default_value = "./flags.db")]
-    pub db: PathBuf,
+    /// The database: a SQLite file (created when missing), or `postgres://user@host/db`
+    /// for several replicas on one PostgreSQL.
+    #[arg(long, env = "FLAG_SERVER_DB", default_value = "./flags.db", value_parser = clap::value_parser!(Location))]
+    pub db: Location,
     /// A string accepted as an admin token (named `bootstrap` in the audit log).
     #[arg(long, env = "FLAG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -29,8 +35,18 @@ pub struct Config {
     #[arg(long, env = "FLAG_SSE_BUFFER", default_value_t = 256)]
     pub sse_buffer: usize,
     /// Let webhooks target loopback and private addresses (link-local and metadata
-    /// addresses are refused whatever this says).
-    #[arg(long, env = "FLAG_WEBHOOK_ALLOW_PRIVATE")]
+    /// addresses are refused whatever this says). BOOL: 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        env = "FLAG_WEBHOOK_ALLOW_PRIVATE",
+        value_name = "BOOL",
+        value_parser = BoolishValueParser::new(),
+        hide_possible_values = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
     pub webhook_allow_private: bool,
     /// What to do instead of serving.
     #[command(subcommand)]
@@ -46,7 +62,7 @@ pub enum Command {
 
 impl Config {
     /// A configuration for tests and benches: `127.0.0.1:0`, the given database and admin token.
-    pub fn ephemeral(db: impl Into<PathBuf>, admin_token: impl Into<String>) -> Self {
+    pub fn ephemeral(db: impl Into<Location>, admin_token: impl Into<String>) -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db: db.into(),
@@ -57,5 +73,39 @@ impl Config {
             webhook_allow_private: false,
             command: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value parser the environment variable goes through too.
+    fn allow_private(args: &[&str]) -> Result<bool, clap::Error> {
+        let args = ["flag-server"].iter().chain(args);
+        Config::try_parse_from(args).map(|c| c.webhook_allow_private)
+    }
+
+    #[test]
+    fn boolean_options_take_every_spelling_of_yes_and_no() {
+        for yes in ["1", "true", "yes", "on", "TRUE", "Yes"] {
+            let arg = format!("--webhook-allow-private={yes}");
+            assert!(allow_private(&[&arg]).unwrap(), "{yes}");
+        }
+        for no in ["0", "false", "no", "off", "FALSE", "No"] {
+            let arg = format!("--webhook-allow-private={no}");
+            assert!(!allow_private(&[&arg]).unwrap(), "{no}");
+        }
+        assert!(allow_private(&["--webhook-allow-private"]).unwrap());
+        let err = allow_private(&["--webhook-allow-private=maybe"]).unwrap_err();
+        assert!(err.to_string().contains("maybe"), "{err}");
+    }
+
+    #[test]
+    fn a_bare_boolean_option_leaves_the_next_word_alone() {
+        let config =
+            Config::try_parse_from(["flag-server", "--webhook-allow-private", "openapi"]).unwrap();
+        assert!(config.webhook_allow_private);
+        assert!(matches!(config.command, Some(Command::Openapi)));
     }
 }

@@ -112,8 +112,27 @@ pub struct Running {
     pub state: web::Data<AppState>,
     /// Resolves when the server has stopped.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// The secret of an admin token created on this start (print it once).
+    /// The secret of an admin token created on this start: print it once, then call
+    /// [`Running::admin_token_shown`].
     pub created_admin_token: Option<String>,
+    /// Held while the server runs on a SQLite file: no other server opens it meanwhile.
+    _db_lock: Option<store::DbLock>,
+}
+
+impl Running {
+    /// Records that [`Running::created_admin_token`] has been shown. Until then the token is
+    /// pending: after a start that fails before this, the next start deletes it and creates
+    /// and prints another, so a secret nobody saw never locks the admin out.
+    pub async fn admin_token_shown(&self) -> anyhow::Result<()> {
+        let Some(secret) = self.created_admin_token.clone() else {
+            return Ok(());
+        };
+        self.state
+            .store
+            .write(move |ctx| store::tokens::shown(ctx.conn, &secret))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot record that the admin token was shown ({e}); the next start creates another"))
+    }
 }
 
 /// How long sent data may stay unacknowledged before the kernel closes the connection: three
@@ -139,9 +158,18 @@ fn close_when_unacknowledged(io: &dyn Any, timeout: Duration) {
 #[cfg(not(target_os = "linux"))]
 fn close_when_unacknowledged(_: &dyn Any, _: Duration) {}
 
-/// Opens the store and serves on `config.listen` (use port 0 for an ephemeral port) from
-/// inside a tokio runtime. Signals are left to the caller (see `main`).
+/// Serves on `config.listen` (use port 0 for an ephemeral port) from inside a tokio runtime.
+/// Signals are left to the caller (see `main`).
+///
+/// The order makes a failed start leave nothing behind: it binds the address first (a busy
+/// port fails before any file is created), then takes the database's lock (a second server
+/// on the same file refuses to start, see [`store::DbLock`]), then opens the store.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let listener = listen(config.listen)?;
+    let db_lock = match &config.db {
+        store::Location::Sqlite(path) => Some(store::DbLock::acquire(path)?),
+        store::Location::Postgres(_) => None,
+    };
     // Opening migrates and loads the database: blocking work, off the async threads.
     let opening = config.clone();
     let (state, created_admin_token) =
@@ -156,13 +184,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
-    let server = server.bind(config.listen)?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| anyhow::anyhow!("bound to no address"))?;
-    let server = server.run();
+    let addr = listener.local_addr()?;
+    let server = server.listen(listener)?.run();
     let handle = server.handle();
     // Background work hangs off the same state and stops with the server: the release
     // scheduler and webhook deliveries.
@@ -186,5 +209,30 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         state,
         task,
         created_admin_token,
+        _db_lock: db_lock,
+    })
+}
+
+/// Binds `addr` as actix would (address reuse, a backlog of 1024); the error names the
+/// address and the option that changes it.
+fn listen(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let bind = || -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        #[cfg(not(windows))]
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        Ok(socket.into())
+    };
+    bind().map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "another process holds it: stop it or choose",
+            std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges: choose",
+            _ => "choose",
+        };
+        anyhow::anyhow!(
+            "cannot listen on {addr}: {e}; {why} another address with --listen / FLAG_SERVER_LISTEN"
+        )
     })
 }

@@ -1,7 +1,10 @@
 //! `flag-server`: parse the configuration, install the log subscriber, serve until SIGTERM or
 //! SIGINT (graceful: in-flight requests finish, queued writes commit).
 
+use std::io::Write as _;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
 
 use clap::Parser;
 use flag_server::config::{Command, Config};
@@ -20,6 +23,9 @@ async fn main() -> ExitCode {
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr's reader went away) is dropped; reporting
+        // it on stderr would panic and stop the server.
+        .log_internal_errors(false)
         .init();
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -33,10 +39,14 @@ async fn main() -> ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let running = flag_server::start(&config).await?;
     if let Some(secret) = &running.created_admin_token {
-        // Shown once: only its hash is stored.
-        println!("admin token (shown once, store it now): {secret}");
+        // Shown once: only its hash is stored. Kept only once it is out (see `admin_token_shown`).
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "admin token (shown once, store it now): {secret}")
+            .and_then(|()| out.flush())
+            .context("cannot print the new admin token; the next start creates another")?;
+        running.admin_token_shown().await?;
     }
-    tracing::info!(addr = %running.addr, db = %config.db.display(), "listening");
+    tracing::info!(addr = %running.addr, db = %config.db, "listening");
     shutdown_signal().await;
     tracing::info!("shutting down");
     // End the SSE streams first: a graceful stop would otherwise wait for them.

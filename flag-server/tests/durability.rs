@@ -1,42 +1,12 @@
 //! Acknowledged writes survive `kill -9` of the server process, and the database is intact.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::common::process::{printed_token, run_to_exit, server_command, ServerProcess};
 use crate::common::{read, rich_config, ADMIN};
-
-/// The real binary on `db`, on an ephemeral port; returns the child and its base URL.
-fn spawn_server(db: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flag-server"))
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env("FLAG_ADMIN_TOKEN", ADMIN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("flag-server starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address");
-    (child, format!("http://{addr}"))
-}
 
 async fn put(client: &reqwest::Client, base: &str, key: &str, version: u64, marker: u64) -> u16 {
     let mut config = rich_config(key);
@@ -58,7 +28,8 @@ async fn put(client: &reqwest::Client, base: &str, key: &str, version: u64, mark
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flags.db");
-    let (mut child, base) = spawn_server(&db);
+    let mut server = ServerProcess::spawn(&mut server_command(&db));
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     const CLIENTS: usize = 8;
     for c in 0..CLIENTS {
@@ -99,8 +70,7 @@ async fn acknowledged_writes_survive_kill_9() {
         last[c] = v;
         total += 1;
     }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    server.kill();
     for w in writers {
         w.await.unwrap();
     }
@@ -116,7 +86,8 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_eq!(check, "ok");
     drop(conn);
 
-    let (mut child, base) = spawn_server(&db);
+    let mut server = ServerProcess::spawn(&mut server_command(&db));
+    let base = server.base.clone();
     for (c, acked) in last.iter().enumerate() {
         let r = client
             .get(format!("{base}/api/v1/flags/d-{c}/environments/production"))
@@ -144,8 +115,7 @@ async fn acknowledged_writes_survive_kill_9() {
         // One row per configuration version (version 1 = the creation).
         assert_eq!(entries, version);
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill();
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -160,12 +130,7 @@ async fn a_database_from_a_newer_version_is_refused() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.pragma_update(None, "user_version", 999).unwrap();
     drop(conn);
-    let out = Command::new(env!("CARGO_BIN_EXE_flag-server"))
-        .args(["--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .env("FLAG_ADMIN_TOKEN", ADMIN)
-        .output()
-        .unwrap();
+    let out = run_to_exit(&mut server_command(&db));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("schema version 999"), "{stderr}");
@@ -176,31 +141,16 @@ async fn a_database_from_a_newer_version_is_refused() {
 async fn the_first_start_prints_an_admin_token_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flags.db");
+    // Each start runs until it listens (the token line comes before that), then is killed.
     let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flag-server"))
-            .args(["--listen", "127.0.0.1:0", "--db"])
-            .arg(&db)
+        let mut command = server_command(&db);
+        command
             .env_remove("FLAG_ADMIN_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        // Wait for the server to be listening (the token line comes before that).
-        for line in BufReader::new(stderr).lines() {
-            if line.unwrap_or_default().contains("addr=") {
-                break;
-            }
-        }
-        child.kill().unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .stdout(Stdio::piped());
+        ServerProcess::spawn(&mut command).kill_and_read_stdout()
     };
     let first = start();
-    let token = first
-        .split_whitespace()
-        .find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_else(|| panic!("no token in {first:?}"));
+    let token = printed_token(&first).unwrap_or_else(|| panic!("no token in {first:?}"));
     let conn = rusqlite::Connection::open(&db).unwrap();
     let stored: Vec<u8> = conn
         .query_row(
@@ -220,7 +170,8 @@ async fn the_first_start_prints_an_admin_token_once() {
 async fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flags.db");
-    let (mut child, base) = spawn_server(&db);
+    let mut server = ServerProcess::spawn(&mut server_command(&db));
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let r = client
         .post(format!("{base}/api/v1/flags"))
@@ -230,24 +181,21 @@ async fn sigterm_stops_the_server_gracefully() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     // Bounded wait for the exit (graceful shutdown takes well under the 10 s timeout).
     let mut exited = None;
     for _ in 0..300 {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = server.child.try_wait().unwrap() {
             exited = Some(s);
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let exited = exited.unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("flag-server did not stop on SIGTERM")
-    });
+    let exited = exited.unwrap_or_else(|| panic!("flag-server did not stop on SIGTERM"));
     assert!(exited.success(), "{exited:?}");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let flags: i64 = conn

@@ -1,6 +1,6 @@
 //! Flags: create, list, get, patch, archive, and the configuration per environment.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{rich_config, TestServer};
 
@@ -335,6 +335,51 @@ async fn regexes_are_compiled_at_write_time_with_a_size_limit() {
     config["rules"][0]["clauses"][0] =
         json!({"attribute": "email", "op": "matches", "values": ["@example\\.com$"]});
     s.put("/api/v1/flags/f/environments/production", config, None)
+        .await
+        .ok(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_cannot_redefine_the_flags_variations() {
+    let s = TestServer::start().await;
+    s.create_flag("f").await;
+    let path = "/api/v1/flags/f/environments/production";
+    let before = s.put(path, rich_config("f"), None).await.ok(200).clone();
+    let with_variations = |variations: Value| {
+        let mut config = rich_config("f");
+        config["variations"] = variations;
+        config
+    };
+    let on = json!({"key": "on", "value": true});
+    let off = json!({"key": "off", "value": false});
+    let cases = [
+        (
+            json!([{"key": "on", "value": false}, off.clone()]),
+            "variations[0].value",
+        ),
+        (
+            json!([on.clone(), {"key": "of", "value": false}]),
+            "variations[1].key",
+        ),
+        (
+            json!([on.clone(), off.clone(), {"key": "maybe", "value": true}]),
+            "variations",
+        ),
+        (json!([on.clone()]), "variations"),
+    ];
+    for (variations, field) in cases {
+        let r = s.put(path, with_variations(variations), None).await;
+        r.problem(422);
+        assert_eq!(r.fields(), [field]);
+        let detail = r.body["errors"][0]["message"].as_str().unwrap();
+        assert!(detail.contains("`on` = true, `off` = false"), "{detail}");
+    }
+    // `variations` stays required, and the flag's own ones are accepted as before.
+    let mut without = rich_config("f");
+    without.as_object_mut().unwrap().remove("variations");
+    s.put(path, without, None).await.problem(422);
+    assert_eq!(s.get(path).await.ok(200).clone(), before, "nothing changed");
+    s.put(path, with_variations(json!([on, off])), None)
         .await
         .ok(200);
 }

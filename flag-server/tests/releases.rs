@@ -1,7 +1,7 @@
 //! Releases end to end: start, the guard rolling back on SDK counters, the audit row, the
 //! signed webhook, the moves a person makes, and a restart mid-release.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flag_server::Config;
 use serde_json::{json, Value};
@@ -9,11 +9,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::common::live::WAIT;
 use crate::common::{TestServer, ADMIN};
 
-const FLAG: &str = "new-checkout";
-const CONFIG: &str = "/api/v1/flags/new-checkout/environments/production";
-const RELEASE: &str = "/api/v1/flags/new-checkout/environments/production/release";
+pub(crate) const FLAG: &str = "new-checkout";
+pub(crate) const CONFIG: &str = "/api/v1/flags/new-checkout/environments/production";
+pub(crate) const RELEASE: &str = "/api/v1/flags/new-checkout/environments/production/release";
 
 /// A server that may send webhooks to loopback (the receiver runs on 127.0.0.1).
 async fn server_allowing_loopback_webhooks(dir: tempfile::TempDir) -> TestServer {
@@ -29,21 +30,72 @@ async fn server_allowing_loopback_webhooks(dir: tempfile::TempDir) -> TestServer
 }
 
 /// A flag serving `off` to everyone, enabled: the starting point of a release of `on`.
-async fn flag_serving_off(server: &TestServer) {
-    server.create_flag(FLAG).await;
-    let mut config = server.get(CONFIG).await.ok(200).clone();
-    config["enabled"] = json!(true);
-    config["fallthrough"] = json!({"variation": "off"});
-    server.put(CONFIG, config, None).await.ok(200);
+pub(crate) async fn flag_serving_off(server: &TestServer) {
+    serving(server, FLAG, json!({"variation": "off"})).await;
 }
 
-fn plan(on_regression: &str) -> Value {
+/// Creates `flag`, enabled, with this fallthrough; returns its configuration path.
+pub(crate) async fn serving(server: &TestServer, flag: &str, fallthrough: Value) -> String {
+    server.create_flag(flag).await;
+    let path = format!("/api/v1/flags/{flag}/environments/production");
+    let mut config = server.get(&path).await.ok(200).clone();
+    config["enabled"] = json!(true);
+    config["fallthrough"] = fallthrough;
+    server.put(&path, config, None).await.ok(200);
+    path
+}
+
+/// Reports healthy SDK counters for `flag`: enough for a guard with `min_evaluations` 100.
+pub(crate) async fn healthy_counters(server: &TestServer, flag: &str) {
+    let counters = json!({"counters": [
+        {"flag": flag, "variation": "off", "evaluations": 1000, "errors": 10},
+        {"flag": flag, "variation": "on", "evaluations": 100, "errors": 1}]});
+    report_counters(server, &counters).await;
+}
+
+/// Posts SDK counters (`{"counters": [...]}`) to production, as an SDK does.
+async fn report_counters(server: &TestServer, counters: &Value) {
+    let sdk = server.sdk_token("production").await;
+    server
+        .send(
+            reqwest::Method::POST,
+            "/sdk/v1/events",
+            Some(&sdk),
+            Some(counters),
+            &[],
+        )
+        .await
+        .ok(202);
+}
+
+/// Polls the release at `path` until `check` holds (at most [`WAIT`]); returns it.
+pub(crate) async fn release_until(
+    server: &TestServer,
+    path: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let release = server.get(path).await.ok(200).clone();
+        if check(&release) {
+            return release;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {release}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub(crate) fn plan(on_regression: &str) -> Value {
     json!({"variation": "on", "stages": [1, 5, 25, 50, 100], "hold_seconds": 600,
            "guard": {"max_error_rate_increase": 0.02, "min_evaluations": 200},
            "on_regression": on_regression})
 }
 
-fn weight_of_on(config: &Value) -> u64 {
+pub(crate) fn weight_of_on(config: &Value) -> u64 {
     config["fallthrough"]["rollout"]["weights"]
         .as_array()
         .map(|ws| {
@@ -136,20 +188,10 @@ async fn a_regression_rolls_the_release_back_with_audit_and_signed_webhook() {
     );
 
     // The SDKs report: the new variation errors 10% of the time, the old one 1%.
-    let sdk = server.sdk_token("production").await;
     let counters = json!({"counters": [
         {"flag": FLAG, "variation": "off", "evaluations": 20000, "errors": 200},
         {"flag": FLAG, "variation": "on", "evaluations": 400, "errors": 40}]});
-    let r = server
-        .send(
-            reqwest::Method::POST,
-            "/sdk/v1/events",
-            Some(&sdk),
-            Some(&counters),
-            &[],
-        )
-        .await;
-    r.ok(202);
+    report_counters(&server, &counters).await;
 
     let status = server.get(RELEASE).await.ok(200).clone();
     assert_eq!(status["state"], "rolled_back", "{status}");
@@ -223,20 +265,10 @@ async fn healthy_counters_do_not_roll_back() {
     let server = TestServer::start().await;
     flag_serving_off(&server).await;
     server.post(RELEASE, plan("rollback")).await.ok(201);
-    let sdk = server.sdk_token("production").await;
     let counters = json!({"counters": [
         {"flag": FLAG, "variation": "off", "evaluations": 20000, "errors": 200},
         {"flag": FLAG, "variation": "on", "evaluations": 400, "errors": 5}]});
-    server
-        .send(
-            reqwest::Method::POST,
-            "/sdk/v1/events",
-            Some(&sdk),
-            Some(&counters),
-            &[],
-        )
-        .await
-        .ok(202);
+    report_counters(&server, &counters).await;
     let status = server.get(RELEASE).await.ok(200).clone();
     assert_eq!(status["state"], "running");
     assert_eq!(status["observed"]["on"]["evaluations"], 400);
@@ -247,20 +279,10 @@ async fn kill_on_regression_kills_the_flag() {
     let server = TestServer::start().await;
     flag_serving_off(&server).await;
     server.post(RELEASE, plan("kill")).await.ok(201);
-    let sdk = server.sdk_token("production").await;
     let counters = json!({"counters": [
         {"flag": FLAG, "variation": "off", "evaluations": 20000, "errors": 0},
         {"flag": FLAG, "variation": "on", "evaluations": 500, "errors": 100}]});
-    server
-        .send(
-            reqwest::Method::POST,
-            "/sdk/v1/events",
-            Some(&sdk),
-            Some(&counters),
-            &[],
-        )
-        .await
-        .ok(202);
+    report_counters(&server, &counters).await;
     let config = server.get(CONFIG).await.ok(200).clone();
     assert_eq!(config["enabled"], false, "{config}");
 }
@@ -439,14 +461,10 @@ async fn real_sdk_clients_report_errors_and_see_the_rollback() {
         "about half got the new path: {served_new}"
     );
 
-    let mut state = Value::Null;
-    for _ in 0..200 {
-        state = server.get(RELEASE).await.ok(200).clone();
-        if state["state"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let state = release_until(&server, RELEASE, "the guard's verdict", |r| {
+        r["state"] != "running"
+    })
+    .await;
     assert_eq!(state["state"], "rolled_back", "{state}");
     assert!(
         state["observed"]["on"]["evaluations"].as_u64().unwrap() >= 200,
@@ -468,4 +486,58 @@ async fn real_sdk_clients_report_errors_and_see_the_rollback() {
         client.close().await;
         assert_eq!(client.events_dropped(), 0);
     }
+}
+
+#[tokio::test]
+async fn a_release_keeps_the_flags_bucket_by_and_salt_or_takes_the_one_given() {
+    let server = TestServer::start().await;
+    let by_org = json!({"rollout": {"bucket_by": "org", "salt": "s1",
+        "weights": [{"variation": "off", "weight": 100000}]}});
+    serving(&server, FLAG, by_org).await;
+    let view = server.post(RELEASE, plan("rollback")).await.ok(201).clone();
+    assert_eq!(view["bucket_by"], "org");
+    let rollout = |config: &Value| config["fallthrough"]["rollout"].clone();
+    for percent in [1, 5] {
+        let r = rollout(server.get(CONFIG).await.ok(200));
+        assert_eq!(
+            (&r["bucket_by"], &r["salt"]),
+            (&json!("org"), &json!("s1")),
+            "{r}"
+        );
+        assert_eq!(
+            weight_of_on(server.get(CONFIG).await.ok(200)),
+            percent * 1000
+        );
+        server
+            .post(&format!("{RELEASE}/advance"), json!({}))
+            .await
+            .ok(200);
+    }
+    server
+        .post(&format!("{RELEASE}/abort"), json!({}))
+        .await
+        .ok(200);
+
+    let mut by_device = plan("rollback");
+    by_device["bucket_by"] = json!("device");
+    let view = server.post(RELEASE, by_device).await.ok(201).clone();
+    assert_eq!(view["bucket_by"], "device");
+    let r = rollout(server.get(CONFIG).await.ok(200));
+    assert_eq!(
+        (&r["bucket_by"], &r["salt"]),
+        (&json!("device"), &json!("s1")),
+        "{r}"
+    );
+    server
+        .post(&format!("{RELEASE}/abort"), json!({}))
+        .await
+        .ok(200);
+
+    let before = server.get(CONFIG).await.ok(200).clone();
+    let mut blank = plan("rollback");
+    blank["bucket_by"] = json!(" ");
+    let r = server.post(RELEASE, blank).await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["bucket_by"]);
+    assert_eq!(server.get(CONFIG).await.ok(200).clone(), before);
 }

@@ -239,7 +239,7 @@ async fn corrupt_cache_is_ignored_and_rewritten() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoked_token_is_cut_off_and_goes_offline() {
+async fn revoked_token_is_cut_off_and_shows_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&db(&dir), None, |c| c.sse_heartbeat_ms = 50).await;
     server.enabled_flag("checkout").await;
@@ -254,11 +254,21 @@ async fn revoked_token_is_cut_off_and_goes_offline() {
             None,
         )
         .await;
-    eventually("the client offline", || client.status() == Status::Offline).await;
+    eventually("the client refused", || {
+        matches!(client.status(), Status::Refused { .. })
+    })
+    .await;
     assert!(
         client.bool_variation("checkout", &ctx(), false),
         "keeps its data"
     );
+    // A new client with the revoked token, or with an admin token, fails to build.
+    for (token, code) in [(token.as_str(), 401), (ADMIN, 403)] {
+        let error = server.client(token).build().await.unwrap_err();
+        let refused =
+            matches!(error, flag_sdk::ClientError::Refused { http_status } if http_status == code);
+        assert!(refused, "{error}");
+    }
     eventually("no subscriber left", || {
         server.running.state.broadcaster.subscribers("production") == 0
     })

@@ -44,6 +44,7 @@ fn trial(seed: u64, increase: f64, requests_per_second: u64) -> Option<i64> {
             confidence: 0.95,
         },
         on_regression: OnRegression::Rollback,
+        bucket_by: None,
     };
     let (mut release, _) = Release::start(plan, Serve::Variation("off".into()), VARIATIONS, 0);
     let mut now_ms = 0i64;

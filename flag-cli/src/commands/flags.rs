@@ -171,6 +171,12 @@ pub fn kill(ctx: &Ctx, a: KillArgs) -> anyhow::Result<()> {
         "  undo:      flag restore {} --env {env}",
         flag.key
     ));
+    release_note(
+        &raw,
+        &flag.key,
+        &env,
+        "paused by this kill; after the restore,",
+    );
     Ok(())
 }
 
@@ -198,7 +204,17 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<()> {
         "  reaching:  {} SDK connection(s) in {env}",
         out.subscribers
     ));
+    release_note(&raw, &out.flag.key, &env, "still paused;");
     Ok(())
+}
+
+/// After a kill or restore: how to carry on the flag's paused release, if it has one.
+fn release_note(raw: &Value, key: &str, env: &str, what: &str) {
+    if raw["release_paused"] == true {
+        emit(format!(
+            "  release:   {what} carry it on with: flag release resume {key} --env {env}"
+        ));
+    }
 }
 
 /// `flag on KEY` / `flag off KEY`.

@@ -15,7 +15,7 @@ use crate::output::{emit, emit_json};
 pub enum ReleaseCommand {
     /// Start a staged release of a variation (the flag must be on).
     #[command(
-        after_help = "Example:\n  flag release start new-checkout --stages 1,5,25,50,100 --hold 30m --max-error-increase 2%"
+        after_help = "Examples:\n  flag release start new-checkout --stages 1,5,25,50,100 --hold 30m --max-error-increase 2%\n  flag release start billing --bucket-by org\n\nThe stages keep the bucket_by and salt of the flag's current fallthrough rollout (or\n`key`), so contexts stay in their buckets; --bucket-by names the attribute explicitly.\nA kill pauses the release; after `flag restore`, `flag release resume` carries on."
     )]
     Start {
         /// The flag key.
@@ -38,6 +38,9 @@ pub enum ReleaseCommand {
         /// What a regression does.
         #[arg(long, default_value = "rollback", value_parser = ["rollback", "kill", "pause"])]
         on_regression: String,
+        /// The context attribute the stages bucket by [default: the current rollout's, or `key`].
+        #[arg(long, value_name = "ATTR")]
+        bucket_by: Option<String>,
     },
     /// Show a release's state, stage and observed error rates.
     #[command(
@@ -87,13 +90,17 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
             max_error_increase,
             min_evaluations,
             on_regression,
+            bucket_by,
         } => {
-            let body = json!({
+            let mut body = json!({
                 "variation": variation, "stages": stages, "hold_seconds": hold,
                 "guard": { "max_error_rate_increase": max_error_increase,
                            "min_evaluations": min_evaluations },
                 "on_regression": on_regression,
             });
+            if let Some(attribute) = bucket_by {
+                body["bucket_by"] = json!(attribute);
+            }
             (
                 key,
                 api.post::<_, Value>(&base(key), &body, What::Release(key)),
@@ -140,11 +147,12 @@ fn show(ctx: &Ctx, key: &str, env: &str, raw: &Value) {
         Some(v) => v.to_string(),
     };
     emit(format!(
-        "release of {key} ({}) in {env}: {} at {}% (stages {}), next step {}",
+        "release of {key} ({}) in {env}: {} at {}% (stages {}, by {}), next step {}",
         field("variation"),
         field("state").to_uppercase(),
         field("percent"),
         field("stages"),
+        field("bucket_by"),
         field("next_at"),
     ));
     if raw.get("reason").is_some_and(|r| !r.is_null()) {

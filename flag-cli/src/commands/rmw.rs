@@ -4,7 +4,7 @@
 
 use anyhow::bail;
 use flag_sdk::model::TOTAL_WEIGHT;
-use flag_sdk::{Flag, Rollout, Serve, WeightedVariation};
+use flag_sdk::{Flag, Serve, WeightedVariation};
 
 use crate::api::{Api, ApiError, Versioned};
 use crate::error::CliError;
@@ -170,24 +170,16 @@ pub fn apply_rollout(
             ))),
         },
     };
-    let (old_bucket_by, salt) = match &flag.fallthrough {
-        Serve::Rollout(r) => (r.bucket_by.clone(), r.salt.clone()),
-        Serve::Variation(_) => ("key".to_owned(), None),
-    };
-    flag.fallthrough = Serve::Rollout(Rollout {
-        bucket_by: bucket_by.map(str::to_owned).unwrap_or(old_bucket_by),
-        salt,
-        weights: vec![
-            WeightedVariation {
-                variation: chosen,
-                weight,
-            },
-            WeightedVariation {
-                variation: rest,
-                weight: TOTAL_WEIGHT - weight,
-            },
-        ],
-    });
+    flag.fallthrough = Serve::sticky_rollout(
+        &flag.fallthrough,
+        bucket_by,
+        &chosen,
+        weight,
+        &[WeightedVariation {
+            variation: rest,
+            weight: TOTAL_WEIGHT,
+        }],
+    );
     Ok(())
 }
 

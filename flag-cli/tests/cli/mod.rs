@@ -3,3 +3,4 @@ mod eval;
 mod failures;
 mod flags;
 mod manage;
+mod release;

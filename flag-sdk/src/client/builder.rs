@@ -45,6 +45,27 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// The server refused the SDK token while the client started (HTTP 401: unknown or
+    /// revoked token; 403: not an SDK token, e.g. an admin token). Retrying will not help.
+    #[error(
+        "the server refused the SDK token ({}): check the token is an SDK token for this \
+         environment (`flag token create --kind sdk`)",
+        describe_status(*http_status)
+    )]
+    Refused {
+        /// The HTTP status the server answered (401 or 403).
+        http_status: u16,
+    },
+    /// The cache file cannot be written: its folder cannot be created, or a file cannot be
+    /// created in it.
+    #[error("cannot write the cache file {path}: check the folder exists or can be created, and is writable")]
+    CacheFile {
+        /// The cache file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A snapshot file is not a section 2 snapshot.
     #[error("snapshot file {path} is not a valid snapshot")]
     ParseSnapshot {
@@ -92,6 +113,8 @@ impl ClientBuilder {
     }
 
     /// Keep the last good snapshot in `path`, and start from it while the server is down.
+    /// `build()` creates the folder if needed and checks a file can be written there; if not,
+    /// it fails with [`ClientError::CacheFile`] naming the path.
     pub fn cache_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.cache_file = Some(path.into());
         self
@@ -127,7 +150,14 @@ impl ClientBuilder {
 
     /// Starts the client: loads the cache file, starts the stream task, and waits until the
     /// first snapshot arrives, the server refuses the token, the first attempt fails while a
-    /// cache file was loaded, or the init timeout passes. Only bad configuration is an error.
+    /// cache file was loaded, or the init timeout passes.
+    ///
+    /// Errors are configuration that will not heal by waiting: a bad URL, a cache file that
+    /// cannot be written ([`ClientError::CacheFile`]), and a token the server refuses (401 or
+    /// 403, [`ClientError::Refused`], even when a cache file was loaded). A server that is
+    /// down or slow is not an error: the client is returned serving the cache file or the
+    /// callers' defaults and keeps trying. A refusal that comes only after the init timeout
+    /// shows as [`Status::Refused`].
     pub async fn build(self) -> Result<Client, ClientError> {
         let base = self.url.trim_end_matches('/');
         let url = format!("{base}{STREAM_PATH}");
@@ -143,6 +173,15 @@ impl ClientBuilder {
                 .build()
                 .map_err(ClientError::Http)?,
         };
+
+        if let Some(path) = self.cache_file.clone() {
+            let target = path.clone();
+            let checked = tokio::task::spawn_blocking(move || cache::check_writable(&target));
+            let checked = checked
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            checked.map_err(|source| ClientError::CacheFile { path, source })?;
+        }
 
         let shared = Arc::new(Shared::new());
         let from_cache = match self.cache_file.clone() {
@@ -188,24 +227,35 @@ impl ClientBuilder {
         let ready = async {
             while status.changed().await.is_ok() {
                 match *status.borrow_and_update() {
-                    Status::Valid | Status::Offline => return,
-                    Status::Stale if from_cache => return,
+                    Status::Refused { http_status } => return Some(http_status),
+                    Status::Valid | Status::Offline => return None,
+                    Status::Stale if from_cache => return None,
                     _ => {}
                 }
             }
+            None
         };
-        if tokio::time::timeout(self.init_timeout, ready)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
+        let cached_revision = client.revision();
+        match tokio::time::timeout(self.init_timeout, ready).await {
+            // Status changes coalesce: a snapshot that arrived just before the refusal means
+            // the token worked at start-up and was revoked since, which `status()` reports.
+            Ok(Some(_)) if client.revision() != cached_revision => {}
+            // Dropping the client stops its tasks.
+            Ok(Some(http_status)) => return Err(ClientError::Refused { http_status }),
+            Ok(None) => {}
+            Err(_) => tracing::warn!(
                 timeout = ?self.init_timeout,
                 status = ?client.status(),
                 "flag client not initialised in time; serving cache or defaults"
-            );
+            ),
         }
         Ok(client)
     }
+}
+
+/// `401 Unauthorized` for 401: the code with its reason phrase.
+fn describe_status(code: u16) -> String {
+    reqwest::StatusCode::from_u16(code).map_or_else(|_| code.to_string(), |s| s.to_string())
 }
 
 async fn load_cache(path: PathBuf, shared: &Shared) -> bool {

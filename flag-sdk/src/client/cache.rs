@@ -44,9 +44,27 @@ pub fn load(path: &Path) -> Option<Cached> {
     }
 }
 
-/// Writes `snapshot` to `path` atomically: a reader sees the old file or the new one.
+/// Checks, at build time, that `path` can be written: creates its folder if missing, then
+/// creates and removes the temporary file a write would use.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    create_parent(path)?;
+    let tmp = temp_path(path);
+    File::create(&tmp)?;
+    fs::remove_file(&tmp)
+}
+
+fn create_parent(path: &Path) -> io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => fs::create_dir_all(dir),
+        None => Ok(()),
+    }
+}
+
+/// Writes `snapshot` to `path` atomically: a reader sees the old file or the new one. Creates
+/// the folder if it is missing (e.g. removed since the client started).
 pub fn store(path: &Path, snapshot: &Snapshot) -> io::Result<()> {
     let json = serde_json::to_vec(snapshot).map_err(io::Error::other)?;
+    create_parent(path)?;
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;
@@ -129,8 +147,25 @@ mod tests {
     }
 
     #[test]
-    fn unwritable_directory_is_an_error() {
-        let path = Path::new("/nonexistent-dir-for-flag-sdk/flags.json");
-        assert!(store(path, &sample()).is_err());
+    fn missing_folders_are_created() {
+        let dir = dir().join("missing");
+        let path = dir.join("a/b/flags.json");
+        check_writable(&path).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        store(&path, &sample()).unwrap();
+        assert_eq!(load(&path).unwrap().snapshot, sample());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_created_is_an_error() {
+        // A regular file where a folder should be: refused even for root.
+        let dir = dir().join("blocked");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("file"), b"").unwrap();
+        let path = dir.join("file/flags.json");
+        assert!(check_writable(&path).is_err());
+        assert!(store(&path, &sample()).is_err());
+        fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //! (the stream task, or a [`TestData`](super::TestData)) builds a whole new snapshot and
 //! `store()`s it. No I/O here.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,27 +28,42 @@ pub enum Status {
     Valid,
     /// Serving data that may be out of date (cache file, lost or silent stream); reconnecting.
     Stale,
-    /// Not connected on purpose: an offline or closed client, or a token the server refused
-    /// (retried every few minutes). Any data held is still served.
+    /// Not connected on purpose: an offline or closed client. Any data held is still served.
     Offline,
+    /// The server refused the SDK token (HTTP 401: unknown or revoked token; 403: a token
+    /// that is not an SDK token, e.g. an admin token). This does not heal by itself: check
+    /// the token is an SDK token for this environment. Any data held (an earlier snapshot or
+    /// the cache file) is still served; the stream retries every few minutes
+    /// ([`AUTH_INITIAL`](super::AUTH_INITIAL) doubling to [`AUTH_MAX`](super::AUTH_MAX)) and
+    /// goes back to `Valid` once the server accepts the token.
+    Refused {
+        /// The HTTP status the server answered (401 or 403).
+        http_status: u16,
+    },
 }
 
 impl Status {
-    fn from_u8(v: u8) -> Status {
-        match v {
+    /// Packs the status into one word, for the lock-free atomic: the variant in the low byte,
+    /// `Refused`'s HTTP status above it.
+    fn from_bits(v: u32) -> Status {
+        match v & 0xff {
             1 => Status::Valid,
             2 => Status::Stale,
             3 => Status::Offline,
+            4 => Status::Refused {
+                http_status: (v >> 8) as u16,
+            },
             _ => Status::Initializing,
         }
     }
 
-    fn as_u8(self) -> u8 {
+    fn to_bits(self) -> u32 {
         match self {
             Status::Initializing => 0,
             Status::Valid => 1,
             Status::Stale => 2,
             Status::Offline => 3,
+            Status::Refused { http_status } => 4 | u32::from(http_status) << 8,
         }
     }
 }
@@ -67,7 +82,7 @@ pub struct FlagChange {
 #[derive(Debug)]
 pub(crate) struct Shared {
     flags: ArcSwapOption<CompiledSnapshot>,
-    status: AtomicU8,
+    status: AtomicU32,
     /// Milliseconds since the Unix epoch when the data was last known current; 0 = never.
     fresh_at_ms: AtomicU64,
     changes: broadcast::Sender<FlagChange>,
@@ -78,7 +93,7 @@ impl Shared {
     pub fn new() -> Self {
         Shared {
             flags: ArcSwapOption::empty(),
-            status: AtomicU8::new(Status::Initializing.as_u8()),
+            status: AtomicU32::new(Status::Initializing.to_bits()),
             fresh_at_ms: AtomicU64::new(0),
             changes: broadcast::channel(CHANGE_BUFFER).0,
             status_tx: watch::channel(Status::Initializing).0,
@@ -100,12 +115,12 @@ impl Shared {
     }
 
     pub fn status(&self) -> Status {
-        Status::from_u8(self.status.load(Ordering::Acquire))
+        Status::from_bits(self.status.load(Ordering::Acquire))
     }
 
     /// Sets the status and wakes status watchers (even when unchanged: an attempt ended).
     pub fn set_status(&self, status: Status) {
-        self.status.store(status.as_u8(), Ordering::Release);
+        self.status.store(status.to_bits(), Ordering::Release);
         self.status_tx.send_replace(status);
     }
 
@@ -372,6 +387,22 @@ mod tests {
         assert_eq!(serves(&shared, "a"), Some(true));
         assert_eq!(serves(&shared, "new"), Some(false));
         assert_eq!(serves(&shared, "gone"), None);
+    }
+
+    #[test]
+    fn every_status_survives_the_atomic() {
+        for status in [
+            Status::Initializing,
+            Status::Valid,
+            Status::Stale,
+            Status::Offline,
+            Status::Refused { http_status: 401 },
+            Status::Refused { http_status: 403 },
+        ] {
+            let shared = Shared::new();
+            shared.set_status(status);
+            assert_eq!(shared.status(), status);
+        }
     }
 
     #[test]

@@ -2,8 +2,16 @@
 //! failure keep the data held and reconnect with [`backoff`](super::backoff). It stops when
 //! its cancellation token fires.
 //!
-//! Errors are sorted here: 401/403 are [`Failure::Auth`] (minutes between tries); everything
-//! else (network, 5xx, malformed events, silence past `stale_after`) is recoverable.
+//! Errors are sorted here:
+//! - 401/403: the server refused the token. Status [`Status::Refused`]; `build()` returns
+//!   [`ClientError::Refused`](super::ClientError::Refused) when it happens during start-up.
+//!   The task keeps trying, but slowly ([`Failure::Auth`]: minutes between tries), so a token
+//!   fixed on the server side is picked up without a hot loop against an auth failure.
+//! - A `patch` or `delete` whose data cannot be used is logged and skipped: the server would
+//!   replay the same event to a reconnection, so dropping the connection would stop every
+//!   later update. Unknown event types and kinds are ignored (see `update`).
+//! - Everything else (network, 5xx, a `put` that cannot be used, an overlong line, silence
+//!   past `stale_after`) is recoverable: keep the data, reconnect with backoff.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +49,9 @@ pub(crate) struct StreamConfig {
 #[derive(Debug)]
 enum End {
     Cancelled,
-    Failed(Failure),
+    Failed,
+    /// The server answered 401 or 403.
+    Refused(StatusCode),
 }
 
 /// Runs until `cancel` fires.
@@ -55,14 +65,16 @@ pub(crate) async fn run(config: StreamConfig, shared: Arc<Shared>, cancel: Cance
             () = cancel.cancelled() => End::Cancelled,
             end = connect_once(&config, &shared, &mut backoff, &cache) => end,
         };
-        let failure = match end {
+        let (failure, status) = match end {
             End::Cancelled => return,
-            End::Failed(failure) => failure,
-        };
-        let status = match (failure, shared.load().is_some()) {
-            (Failure::Auth, _) => Status::Offline,
-            (Failure::Recoverable, true) => Status::Stale,
-            (Failure::Recoverable, false) => Status::Initializing,
+            End::Refused(code) => (
+                Failure::Auth,
+                Status::Refused {
+                    http_status: code.as_u16(),
+                },
+            ),
+            End::Failed if shared.load().is_some() => (Failure::Recoverable, Status::Stale),
+            End::Failed => (Failure::Recoverable, Status::Initializing),
         };
         shared.set_status(status);
         let delay = backoff.next_delay(failure, started.elapsed(), rand::random::<f64>());
@@ -94,22 +106,24 @@ async fn connect_once(
         Ok(Ok(response)) => response,
         Ok(Err(error)) => {
             tracing::warn!(%error, "flag stream connection failed");
-            return End::Failed(Failure::Recoverable);
+            return End::Failed;
         }
         Err(_) => {
             tracing::warn!("flag stream connection timed out");
-            return End::Failed(Failure::Recoverable);
+            return End::Failed;
         }
     };
     match response.status() {
         StatusCode::OK => {}
         status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-            tracing::error!(%status, "flag server refused the SDK token");
-            return End::Failed(Failure::Auth);
+            tracing::error!(%status, url = %config.url,
+                "flag server refused the SDK token; is it an SDK token for this environment? \
+                 retrying every few minutes");
+            return End::Refused(status);
         }
         status => {
             tracing::warn!(%status, "flag stream refused");
-            return End::Failed(Failure::Recoverable);
+            return End::Failed;
         }
     }
     let mut body = response.bytes_stream();
@@ -119,24 +133,24 @@ async fn connect_once(
         let chunk = match tokio::time::timeout(config.stale_after, body.next()).await {
             Err(_) => {
                 tracing::warn!(after = ?config.stale_after, "flag stream silent; reconnecting");
-                return End::Failed(Failure::Recoverable);
+                return End::Failed;
             }
             Ok(None) => {
                 tracing::info!("flag stream closed by the server");
-                return End::Failed(Failure::Recoverable);
+                return End::Failed;
             }
             Ok(Some(Err(error))) => {
                 tracing::warn!(%error, "flag stream read failed");
-                return End::Failed(Failure::Recoverable);
+                return End::Failed;
             }
             Ok(Some(Ok(chunk))) => chunk,
         };
         if let Err(error) = decoder.feed(&chunk, &mut frames) {
             tracing::warn!(%error, "flag stream malformed; reconnecting");
-            return End::Failed(Failure::Recoverable);
+            return End::Failed;
         }
         // Every event of this chunk is applied at once: a burst compiles one snapshot. The
-        // events before a malformed one are still applied, so the reconnection asks the
+        // events before an unusable `put` are still applied, so the reconnection asks the
         // server to replay from the last good revision.
         let mut updates = Vec::new();
         let mut malformed = None;
@@ -147,6 +161,11 @@ async fn connect_once(
                 Frame::Event(event) => match update::parse(&event) {
                     Ok(Some(update)) => updates.push(update),
                     Ok(None) => {}
+                    Err(error) if error.is_skippable() => {
+                        let cause = std::error::Error::source(&error).map(ToString::to_string);
+                        tracing::warn!(%error, ?cause, id = %event.id,
+                            "flag stream event unusable; skipped, later events still apply");
+                    }
                     Err(error) => {
                         malformed = Some(error);
                         break;
@@ -164,12 +183,13 @@ async fn connect_once(
             Ok(None) => {}
             Err(error) => {
                 tracing::warn!(%error, "flag stream event unusable; reconnecting");
-                return End::Failed(Failure::Recoverable);
+                return End::Failed;
             }
         }
         if let Some(error) = malformed {
-            tracing::warn!(%error, "flag stream event malformed; reconnecting");
-            return End::Failed(Failure::Recoverable);
+            let cause = std::error::Error::source(&error).map(ToString::to_string);
+            tracing::warn!(%error, ?cause, "flag stream event unusable; reconnecting");
+            return End::Failed;
         }
         // Any bytes (an event or a heartbeat) prove the data is current.
         if shared.load().is_some() {
@@ -193,12 +213,14 @@ fn cache_writer(path: Option<PathBuf>) -> CacheQueue {
             let Some(flags) = rx.borrow_and_update().clone() else {
                 continue;
             };
-            let path = path.clone();
+            let target = path.clone();
             let written =
-                tokio::task::spawn_blocking(move || cache::store(&path, flags.snapshot()));
+                tokio::task::spawn_blocking(move || cache::store(&target, flags.snapshot()));
             match written.await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "flag cache file not written"),
+                Ok(Err(error)) => {
+                    tracing::warn!(path = %path.display(), %error, "flag cache file not written");
+                }
                 Err(error) => tracing::warn!(%error, "flag cache writer failed"),
             }
         }

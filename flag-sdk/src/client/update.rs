@@ -1,5 +1,9 @@
 //! The stream's events (contract section 5) as typed updates: `put` (a whole snapshot), `patch`
 //! (one flag or segment) and `delete`. Parsing only; applying them is `state`'s job.
+//!
+//! Forward compatible: a newer server may send event types, or patch and delete `kind`s, this
+//! client does not know; they parse as "nothing to do" (`Ok(None)`), never as an error, so the
+//! stream carries on and every later update applies.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -60,8 +64,9 @@ impl Update {
     }
 }
 
-/// Why an event could not be used. Any of these drops the connection; the client keeps its
-/// data and reconnects.
+/// Why an event could not be used. The stream task logs a bad `patch` or `delete` and skips
+/// it (see [`UpdateError::is_skippable`]); a bad `put` drops the connection, the client keeps
+/// its data and reconnects.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpdateError {
@@ -87,22 +92,45 @@ pub enum UpdateError {
     PatchBeforePut,
 }
 
+impl UpdateError {
+    /// Whether the stream may skip the event and carry on: true for a `patch` or `delete`
+    /// (one item; the server would replay the same event on a reconnection, so reconnecting
+    /// would stop every later update), false for a `put` (no consistent base to go on from).
+    pub fn is_skippable(&self) -> bool {
+        match self {
+            UpdateError::Data { event, .. } => event != "put",
+            UpdateError::KeyMismatch { .. } => true,
+            UpdateError::PatchBeforePut => false,
+        }
+    }
+}
+
+/// A patch or delete body; `kind` stays a string so that kinds added by a newer server are
+/// recognised as unknown rather than failing the parse.
 #[derive(Deserialize)]
 struct PatchBody {
     revision: u64,
-    kind: ItemKind,
+    kind: String,
     key: String,
+    #[serde(default)]
     data: Value,
 }
 
-#[derive(Deserialize)]
-struct DeleteBody {
-    revision: u64,
-    kind: ItemKind,
-    key: String,
+/// The kind named by a patch or delete; `None` (logged) for kinds this client does not know.
+fn item_kind(body: &PatchBody, event: &Event) -> Option<ItemKind> {
+    match body.kind.as_str() {
+        "flag" => Some(ItemKind::Flag),
+        "segment" => Some(ItemKind::Segment),
+        other => {
+            tracing::debug!(event = %event.event, kind = other, key = %body.key, revision = body.revision,
+                "stream event of unknown kind ignored");
+            None
+        }
+    }
 }
 
-/// Parses an event; `Ok(None)` for event types this client does not know (ignored).
+/// Parses an event; `Ok(None)` for event types, and patch or delete kinds, this client does
+/// not know (ignored).
 pub fn parse(event: &Event) -> Result<Option<Update>, UpdateError> {
     let data_error = |source| UpdateError::Data {
         event: event.event.clone(),
@@ -112,7 +140,10 @@ pub fn parse(event: &Event) -> Result<Option<Update>, UpdateError> {
         "put" => Update::Put(serde_json::from_str(&event.data).map_err(data_error)?),
         "patch" => {
             let body: PatchBody = serde_json::from_str(&event.data).map_err(data_error)?;
-            let (item, inner) = match body.kind {
+            let Some(kind) = item_kind(&body, event) else {
+                return Ok(None);
+            };
+            let (item, inner) = match kind {
                 ItemKind::Flag => {
                     let flag: Flag = serde_json::from_value(body.data).map_err(data_error)?;
                     let inner = flag.key.clone();
@@ -136,14 +167,20 @@ pub fn parse(event: &Event) -> Result<Option<Update>, UpdateError> {
             }
         }
         "delete" => {
-            let body: DeleteBody = serde_json::from_str(&event.data).map_err(data_error)?;
+            let body: PatchBody = serde_json::from_str(&event.data).map_err(data_error)?;
+            let Some(kind) = item_kind(&body, event) else {
+                return Ok(None);
+            };
             Update::Delete {
                 revision: body.revision,
-                kind: body.kind,
+                kind,
                 key: body.key,
             }
         }
-        _ => return Ok(None),
+        other => {
+            tracing::debug!(event = other, "stream event of unknown type ignored");
+            return Ok(None);
+        }
     }))
 }
 
@@ -191,6 +228,15 @@ mod tests {
     }
 
     #[test]
+    fn unknown_types_and_kinds_are_ignored() {
+        assert!(parse(&event("experiment", "{not json")).unwrap().is_none());
+        let patch = r#"{"revision": 4, "kind": "webhook", "key": "w", "data": {"url": 1}}"#;
+        assert!(parse(&event("patch", patch)).unwrap().is_none());
+        let delete = r#"{"revision": 5, "kind": "webhook", "key": "w"}"#;
+        assert!(parse(&event("delete", delete)).unwrap().is_none());
+    }
+
+    #[test]
     fn rejects_malformed_data() {
         assert!(parse(&event("put", "{not json")).is_err());
         assert!(parse(&event(
@@ -203,5 +249,9 @@ mod tests {
             parse(&event("patch", &mismatch)),
             Err(UpdateError::KeyMismatch { .. })
         ));
+        // A bad patch or delete is skipped; a bad put is not.
+        assert!(parse(&event("patch", "{")).unwrap_err().is_skippable());
+        assert!(parse(&event("delete", "{")).unwrap_err().is_skippable());
+        assert!(!parse(&event("put", "{")).unwrap_err().is_skippable());
     }
 }

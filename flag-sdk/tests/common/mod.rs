@@ -1,5 +1,8 @@
 //! Builders shared by the test modules.
 
+#[cfg(feature = "client")]
+pub mod sse_server;
+
 use flag_sdk::{CompiledSnapshot, Context, Snapshot};
 use serde_json::{json, Value};
 

@@ -212,7 +212,9 @@ pub async fn get_config(
 
 /// Replaces the configuration. `If-Match: "<version>"` is checked inside the write
 /// transaction: a stale version gets 412 and changes nothing. The body's `version` is ignored.
-/// A replaced configuration is no longer killed (`restore` then answers 409).
+/// `variations` belong to the flag: a body whose variations differ from the flag's gets 422
+/// naming the field (`variations`, `variations[1].value`). A replaced configuration is no
+/// longer killed (`restore` then answers 409).
 #[utoipa::path(put, operation_id = "put_flag_config", path = "/api/v1/flags/{key}/environments/{env}", tag = "flags",
     request_body(content = Object, description = "the contract section 2 flag"),
     params(("key" = String, Path, description = "flag key"),
@@ -252,7 +254,9 @@ pub async fn put_config(
 
 /// The kill switch: `enabled = false`, everything else kept. Answers the configuration
 /// before and after and the number of SDK stream subscribers of the environment. Killing a
-/// killed flag changes nothing (`"changed": false`).
+/// killed flag changes nothing (`"changed": false`). A running release of the flag in the
+/// environment is paused in the same transaction (`"release_paused": true`) and stays paused
+/// through `restore` until `POST .../release/resume`.
 #[utoipa::path(post, operation_id = "kill_flag", path = "/api/v1/flags/{key}/environments/{env}/kill", tag = "flags",
     request_body = ReasonBody,
     params(("key" = String, Path, description = "flag key"),

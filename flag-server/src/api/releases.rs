@@ -51,6 +51,9 @@ pub struct ReleaseView {
     pub stages: Vec<u32>,
     /// How long each stage is held.
     pub hold_seconds: u64,
+    /// The context attribute the stages bucket by (the flag's salt is kept).
+    #[schema(example = "org")]
+    pub bucket_by: String,
     /// When the scheduler next looks (RFC 3339), while running.
     pub next_at: Option<String>,
     /// The guard.
@@ -96,6 +99,7 @@ impl ReleaseView {
         ReleaseView {
             flag,
             environment,
+            bucket_by: r.bucket_by().to_owned(),
             percent: r.percent(),
             next_at,
             observed,
@@ -120,8 +124,10 @@ pub struct MoveBody {
 }
 
 /// Starts a release: the flag's fallthrough becomes a rollout of `variation` at the first
-/// stage (the variation first in the weights, so the share only ever grows). 409 while another
-/// release of the flag in the environment is running or paused, or when the flag is off.
+/// stage (the variation first in the weights, so the share only ever grows), bucketed by
+/// `bucket_by` if given, else by the current fallthrough rollout's attribute (or `key`), with
+/// its salt kept. 409 while another release of the flag in the environment is running or
+/// paused, or when the flag is off or killed.
 #[utoipa::path(post, operation_id = "start_release", path = "/api/v1/flags/{key}/environments/{env}/release", tag = "releases",
     request_body = ReleasePlan,
     params(("key" = String, Path, description = "flag key"),
@@ -171,8 +177,10 @@ pub async fn status(
     Ok(HttpResponse::Ok().json(ReleaseView::new(flag, env, release)))
 }
 
-/// A person's move: `pause`, `resume`, `advance` (next stage now) or `abort` (fallthrough
-/// back to what it was). 409 when the release's state does not allow it.
+/// A person's move: `pause`, `resume` (the stage's hold starts again), `advance` (next stage
+/// now) or `abort` (fallthrough back to what it was). A kill pauses the release: `resume` and
+/// `advance` answer 409 until the flag is restored; an abort while killed changes what
+/// `restore` puts back and leaves the flag killed. 409 when the release's state forbids it.
 #[utoipa::path(post, operation_id = "move_release", path = "/api/v1/flags/{key}/environments/{env}/release/{action}", tag = "releases",
     request_body = MoveBody,
     params(("key" = String, Path, description = "flag key"),

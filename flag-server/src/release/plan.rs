@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use flag_sdk::model::{Rollout, Serve, WeightedVariation, TOTAL_WEIGHT};
+use flag_sdk::model::{Serve, WeightedVariation, TOTAL_WEIGHT};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -42,6 +42,11 @@ pub struct ReleasePlan {
     /// What to do on a regression.
     #[serde(default)]
     pub on_regression: OnRegression,
+    /// The context attribute the stages bucket by (`key`, `org`, ...). Absent: the flag's
+    /// current fallthrough rollout's, or `key`; its salt is kept either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "org")]
+    pub bucket_by: Option<String>,
 }
 
 /// Where a release stands.
@@ -141,6 +146,16 @@ impl ReleasePlan {
         }
         if self.hold_seconds == 0 {
             problems.push(("hold_seconds", "must be at least 1".into()));
+        }
+        if self
+            .bucket_by
+            .as_deref()
+            .is_some_and(|b| b.trim().is_empty())
+        {
+            problems.push((
+                "bucket_by",
+                "must name a context attribute, e.g. `key` or `org`".into(),
+            ));
         }
         problems
     }
@@ -317,6 +332,24 @@ impl Release {
         })
     }
 
+    /// The flag was killed: a running release is paused with the kill's reason, so nothing
+    /// moves it until the flag is restored and a person resumes it. `None` when it was not
+    /// running (paused already, or over).
+    pub fn hold_for_kill(&mut self, reason: &str) -> Option<Step> {
+        if self.state != ReleaseState::Running {
+            return None;
+        }
+        self.state = ReleaseState::Paused;
+        self.reason = Some(format!(
+            "paused because the flag was killed: {reason}; restore the flag, then resume"
+        ));
+        Some(Step {
+            event: "release.paused",
+            flag: None,
+            reason: self.reason.clone().unwrap_or_default(),
+        })
+    }
+
     /// A person lets a paused release go on; its stage is held again from now.
     pub fn resume(&mut self, now: Millis) -> Result<Step, NotAllowed> {
         if self.state != ReleaseState::Paused {
@@ -355,68 +388,54 @@ impl Release {
         })
     }
 
+    /// The context attribute the stages bucket by: the plan's, else the baseline's.
+    pub fn bucket_by(&self) -> &str {
+        self.plan
+            .bucket_by
+            .as_deref()
+            .unwrap_or(self.baseline.bucketing().0)
+    }
+
     /// The fallthrough giving `percent` to the released variation and the rest to the
-    /// baseline. The released variation comes first in the weights, so as its share grows
-    /// every context that had it keeps it (contract section 3). The salt stays the flag key.
+    /// baseline's other variations, in their proportions (contract section 3's sticky
+    /// rollout). It buckets by the plan's `bucket_by`, else by the baseline's, and keeps the
+    /// baseline's salt, so a flag rolled out by organisation stays so through the release.
     pub fn serve_at(&self, percent: u32, variations: &[&str]) -> Serve {
-        let new = percent.min(100) * (TOTAL_WEIGHT / 100);
-        let mut weights = vec![WeightedVariation {
-            variation: self.plan.variation.clone(),
-            weight: new,
-        }];
-        let rest = TOTAL_WEIGHT - new;
-        match &self.baseline {
-            Serve::Variation(v) if *v != self.plan.variation => {
-                weights.push(WeightedVariation {
-                    variation: v.clone(),
-                    weight: rest,
-                });
-            }
-            Serve::Rollout(r) => {
-                // Scale the baseline's other variations into the remaining share.
-                let others: Vec<_> = r
-                    .weights
-                    .iter()
-                    .filter(|w| w.variation != self.plan.variation)
-                    .collect();
-                let total: u64 = others.iter().map(|w| u64::from(w.weight)).sum();
-                let mut given = 0;
-                for (i, w) in others.iter().enumerate() {
-                    let share = if i + 1 == others.len() {
-                        rest - given
-                    } else {
-                        (u64::from(rest) * u64::from(w.weight))
-                            .checked_div(total)
-                            .unwrap_or(0) as u32
-                    };
-                    given += share;
-                    weights.push(WeightedVariation {
-                        variation: w.variation.clone(),
-                        weight: share,
-                    });
-                }
-            }
-            _ => {}
-        }
-        if weights.len() == 1 && rest > 0 {
+        let released = self.plan.variation.as_str();
+        let mut rest = match &self.baseline {
+            Serve::Rollout(r) => r.weights.clone(),
+            Serve::Variation(v) => vec![WeightedVariation {
+                variation: v.clone(),
+                weight: TOTAL_WEIGHT,
+            }],
+        };
+        rest.retain(|w| w.variation != released);
+        if rest.is_empty() {
             // The baseline served the released variation itself: give the rest to another.
-            if let Some(other) = variations.iter().find(|v| **v != self.plan.variation) {
-                weights.push(WeightedVariation {
-                    variation: (*other).to_owned(),
-                    weight: rest,
-                });
-            }
+            rest.extend(
+                variations
+                    .iter()
+                    .find(|v| **v != released)
+                    .map(|v| WeightedVariation {
+                        variation: (*v).to_owned(),
+                        weight: TOTAL_WEIGHT,
+                    }),
+            );
         }
-        Serve::Rollout(Rollout {
-            bucket_by: "key".to_owned(),
-            salt: None,
-            weights,
-        })
+        Serve::sticky_rollout(
+            &self.baseline,
+            Some(self.bucket_by()),
+            released,
+            percent.min(100) * (TOTAL_WEIGHT / 100),
+            &rest,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use flag_sdk::model::Rollout;
+
     use super::*;
 
     const VARIATIONS: &[&str] = &["on", "off"];
@@ -433,6 +452,7 @@ mod tests {
                 confidence: 0.95,
             },
             on_regression,
+            bucket_by: None,
         }
     }
 
@@ -681,6 +701,53 @@ mod tests {
             .collect();
         assert_eq!(fields, ["variation", "stages", "stages", "hold_seconds"]);
         assert!(plan(OnRegression::Rollback).problems(VARIATIONS).is_empty());
+    }
+
+    #[test]
+    fn the_stages_keep_the_baselines_bucketing_unless_the_plan_names_one() {
+        let baseline = Serve::Rollout(Rollout {
+            bucket_by: "org".into(),
+            salt: Some("s1".into()),
+            weights: vec![WeightedVariation {
+                variation: "off".into(),
+                weight: TOTAL_WEIGHT,
+            }],
+        });
+        let bucketing = |r: &Release, percent| {
+            let Serve::Rollout(r) = r.serve_at(percent, VARIATIONS) else {
+                panic!()
+            };
+            (r.bucket_by, r.salt)
+        };
+        let (kept, _) = Release::start(
+            plan(OnRegression::Rollback),
+            baseline.clone(),
+            VARIATIONS,
+            0,
+        );
+        for percent in [1, 50, 100] {
+            assert_eq!(bucketing(&kept, percent), ("org".into(), Some("s1".into())));
+        }
+        let mut by_device = plan(OnRegression::Rollback);
+        by_device.bucket_by = Some("device".into());
+        let (named, _) = Release::start(by_device, baseline, VARIATIONS, 0);
+        assert_eq!(bucketing(&named, 5), ("device".into(), Some("s1".into())));
+    }
+
+    #[test]
+    fn a_kill_pauses_a_running_release_and_nothing_else() {
+        let mut r = started(OnRegression::Rollback);
+        healthy_traffic(&mut r);
+        let step = r.hold_for_kill("errors spiking").expect("paused");
+        assert_eq!((step.event, step.flag), ("release.paused", None));
+        assert!(step.reason.contains("errors spiking"), "{}", step.reason);
+        assert_eq!(r.state, ReleaseState::Paused);
+        assert_eq!(r.tick(10 * HOLD_MS, VARIATIONS), None, "nothing is due");
+        assert_eq!(r.hold_for_kill("again"), None, "already paused");
+        let mut done = started(OnRegression::Rollback);
+        done.abort("x").unwrap();
+        assert_eq!(done.hold_for_kill("late"), None);
+        assert_eq!(done.state, ReleaseState::Aborted);
     }
 
     #[test]

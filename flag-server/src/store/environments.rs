@@ -84,6 +84,6 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<Environm
             ..NewAudit::default()
         },
     )?;
-    ctx.emit(Effect::Environment(snapshot));
+    ctx.emit(Effect::Environment(snapshot))?;
     Ok(env)
 }

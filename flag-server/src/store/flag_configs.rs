@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 use super::audit::{self, NewAudit};
 use super::flags::no_flag;
 use super::sql::{params, Conn};
-use super::{json, to_json, webhooks, Effect, WriteCtx};
+use super::{json, releases, to_json, webhooks, Effect, WriteCtx};
 use crate::error::ApiError;
+use crate::release::plan::ReleaseState;
 
 /// What a kill or restore did.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -27,6 +28,9 @@ pub struct KillOutcome {
     pub changed: bool,
     /// SDK stream subscribers of the environment when the change was published.
     pub subscribers: usize,
+    /// A release of the flag in the environment is paused: by this kill, or (after a
+    /// restore) still, until `POST .../release/resume`.
+    pub release_paused: bool,
 }
 
 /// Every live flag's configuration, by environment.
@@ -139,7 +143,7 @@ fn write_config(
         environment: env.to_owned(),
         revision,
         flag: config.clone(),
-    });
+    })?;
     Ok(())
 }
 
@@ -155,11 +159,16 @@ pub fn put_config(
     // The working snapshot holds every live flag at its committed (or earlier in this group)
     // version, so the hot path reads no row; an absent flag gets the precise 404 from the row.
     let (version, kind, before) = match ctx.snapshot(env)?.flags.get(&config.key) {
-        Some(current) => (
-            current.version,
-            current.kind,
-            serde_json::to_value(current).ok(),
-        ),
+        Some(current) => {
+            if let Some((field, message)) = changed_variations(&current.variations, &config) {
+                return Err(ApiError::invalid(field, message));
+            }
+            (
+                current.version,
+                current.kind,
+                serde_json::to_value(current).ok(),
+            )
+        }
         None => {
             config_row(ctx, &config.key, env)?;
             return Err(no_flag(&config.key));
@@ -197,6 +206,38 @@ pub fn put_config(
     Ok(config)
 }
 
+/// Variations belong to the flag (the same in every environment): the first field where
+/// `config` redefines them, and what the flag has.
+fn changed_variations(flag: &[Variation], config: &Flag) -> Option<(String, String)> {
+    let has = || {
+        let list: Vec<String> = flag
+            .iter()
+            .map(|v| format!("`{}` = {}", v.key, v.value))
+            .collect();
+        format!(
+            "variations belong to flag `{}` and are the same in every environment; it has {}",
+            config.key,
+            list.join(", ")
+        )
+    };
+    if flag.len() != config.variations.len() {
+        return Some(("variations".to_owned(), has()));
+    }
+    flag.iter()
+        .zip(&config.variations)
+        .enumerate()
+        .find_map(|(i, (theirs, given))| {
+            let field = if theirs.key != given.key {
+                "key"
+            } else if theirs.value != given.value {
+                "value"
+            } else {
+                return None;
+            };
+            Some((format!("variations[{i}].{field}"), has()))
+        })
+}
+
 /// The kill switch: `enabled = false`, everything else kept; the configuration before is kept
 /// for `restore`. A second kill changes nothing.
 pub fn kill(
@@ -213,13 +254,14 @@ pub fn kill(
             flag: row.config,
             changed: false,
             subscribers: 0,
+            release_paused: false,
         });
     }
     let mut after = row.config.clone();
     after.enabled = false;
     after.version = row.version + 1;
     write_config(ctx, env, &after, Some(&row.config))?;
-    audited(
+    let mut outcome = audited(
         ctx,
         actor,
         "flag.kill",
@@ -227,7 +269,35 @@ pub fn kill(
         row.config,
         after,
         Some(reason),
-    )
+    )?;
+    // The responder's word overrides everything automatic: the release stops where it is.
+    outcome.release_paused = releases::hold_for_kill(ctx, actor, key, env, reason)?;
+    Ok(outcome)
+}
+
+/// Whether the flag is killed in `env` (a kill's restore point is kept).
+pub fn killed(ctx: &WriteCtx<'_>, key: &str, env: &str) -> Result<bool, ApiError> {
+    Ok(config_row(ctx, key, env)?.pre_kill.is_some())
+}
+
+/// While the flag is killed, changes the configuration `restore` will put back, leaving the
+/// live (killed) one as it is. `false`, and nothing changed, when the flag is not killed.
+pub fn amend_restore_point(
+    ctx: &mut WriteCtx<'_>,
+    key: &str,
+    env: &str,
+    change: impl FnOnce(&mut Flag),
+) -> Result<bool, ApiError> {
+    let Some(mut restore_point) = config_row(ctx, key, env)?.pre_kill else {
+        return Ok(false);
+    };
+    change(&mut restore_point);
+    validate_flag_in(&restore_point, ctx.snapshot(env)?)?;
+    ctx.conn.execute(
+        "UPDATE flag_configs SET pre_kill = ?3 WHERE flag = ?1 AND environment = ?2",
+        params![key, env, &to_json(&restore_point)],
+    )?;
+    Ok(true)
 }
 
 /// Puts back exactly the configuration from before the kill (with a new version).
@@ -248,7 +318,10 @@ pub fn restore(
     after.version = row.version + 1;
     validate_flag_in(&after, ctx.snapshot(env)?)?;
     write_config(ctx, env, &after, None)?;
-    audited(ctx, actor, "flag.restore", env, row.config, after, reason)
+    let mut outcome = audited(ctx, actor, "flag.restore", env, row.config, after, reason)?;
+    outcome.release_paused =
+        releases::get(ctx.conn, key, env)?.is_some_and(|r| r.state == ReleaseState::Paused);
+    Ok(outcome)
 }
 
 /// Records a kill or restore that changed `before` into `after` in the audit log.
@@ -279,5 +352,6 @@ fn audited(
         flag: after,
         changed: true,
         subscribers: 0,
+        release_paused: false,
     })
 }

@@ -220,7 +220,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagM
             environment: env,
             revision,
             flag: config.clone(),
-        });
+        })?;
     }
     let meta = FlagMeta {
         key: new.key.clone(),
@@ -346,7 +346,7 @@ pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMet
             environment: env,
             revision,
             key: key.to_owned(),
-        });
+        })?;
     }
     let mut after = before.clone();
     after.archived = true;

@@ -12,6 +12,9 @@ pub mod environments;
 pub mod flag_configs;
 pub mod flags;
 mod health;
+mod lease;
+mod lock;
+mod log;
 mod migrations;
 pub mod releases;
 pub mod segments;
@@ -21,7 +24,9 @@ pub mod webhooks;
 mod writer;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -33,6 +38,8 @@ use time::format_description::well_known::Rfc3339;
 use sql::Conn;
 
 pub use effects::Effect;
+pub use lease::Leadership;
+pub use lock::DbLock;
 pub use migrations::SCHEMA_VERSION;
 pub use writer::WriteCtx;
 
@@ -58,10 +65,69 @@ pub(crate) struct Published {
     pub metrics: Arc<Metrics>,
 }
 
+/// Where the data lives (`--db`): a SQLite file (the default), or a PostgreSQL database
+/// (`postgres://...`) shared by several replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file, created when missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl FromStr for Location {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(
+            if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+                Location::Postgres(s.to_owned())
+            } else {
+                Location::Sqlite(PathBuf::from(s))
+            },
+        )
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(path: PathBuf) -> Self {
+        Location::Sqlite(path)
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(path: &Path) -> Self {
+        Location::Sqlite(path.to_owned())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(path: &PathBuf) -> Self {
+        Location::Sqlite(path.clone())
+    }
+}
+
+impl fmt::Display for Location {
+    /// The file, or the URL without its password (logs and errors show this).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let user = &url[scheme + 3..at];
+                    let user = user.split(':').next().unwrap_or("");
+                    write!(f, "{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+                }
+                _ => f.write_str(url),
+            },
+        }
+    }
+}
+
 /// The database: a queue to the writer thread and a pool of readers.
 #[derive(Clone)]
 pub struct Store {
-    jobs: Sender<writer::Job>,
+    jobs: Sender<writer::Msg>,
     readers: Arc<ReadPool>,
     health: Arc<health::Health>,
 }
@@ -71,13 +137,24 @@ impl Store {
     /// `published`, and starts the writer thread.
     /// Returns the secret of a newly created admin token when it made one (print it once).
     pub(crate) fn open(
-        path: &Path,
+        location: &Location,
         admin_token: Option<&str>,
         published: Published,
     ) -> anyhow::Result<(Store, Option<String>)> {
-        let conn = open_sqlite_writer(path)?;
+        let conn = match location {
+            Location::Sqlite(path) => open_sqlite_writer(path)?,
+            Location::Postgres(url) => {
+                let conn = open_postgres(url, location)?;
+                migrations::migrate(&conn)
+                    .with_context(|| format!("cannot migrate the database {location}"))?;
+                conn
+            }
+        };
         let created =
             tokens::bootstrap(&conn, admin_token).context("cannot set up the admin token")?;
+        // Read before the snapshots: a change committed in between is then read again, never
+        // missed (applying a change twice is harmless).
+        let applied = log::head(&conn).context("cannot read the change log")?;
         let working = load_snapshots(&conn).context("cannot load the flags")?;
         let compiled = working
             .values()
@@ -96,14 +173,20 @@ impl Store {
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(open_sqlite_reader(path)?);
+            readers.push(match location {
+                Location::Sqlite(path) => open_sqlite_reader(path)?,
+                Location::Postgres(url) => open_postgres(url, location)?,
+            });
         }
         let (jobs, rx) = channel();
+        if let Location::Postgres(url) = location {
+            log::listen(url.clone(), jobs.clone()).context("cannot start the change listener")?;
+        }
         let health = Arc::new(health::Health::default());
         let writer_health = health.clone();
         std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, working, rx, published, writer_health))
+            .name("store-writer".into())
+            .spawn(move || writer::run(conn, working, applied, rx, published, writer_health))
             .context("cannot start the writer thread")?;
         let store = Store {
             jobs,
@@ -145,7 +228,7 @@ impl Store {
             (outcome, reply)
         });
         self.jobs
-            .send(job)
+            .send(writer::Msg::Write(job))
             .map_err(|_| ApiError::Unavailable("the store is shutting down".into()))?;
         rx.await
             .map_err(|_| ApiError::Unavailable("the write was not applied".into()))?
@@ -207,17 +290,25 @@ fn catch<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
 /// Opens the SQLite file as the writer: WAL, `synchronous = FULL`, foreign keys, a busy
 /// timeout, and the schema migrated to [`SCHEMA_VERSION`].
 fn open_sqlite_writer(path: &Path) -> anyhow::Result<Conn> {
-    let mut conn = Connection::open(path)
+    let conn = Connection::open(path)
         .with_context(|| format!("cannot open the database {}", path.display()))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA busy_timeout = 5000;",
     )
     .context("cannot configure the database")?;
-    migrations::migrate(&mut conn)
-        .with_context(|| format!("cannot migrate the database {}", path.display()))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    Ok(Conn::sqlite(conn))
+    let conn = Conn::sqlite(conn);
+    migrations::migrate(&conn)
+        .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+    Ok(conn)
+}
+
+/// Connects to PostgreSQL; the error names the database (without its password).
+fn open_postgres(url: &str, location: &Location) -> anyhow::Result<Conn> {
+    let client = postgres::Client::connect(url, postgres::NoTls)
+        .with_context(|| format!("cannot connect to the database {location}"))?;
+    Ok(Conn::postgres(client))
 }
 
 /// Opens a read-only connection to the SQLite file for the reader pool.

@@ -100,6 +100,13 @@ pub fn command(
     let mut release = get(ctx.conn, flag, env)?
         .ok_or_else(|| ApiError::NotFound(format!("flag `{flag}` has no release in `{env}`")))?;
     let before = release.clone();
+    if matches!(command, Command::Resume | Command::Advance)
+        && flag_configs::killed(ctx, flag, env)?
+    {
+        return Err(ApiError::Conflict(format!(
+            "flag `{flag}` is killed in `{env}`: a kill stops its release; restore the flag first (`flag restore {flag}`), then resume"
+        )));
+    }
     let config = current(ctx, flag, env)?;
     let variations = variation_keys(&config);
     let step = match &command {
@@ -130,6 +137,13 @@ pub fn tick(ctx: &mut WriteCtx<'_>, flag: &str, env: &str, now: Millis) -> Resul
         }
         Err(e) => return Err(e),
     };
+    if flag_configs::killed(ctx, flag, env)? {
+        // Nothing moves a killed flag's release (one running from before kills paused it).
+        return match release.hold_for_kill("the flag is killed") {
+            Some(step) => save_and_audit(ctx, SCHEDULER, flag, env, Some(&before), &release, &step),
+            None => Ok(()),
+        };
+    }
     match release.tick(now, &variation_keys(&config)) {
         Some(step) => apply(ctx, SCHEDULER, flag, env, Some(&before), &release, step),
         None if release != before => save(ctx, flag, env, &release),
@@ -138,7 +152,8 @@ pub fn tick(ctx: &mut WriteCtx<'_>, flag: &str, env: &str, now: Millis) -> Resul
 }
 
 /// Adds SDK counters to the running releases of `env`; a regression acts in the same
-/// transaction. Counters of flags without a running release are ignored. Returns the moves.
+/// transaction. Counters of flags without a running release, or of a killed flag (everyone
+/// gets its off variation, which says nothing of the stage), are ignored. Returns the moves.
 pub fn observe(
     ctx: &mut WriteCtx<'_>,
     env: &str,
@@ -152,7 +167,7 @@ pub fn observe(
         let Some(mut release) = get(ctx.conn, flag, env)? else {
             continue;
         };
-        if !release.state.is_active() {
+        if !release.state.is_active() || flag_configs::killed(ctx, flag, env)? {
             continue;
         }
         let before = release.clone();
@@ -191,16 +206,46 @@ fn apply(
 ) -> Result<(), ApiError> {
     match &step.flag {
         Some(FlagMove::Fallthrough(serve)) => {
-            let mut config = current(ctx, flag, env)?;
-            config.fallthrough = serve.clone();
-            flag_configs::put_config(ctx, actor, env, config, None)?;
+            // While the flag is killed the kill stands (an abort then changes what `restore`
+            // puts back); otherwise the live configuration changes.
+            let amended = flag_configs::amend_restore_point(ctx, flag, env, |c| {
+                c.fallthrough = serve.clone();
+            })?;
+            if !amended {
+                let mut config = current(ctx, flag, env)?;
+                config.fallthrough = serve.clone();
+                flag_configs::put_config(ctx, actor, env, config, None)?;
+            }
         }
         Some(FlagMove::Kill) => {
+            // Saved first, so the kill finds this release over and does not pause it.
+            save(ctx, flag, env, release)?;
             flag_configs::kill(ctx, actor, flag, env, &step.reason)?;
         }
         None => {}
     }
     save_and_audit(ctx, actor, flag, env, before, release, &step)
+}
+
+/// A kill of `flag` in `env` pauses its running release, with an audit row giving the kill's
+/// reason (called by the kill, in its transaction). Nothing else moves it until a person
+/// resumes it after `restore`. Returns whether it paused one.
+pub fn hold_for_kill(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    flag: &str,
+    env: &str,
+    reason: &str,
+) -> Result<bool, ApiError> {
+    let Some(mut release) = get(ctx.conn, flag, env)? else {
+        return Ok(false);
+    };
+    let before = release.clone();
+    let Some(step) = release.hold_for_kill(reason) else {
+        return Ok(false);
+    };
+    save_and_audit(ctx, actor, flag, env, Some(&before), &release, &step)?;
+    Ok(true)
 }
 
 fn save_and_audit(

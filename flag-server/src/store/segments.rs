@@ -31,7 +31,7 @@ fn save(ctx: &mut WriteCtx<'_>, env: &str, segment: &Segment) -> Result<(), ApiE
         environment: env.to_owned(),
         revision,
         segment: segment.clone(),
-    });
+    })?;
     Ok(())
 }
 
@@ -146,7 +146,7 @@ pub fn delete(
         environment: env.to_owned(),
         revision,
         key: key.to_owned(),
-    });
+    })?;
     audit::record(
         ctx,
         NewAudit {

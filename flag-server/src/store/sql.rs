@@ -322,7 +322,7 @@ enum Inner {
 }
 
 struct Pg {
-    client: postgres::Client,
+    client: OffRuntime,
     statements: HashMap<String, postgres::Statement>,
 }
 
@@ -339,7 +339,7 @@ impl Conn {
     pub fn postgres(client: postgres::Client) -> Conn {
         Conn {
             inner: Inner::Postgres(Box::new(RefCell::new(Pg {
-                client,
+                client: OffRuntime(Some(client)),
                 statements: HashMap::new(),
             }))),
             changed: Cell::new(0),
@@ -468,6 +468,34 @@ impl Pg {
     }
 }
 
+/// The blocking client, whose drop (it says goodbye to the server through its own runtime)
+/// never runs on an async thread, where that would panic: a connection dropped there is
+/// dropped on a thread of its own.
+struct OffRuntime(Option<postgres::Client>);
+
+impl std::ops::Deref for OffRuntime {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for OffRuntime {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for OffRuntime {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                std::thread::spawn(move || drop(client));
+            }
+        }
+    }
+}
+
 fn pg_params<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn PgToSql + Sync)> {
     params.iter().map(|p| p as &(dyn PgToSql + Sync)).collect()
 }
@@ -505,6 +533,8 @@ fn pg_row(r: &postgres::Row) -> Result<Row, Error> {
             Type::FLOAT4 => r
                 .try_get::<_, Option<f32>>(i)?
                 .map(|v| Value::Real(v.into())),
+            // `SELECT pg_advisory_xact_lock(..)` and the like.
+            Type::VOID => None,
             Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
             _ => r.try_get::<_, Option<String>>(i)?.map(Value::Text),
         };

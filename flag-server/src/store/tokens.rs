@@ -153,7 +153,7 @@ pub fn create(
             ..NewAudit::default()
         },
     )?;
-    ctx.emit(Effect::Tokens);
+    ctx.emit(Effect::Tokens)?;
     Ok(info)
 }
 
@@ -191,16 +191,25 @@ pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo,
             ..NewAudit::default()
         },
     )?;
-    ctx.emit(Effect::Tokens);
+    ctx.emit(Effect::Tokens)?;
     Ok(info)
 }
 
 /// At start: makes `secret` (FLAG_ADMIN_TOKEN) an active admin token named `bootstrap`; with
 /// no secret and no active admin token, creates one and returns its secret to print once.
+///
+/// A created token stays *pending* until [`shown`] records that a start printed it and came
+/// up. Every start first deletes the pending tokens: one from a start that failed before it
+/// showed its token is replaced, so the next start prints a token again and nobody is locked
+/// out by a secret that was never shown.
 pub(crate) fn bootstrap(conn: &Conn, secret: Option<&str>) -> anyhow::Result<Option<String>> {
     let now = super::now();
     if let Some(secret) = secret {
         let hash = crate::auth::hash(secret);
+        conn.execute(
+            "DELETE FROM tokens WHERE pending = 1 AND hash <> ?1",
+            params![&hash],
+        )?;
         let existing = conn
             .query_opt("SELECT id FROM tokens WHERE hash = ?1", params![&hash])?
             .map(|r| r.get::<i64>(0))
@@ -208,7 +217,8 @@ pub(crate) fn bootstrap(conn: &Conn, secret: Option<&str>) -> anyhow::Result<Opt
         match existing {
             Some(id) => {
                 conn.execute(
-                    "UPDATE tokens SET revoked_at = NULL, kind = 'admin', environment = NULL WHERE id = ?1",
+                    "UPDATE tokens SET revoked_at = NULL, kind = 'admin', environment = NULL,
+                     pending = 0 WHERE id = ?1",
                     params![id],
                 )?;
             }
@@ -222,6 +232,7 @@ pub(crate) fn bootstrap(conn: &Conn, secret: Option<&str>) -> anyhow::Result<Opt
         }
         return Ok(None);
     }
+    conn.execute("DELETE FROM tokens WHERE pending = 1", params![])?;
     let admins: i64 = conn
         .query_one(
             "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
@@ -233,9 +244,72 @@ pub(crate) fn bootstrap(conn: &Conn, secret: Option<&str>) -> anyhow::Result<Opt
     }
     let secret = crate::auth::new_secret();
     conn.execute(
-        "INSERT INTO tokens (name, kind, environment, hash, created_at)
-         VALUES ('bootstrap', 'admin', NULL, ?1, ?2)",
+        "INSERT INTO tokens (name, kind, environment, hash, created_at, pending)
+         VALUES ('bootstrap', 'admin', NULL, ?1, ?2, 1)",
         params![&crate::auth::hash(&secret), &now],
     )?;
     Ok(Some(secret))
+}
+
+/// Records that the admin token `bootstrap` created has been shown: it is kept from now on.
+pub(crate) fn shown(conn: &Conn, secret: &str) -> Result<(), ApiError> {
+    conn.execute(
+        "UPDATE tokens SET pending = 0 WHERE hash = ?1",
+        params![&crate::auth::hash(secret)],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> Conn {
+        let conn = Conn::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        super::super::migrations::migrate(&conn).unwrap();
+        conn
+    }
+
+    fn admins(conn: &Conn) -> Vec<(String, bool)> {
+        conn.query_map(
+            "SELECT hash, pending FROM tokens WHERE kind = 'admin' ORDER BY id",
+            params![],
+            |r| Ok((hex::encode_upper(r.get::<Vec<u8>>(0)?), r.get(1)?)),
+        )
+        .unwrap()
+    }
+
+    fn hash_hex(secret: &str) -> String {
+        hex::encode_upper(crate::auth::hash(secret))
+    }
+
+    #[test]
+    fn a_token_never_shown_is_replaced_at_the_next_start_and_kept_once_shown() {
+        let conn = database();
+        let first = bootstrap(&conn, None).unwrap().expect("a token is created");
+        assert_eq!(admins(&conn), [(hash_hex(&first), true)]);
+        // That start failed before showing it: the next one replaces it.
+        let second = bootstrap(&conn, None)
+            .unwrap()
+            .expect("another token is created");
+        assert_ne!(first, second);
+        assert_eq!(admins(&conn), [(hash_hex(&second), true)]);
+        shown(&conn, &second).unwrap();
+        assert_eq!(bootstrap(&conn, None).unwrap(), None);
+        assert_eq!(admins(&conn), [(hash_hex(&second), false)]);
+    }
+
+    #[test]
+    fn a_given_admin_token_drops_the_pending_ones_but_keeps_itself() {
+        let conn = database();
+        let unseen = bootstrap(&conn, None).unwrap().unwrap();
+        assert_eq!(bootstrap(&conn, Some("from-the-env")).unwrap(), None);
+        assert_eq!(admins(&conn), [(hash_hex("from-the-env"), false)]);
+        // The printed secret given back as FLAG_ADMIN_TOKEN is kept, no longer pending.
+        let conn = database();
+        let printed = bootstrap(&conn, None).unwrap().unwrap();
+        assert_ne!(printed, unseen);
+        bootstrap(&conn, Some(&printed)).unwrap();
+        assert_eq!(admins(&conn), [(hash_hex(&printed), false)]);
+    }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use flag_sdk::Snapshot;
 
 use super::effects::{after_commit, apply, Effect};
 use super::health::{failure_detail, Health};
+use super::log;
 use super::sql::{self, params, Backend, Conn};
 use super::Published;
 use crate::error::{storage_fault, ApiError};
@@ -46,11 +47,13 @@ struct Gather {
 }
 
 impl Gather {
-    fn collect(&self, first: Job, jobs: &Receiver<Job>) -> Vec<Job> {
+    /// A catch-up wake-up met while gathering is dropped: the group catches up anyway.
+    fn collect(&self, first: Job, jobs: &Receiver<Msg>) -> Vec<Job> {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Msg::Write(job)) => batch.push(job),
+                Ok(Msg::CatchUp) => {}
                 Err(_) => break,
             }
         }
@@ -60,7 +63,8 @@ impl Gather {
                 break;
             };
             match jobs.recv_timeout(left) {
-                Ok(job) => batch.push(job),
+                Ok(Msg::Write(job)) => batch.push(job),
+                Ok(Msg::CatchUp) => {}
                 Err(_) => break,
             }
         }
@@ -75,6 +79,24 @@ impl Gather {
 
 /// Answers one request once its group has committed (`Some` = the commit failed).
 pub(crate) type Reply = Box<dyn FnOnce(Option<ApiError>) + Send>;
+
+/// What the writer thread is sent.
+pub(crate) enum Msg {
+    /// A write request.
+    Write(Job),
+    /// Another replica committed (a PostgreSQL notification): read the change log.
+    CatchUp,
+}
+
+/// How often the writer reads the change log with nothing else to do (PostgreSQL): what
+/// another replica committed reaches this one's SDKs within this even when a notification
+/// was lost.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+
+/// The advisory lock every PostgreSQL group holds from BEGIN to COMMIT ("flag" 3): one writer
+/// at a time across replicas, so `changes.seq` grows in commit order and every group starts
+/// from the latest committed state.
+const WRITE_LOCK: i64 = 0x666c_6167_0003;
 
 /// One queued write request: runs inside the writer's transaction (`Some`), or is told it will
 /// not run (`None`, then its reply gets the reason); says how it went.
@@ -101,6 +123,8 @@ pub struct WriteCtx<'a> {
     pub now: &'a str,
     working: &'a HashMap<String, Snapshot>,
     effects: Vec<Effect>,
+    /// The change log's `seq` of this request's last effect.
+    last_seq: Option<u64>,
     probed: bool,
 }
 
@@ -132,8 +156,11 @@ impl WriteCtx<'_> {
     }
 
     /// Records what this request does to the in-memory state (applied if it succeeds).
-    pub fn emit(&mut self, effect: Effect) {
+    /// Appends it to the change log in this request's savepoint.
+    pub fn emit(&mut self, effect: Effect) -> Result<(), ApiError> {
+        self.last_seq = Some(log::append(self.conn, &effect, clock_millis())?);
         self.effects.push(effect);
+        Ok(())
     }
 
     /// A real write that changes nothing: whether the database can be written again after a
@@ -155,17 +182,43 @@ impl WriteCtx<'_> {
 }
 
 /// The writer thread's loop: returns when every sender is gone.
+///
+/// `applied` is the change log's `seq` that `working` and `published` include. Every group
+/// first reads the log after it (on PostgreSQL under the write lock, so nothing is missed):
+/// what other replicas committed is applied and published with the group's own effects,
+/// through the same `after_commit`. With no write to do, it reads the log on a wake-up from
+/// the listener or every [`CATCH_UP_EVERY`].
 pub(crate) fn run(
     conn: Conn,
     mut working: HashMap<String, Snapshot>,
-    jobs: Receiver<Job>,
+    mut applied: u64,
+    jobs: Receiver<Msg>,
     published: Published,
     health: Arc<Health>,
 ) {
     let mut gather = Gather::default();
+    let mut groups: u64 = 0;
     // Set when `working` may differ from what is committed and could not be reloaded yet.
     let mut stale = false;
-    while let Ok(first) = jobs.recv() {
+    loop {
+        let first = match jobs.recv_timeout(CATCH_UP_EVERY) {
+            Ok(Msg::Write(job)) => job,
+            Ok(Msg::CatchUp) | Err(RecvTimeoutError::Timeout) => {
+                if conn.backend() == Backend::Postgres && !stale {
+                    let mut effects = Vec::new();
+                    match catch_up_from(&conn, applied, &mut working, &mut effects) {
+                        Ok(Some(seq)) => {
+                            applied = applied.max(seq);
+                            after_commit(&conn, &working, &effects, &published);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read the change log"),
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let batch = gather.collect(first, &jobs);
         let started = Instant::now();
         published.metrics.batch_size.observe(batch.len() as f64);
@@ -183,12 +236,19 @@ pub(crate) fn run(
                 continue;
             }
         }
-        if let Err(e) = begin(&conn) {
+        let mut effects: Vec<Effect> = Vec::new();
+        let mut last_seq = None;
+        if let Err(e) = begin(&conn).and_then(|()| {
+            last_seq = catch_up_from(&conn, applied, &mut working, &mut effects)?;
+            Ok(())
+        }) {
             let detail = failure_detail(&conn, &e);
             tracing::error!(error = %e, %detail, "cannot begin a transaction");
             if storage_fault(&e).is_some() {
                 health.set(Some(detail.clone()));
             }
+            let _ = conn.batch("ROLLBACK");
+            stale = !effects.is_empty() && !reload(&conn, &mut working);
             reject(batch, &detail);
             continue;
         }
@@ -196,7 +256,6 @@ pub(crate) fn run(
         let mut probed = false;
         let now = crate::store::now();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-        let mut effects: Vec<Effect> = Vec::new();
         let mut fault: Option<String> = None;
         let mut lost = false;
         let mut queue = batch.into_iter();
@@ -207,15 +266,18 @@ pub(crate) fn run(
                 now: &now,
                 working: &working,
                 effects: Vec::new(),
+                last_seq: None,
                 probed: false,
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| job(Some(&mut ctx))));
             let new_effects = std::mem::take(&mut ctx.effects);
             let job_probed = ctx.probed;
+            let job_seq = ctx.last_seq;
             match outcome {
                 Ok((Outcome::Done, reply)) => {
                     exec(&conn, "RELEASE request");
                     probed |= job_probed;
+                    last_seq = job_seq.or(last_seq);
                     for effect in &new_effects {
                         apply(&mut working, effect);
                     }
@@ -258,7 +320,24 @@ pub(crate) fn run(
             stale = !reload(&conn, &mut working);
             continue;
         }
-        if let Err(e) = conn.batch("COMMIT") {
+        groups += 1;
+        if groups % PRUNE_EVERY == 0 {
+            exec(&conn, "SAVEPOINT prune");
+            match log::prune(&conn, clock_millis()) {
+                Ok(_) => exec(&conn, "RELEASE prune"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune the change log");
+                    exec(&conn, "ROLLBACK TO prune");
+                    exec(&conn, "RELEASE prune");
+                }
+            }
+        }
+        let notify = conn.backend() == Backend::Postgres && !effects.is_empty();
+        if let Err(e) = notify
+            .then(|| conn.batch(log::NOTIFY))
+            .unwrap_or(Ok(()))
+            .and_then(|()| conn.batch("COMMIT"))
+        {
             let detail = failure_detail(&conn, &e);
             tracing::error!(error = %e, %detail, "group commit failed; rolled back");
             let _ = conn.batch("ROLLBACK");
@@ -281,6 +360,9 @@ pub(crate) fn run(
             .metrics
             .write_latency
             .observe(commit_time.as_secs_f64());
+        if let Some(seq) = last_seq {
+            applied = applied.max(seq);
+        }
         after_commit(&conn, &working, &effects, &published);
         for reply in replies {
             reply(None);
@@ -292,12 +374,45 @@ pub(crate) fn run(
     }
 }
 
+/// Reads the change log after `applied` into `working` and `effects` (what another replica
+/// committed); the last `seq` read, if any.
+fn catch_up_from(
+    conn: &Conn,
+    applied: u64,
+    working: &mut HashMap<String, Snapshot>,
+    effects: &mut Vec<Effect>,
+) -> Result<Option<u64>, sql::Error> {
+    let mut last = None;
+    for (seq, effect) in log::since(conn, applied, MAX_CATCH_UP)? {
+        apply(working, &effect);
+        effects.push(effect);
+        last = Some(seq);
+    }
+    Ok(last)
+}
+
+/// Every this many groups, one also prunes the change log ([`log::prune`]).
+const PRUNE_EVERY: u64 = 1024;
+
+/// Rows one catch-up reads at most; the rest come with the next one.
+const MAX_CATCH_UP: u64 = 10_000;
+
+/// Clock time in Unix milliseconds (the change log's `at`).
+fn clock_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// Starts a group's transaction. SQLite: `IMMEDIATE`, so the write lock is taken up front
-/// and a busy database fails here rather than at the first write.
+/// and a busy database fails here rather than at the first write. PostgreSQL: the write lock
+/// across replicas ([`WRITE_LOCK`]).
 fn begin(conn: &Conn) -> Result<(), sql::Error> {
     match conn.backend() {
         Backend::Sqlite => conn.batch("BEGIN IMMEDIATE"),
-        Backend::Postgres => conn.batch("BEGIN"),
+        Backend::Postgres => {
+            conn.batch("BEGIN")?;
+            conn.query_one("SELECT pg_advisory_xact_lock(?1)", params![WRITE_LOCK])
+                .map(drop)
+        }
     }
 }
 

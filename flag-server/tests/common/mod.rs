@@ -3,6 +3,7 @@
 
 pub mod live;
 pub mod postgres;
+pub mod process;
 
 use flag_server::{Config, Running};
 use reqwest::{Method, StatusCode};

@@ -26,9 +26,15 @@ struct Cluster {
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh, empty database on the test cluster: its `postgres://` URL.
-#[track_caller]
+/// A fresh, empty database on the test cluster: its `postgres://` URL. Callable from async
+/// tests too (the blocking client runs on a thread of its own).
 pub fn database() -> String {
+    std::thread::spawn(create_database)
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+fn create_database() -> String {
     let cluster = match CLUSTER.get_or_init(start) {
         Ok(c) => c,
         Err(e) => panic!("PostgreSQL for this test: {e}"),
