@@ -3,7 +3,8 @@
 //! the bare `--option` means true.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+
+use crate::store::Location;
 
 use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
@@ -16,8 +17,10 @@ pub struct Config {
     #[arg(long, env = "FLAG_SERVER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// The SQLite database file (created when missing).
-    #[arg(long, env = "FLAG_SERVER_DB", default_value = "./flags.db")]
-    pub db: PathBuf,
+    /// The database: a SQLite file (created when missing), or `postgres://user@host/db`
+    /// for several replicas on one PostgreSQL.
+    #[arg(long, env = "FLAG_SERVER_DB", default_value = "./flags.db", value_parser = clap::value_parser!(Location))]
+    pub db: Location,
     /// A string accepted as an admin token (named `bootstrap` in the audit log).
     #[arg(long, env = "FLAG_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -59,7 +62,7 @@ pub enum Command {
 
 impl Config {
     /// A configuration for tests and benches: `127.0.0.1:0`, the given database and admin token.
-    pub fn ephemeral(db: impl Into<PathBuf>, admin_token: impl Into<String>) -> Self {
+    pub fn ephemeral(db: impl Into<Location>, admin_token: impl Into<String>) -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db: db.into(),

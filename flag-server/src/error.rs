@@ -8,6 +8,8 @@ use flag_sdk::validate::{FieldError, ValidationErrors};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::store::sql;
+
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -92,24 +94,38 @@ impl ApiError {
 /// How long a client should wait before retrying a 503, in seconds (`Retry-After`).
 pub const RETRY_AFTER_SECS: u32 = 5;
 
-impl From<rusqlite::Error> for ApiError {
-    /// A storage fault (disk full, read-only, I/O, cannot open, busy) is a 503 the client may
-    /// retry; anything else from SQLite is a bug (a 500).
-    fn from(e: rusqlite::Error) -> Self {
-        match storage_fault(&e) {
-            Some(detail) => {
-                tracing::warn!(error = %e, "storage fault");
-                ApiError::Unavailable(detail.to_owned())
-            }
-            None => ApiError::Internal(format!("sqlite: {e}")),
+impl From<sql::Error> for ApiError {
+    /// A storage fault (see [`storage_fault`]) is a 503 the client may retry; anything else
+    /// from the database is a bug (a 500): a missing row where one must be, a column of
+    /// another type, a constraint the store checks before it writes (a unique key on either
+    /// backend: SQLSTATE 23505 on PostgreSQL).
+    fn from(e: sql::Error) -> Self {
+        if let Some(detail) = storage_fault(&e) {
+            tracing::warn!(error = %e, "storage fault");
+            return ApiError::Unavailable(detail.to_owned());
+        }
+        match e {
+            sql::Error::Sqlite(e) => ApiError::Internal(format!("sqlite: {e}")),
+            sql::Error::Postgres(e) => ApiError::Internal(format!("postgres: {e}")),
+            e => ApiError::Internal(format!("database: {e}")),
         }
     }
 }
 
-/// The client-facing detail of an SQLite error that is the storage's fault rather than a bug:
-/// the disk is full, the database or its file system is read-only, an I/O error, the file
-/// cannot be opened, or the database is locked. `None` for everything else.
-pub fn storage_fault(e: &rusqlite::Error) -> Option<&'static str> {
+/// The client-facing detail of a database error that is the storage's fault rather than a bug.
+/// SQLite: the disk is full, the database or its file system is read-only, an I/O error, the
+/// file cannot be opened, or the database is locked. PostgreSQL: the connection is closed or
+/// broken, or the server is shutting down or not accepting connections. `None` for everything
+/// else.
+pub fn storage_fault(e: &sql::Error) -> Option<&'static str> {
+    match e {
+        sql::Error::Sqlite(e) => sqlite_fault(e),
+        sql::Error::Postgres(e) => postgres_unreachable(e).then_some(UNREACHABLE),
+        sql::Error::NoRows | sql::Error::Type { .. } => None,
+    }
+}
+
+fn sqlite_fault(e: &rusqlite::Error) -> Option<&'static str> {
     use rusqlite::ErrorCode;
     let rusqlite::Error::SqliteFailure(failure, _) = e else {
         return None;
@@ -126,6 +142,36 @@ pub fn storage_fault(e: &rusqlite::Error) -> Option<&'static str> {
     })
 }
 
+/// Whether a PostgreSQL error means the server cannot be reached: the connection is closed,
+/// an I/O error on it, a connection exception (SQLSTATE class 08), or the server shutting
+/// down or refusing connections (57P01, 57P02, 57P03).
+fn postgres_unreachable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    use std::error::Error as _;
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        return code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(code);
+    }
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The detail of a 503 when the PostgreSQL server cannot be reached.
+pub const UNREACHABLE: &str = "the database is unreachable; the change was not saved";
 /// The detail of a 503 when the disk under the database is full.
 pub const DISK_FULL: &str = "the database disk is full; the change was not saved";
 /// The detail of a 503 when the database (or its file system) cannot be written.
@@ -300,8 +346,11 @@ mod tests {
         assert_eq!(v.0[0].field, "x");
     }
 
-    fn sqlite(code: i32) -> rusqlite::Error {
-        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    fn sqlite(code: i32) -> sql::Error {
+        sql::Error::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
     }
 
     #[test]
@@ -330,7 +379,13 @@ mod tests {
             sqlite(ffi::SQLITE_CONSTRAINT_UNIQUE),
             sqlite(ffi::SQLITE_ERROR),
             sqlite(ffi::SQLITE_CORRUPT),
-            rusqlite::Error::QueryReturnedNoRows,
+            sql::Error::Sqlite(rusqlite::Error::QueryReturnedNoRows),
+            sql::Error::NoRows,
+            sql::Error::Type {
+                column: 0,
+                expected: "an integer",
+                found: "text",
+            },
         ] {
             assert_eq!(
                 ApiError::from(e).status_code(),

@@ -115,8 +115,8 @@ pub struct Running {
     /// The secret of an admin token created on this start: print it once, then call
     /// [`Running::admin_token_shown`].
     pub created_admin_token: Option<String>,
-    /// Held while the server runs: no other server opens the database meanwhile.
-    _db_lock: store::DbLock,
+    /// Held while the server runs on a SQLite file: no other server opens it meanwhile.
+    _db_lock: Option<store::DbLock>,
 }
 
 impl Running {
@@ -166,7 +166,10 @@ fn close_when_unacknowledged(_: &dyn Any, _: Duration) {}
 /// on the same file refuses to start, see [`store::DbLock`]), then opens the store.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let listener = listen(config.listen)?;
-    let db_lock = store::DbLock::acquire(&config.db)?;
+    let db_lock = match &config.db {
+        store::Location::Sqlite(path) => Some(store::DbLock::acquire(path)?),
+        store::Location::Postgres(_) => None,
+    };
     // Opening migrates and loads the database: blocking work, off the async threads.
     let opening = config.clone();
     let (state, created_admin_token) =

@@ -46,7 +46,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .context("cannot print the new admin token; the next start creates another")?;
         running.admin_token_shown().await?;
     }
-    tracing::info!(addr = %running.addr, db = %config.db.display(), "listening");
+    tracing::info!(addr = %running.addr, db = %config.db, "listening");
     shutdown_signal().await;
     tracing::info!("shutting down");
     // End the SSE streams first: a graceful stop would otherwise wait for them.

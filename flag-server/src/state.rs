@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::release::scheduler::Scheduler;
 use crate::snapshots::Snapshots;
-use crate::store::{Published, Store};
+use crate::store::{Leadership, Location, Published, Store};
 use crate::stream::{Broadcaster, StreamSettings};
 use crate::webhooks::Outbox;
 
@@ -29,6 +29,8 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// Wakes the webhook delivery task after a change queued deliveries.
     pub outbox: Arc<Outbox>,
+    /// Whether this replica runs the release scheduler and the webhook sender now.
+    pub leadership: Leadership,
     /// Whether webhooks may target loopback and private addresses.
     pub webhook_allow_private: bool,
 }
@@ -58,6 +60,10 @@ impl AppState {
                 metrics: published.metrics,
                 scheduler: Arc::default(),
                 outbox: Arc::default(),
+                leadership: match &config.db {
+                    Location::Sqlite(_) => Leadership::always(),
+                    Location::Postgres(url) => Leadership::campaign(url.clone())?,
+                },
                 webhook_allow_private: config.webhook_allow_private,
             },
             created,

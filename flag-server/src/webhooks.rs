@@ -161,7 +161,10 @@ pub async fn run(state: AppState, outbox: Arc<Outbox>, allow_private: bool) {
             return;
         }
     };
+    let mut leadership = state.leadership.clone();
     loop {
+        // One replica sends (see `store::Leadership`); the others wait their turn.
+        leadership.acquired().await;
         let now = crate::release::scheduler::now_millis();
         let due = state.store.read(move |conn| store::due(conn, now)).await;
         let wait = match due {

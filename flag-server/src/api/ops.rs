@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::sql::params;
 
 /// Registers the operations routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,10 +43,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     state
         .store
         .read(|conn| {
-            conn.query_row("SELECT count(*) FROM environments", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(|e| ApiError::Unavailable(format!("database: {e}")))
+            conn.query_one("SELECT count(*) FROM environments", params![])
+                .and_then(|r| r.get::<i64>(0))
+                .map_err(|e| ApiError::Unavailable(format!("database: {e}")))
         })
         .await?;
     if state.store.write_fault().is_some() {

@@ -36,7 +36,10 @@ pub fn now_millis() -> Millis {
 
 /// Runs until the process ends.
 pub async fn run(state: AppState, scheduler: Arc<Scheduler>) {
+    let mut leadership = state.leadership.clone();
     loop {
+        // One replica runs releases (see `store::Leadership`); the others wait their turn.
+        leadership.acquired().await;
         let wait = match step_due(&state).await {
             Ok(next) => next.map_or(IDLE, |at| {
                 Duration::from_millis(at.saturating_sub(now_millis()).max(0) as u64).min(IDLE)

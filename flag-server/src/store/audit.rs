@@ -1,10 +1,10 @@
 //! The audit log: who changed what, when, before/after, and why. Rows are only ever inserted.
 
-use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::sql::{params, Conn};
 use super::{json, to_json, WriteCtx};
 use crate::error::ApiError;
 
@@ -63,61 +63,59 @@ pub struct AuditEntry {
 
 /// Inserts an audit row inside the caller's transaction.
 pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) -> Result<(), ApiError> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO audit (at, actor, action, flag, segment, environment, before, after, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
+    let before = row.before.as_ref().map(to_json);
+    let after = row.after.as_ref().map(to_json);
+    ctx.conn.execute(
+        "INSERT INTO audit (at, actor, action, flag, segment, environment, before, after, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
             ctx.now,
             row.actor,
             row.action,
             row.flag,
             row.segment,
             row.environment,
-            row.before.as_ref().map(to_json),
-            row.after.as_ref().map(to_json),
+            before.as_ref(),
+            after.as_ref(),
             row.reason,
-        ])?;
+        ],
+    )?;
     Ok(())
 }
 
 /// Entries matching the filters, newest first, older than `cursor` (an entry id); returns the
 /// page and the cursor of the next page.
 pub fn list(
-    conn: &Connection,
+    conn: &Conn,
     flag: Option<&str>,
     environment: Option<&str>,
     limit: u32,
     cursor: Option<i64>,
 ) -> Result<(Vec<AuditEntry>, Option<String>), ApiError> {
     let limit = limit.clamp(1, MAX_LIMIT);
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query_map(
         "SELECT id, at, actor, action, flag, segment, environment, before, after, reason
          FROM audit
          WHERE (?1 IS NULL OR flag = ?1) AND (?2 IS NULL OR environment = ?2) AND id < ?3
          ORDER BY id DESC LIMIT ?4",
-    )?;
-    let rows = stmt.query_map(
         params![flag, environment, cursor.unwrap_or(i64::MAX), limit + 1],
         |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
-                r.get::<_, Option<String>>(8)?,
-                r.get::<_, Option<String>>(9)?,
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<String>(3)?,
+                r.get::<Option<String>>(4)?,
+                r.get::<Option<String>>(5)?,
+                r.get::<Option<String>>(6)?,
+                r.get::<Option<String>>(7)?,
+                r.get::<Option<String>>(8)?,
+                r.get::<Option<String>>(9)?,
             ))
         },
     )?;
-    let mut entries = Vec::new();
-    for row in rows {
-        let (id, at, actor, action, flag, segment, environment, before, after, reason) = row?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for (id, at, actor, action, flag, segment, environment, before, after, reason) in rows {
         entries.push(AuditEntry {
             id,
             at,

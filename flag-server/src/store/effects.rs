@@ -6,11 +6,10 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use flag_sdk::{CompiledSnapshot, Flag, Segment, Snapshot};
-use rusqlite::Connection;
-
+use super::sql::Conn;
 use super::Published;
 use crate::stream::{Change, ChangeKind};
+use flag_sdk::{CompiledSnapshot, Flag, Segment, Snapshot};
 
 /// What a committed write did to the in-memory state.
 #[derive(Debug, Clone)]
@@ -89,7 +88,7 @@ impl Effect {
 
 /// Installs new snapshots, refreshes caches and metrics, then publishes to the stream.
 pub(super) fn after_commit(
-    conn: &Connection,
+    conn: &Conn,
     working: &HashMap<String, Snapshot>,
     effects: &[Effect],
     published: &Published,

@@ -2,11 +2,11 @@
 
 use flag_sdk::validate::check_key;
 use flag_sdk::{Flag, Snapshot};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
+use super::sql::{self, params, Conn};
 use super::{flag_configs, flags, Effect, WriteCtx};
 use crate::error::ApiError;
 
@@ -22,35 +22,33 @@ pub struct Environment {
 }
 
 /// Every environment's key and revision.
-pub fn revisions(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
-    let mut stmt = conn.prepare("SELECT key, revision FROM environments")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-    rows.collect()
+pub fn revisions(conn: &Conn) -> Result<Vec<(String, u64)>, sql::Error> {
+    conn.query_map("SELECT key, revision FROM environments", params![], |r| {
+        Ok((r.get(0)?, r.get::<i64>(1)? as u64))
+    })
 }
 
 /// Every environment, by key.
-pub fn list(conn: &Connection) -> Result<Vec<Environment>, ApiError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT key, revision, created_at FROM environments ORDER BY key")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Environment {
-            key: r.get(0)?,
-            revision: r.get::<_, i64>(1)? as u64,
-            created_at: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn list(conn: &Conn) -> Result<Vec<Environment>, ApiError> {
+    Ok(conn.query_map(
+        "SELECT key, revision, created_at FROM environments ORDER BY key",
+        params![],
+        |r| {
+            Ok(Environment {
+                key: r.get(0)?,
+                revision: r.get::<i64>(1)? as u64,
+                created_at: r.get(2)?,
+            })
+        },
+    )?)
 }
 
 /// Creates environment `key` with every live flag in it, disabled (revision 1).
 pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<Environment, ApiError> {
     check_key(key).map_err(|m| ApiError::invalid("key", m))?;
-    let exists: Option<i64> = ctx
+    let exists = ctx
         .conn
-        .query_row("SELECT 1 FROM environments WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
-        .optional()?;
+        .query_opt("SELECT 1 FROM environments WHERE key = ?1", params![key])?;
     if exists.is_some() {
         return Err(ApiError::Conflict(format!(
             "environment `{key}` already exists"
@@ -86,6 +84,6 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<Environm
             ..NewAudit::default()
         },
     )?;
-    ctx.emit(Effect::Environment(snapshot));
+    ctx.emit(Effect::Environment(snapshot))?;
     Ok(env)
 }

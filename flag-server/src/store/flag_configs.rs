@@ -5,12 +5,12 @@
 
 use flag_sdk::validate::validate_flag_in;
 use flag_sdk::{Flag, FlagKind, Serve, Variation};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
 use super::flags::no_flag;
+use super::sql::{params, Conn};
 use super::{json, releases, to_json, webhooks, Effect, WriteCtx};
 use crate::error::ApiError;
 use crate::release::plan::ReleaseState;
@@ -34,15 +34,15 @@ pub struct KillOutcome {
 }
 
 /// Every live flag's configuration, by environment.
-pub fn live_configs(conn: &Connection) -> anyhow::Result<Vec<(String, Flag)>> {
-    let mut stmt = conn.prepare(
+pub fn live_configs(conn: &Conn) -> anyhow::Result<Vec<(String, Flag)>> {
+    let rows = conn.query_map(
         "SELECT c.environment, c.config FROM flag_configs c JOIN flags f ON f.key = c.flag
          WHERE f.archived = 0",
+        params![],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (env, config) = row?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (env, config) in rows {
         out.push((env, serde_json::from_str(&config)?));
     }
     Ok(out)
@@ -70,16 +70,11 @@ pub fn default_config(key: &str, kind: FlagKind, variations: Vec<Variation>) -> 
 }
 
 /// Inserts a configuration row (a new flag or a new environment).
-pub(crate) fn insert_config(conn: &Connection, env: &str, config: &Flag) -> Result<(), ApiError> {
-    conn.prepare_cached(
+pub(crate) fn insert_config(conn: &Conn, env: &str, config: &Flag) -> Result<(), ApiError> {
+    conn.execute(
         "INSERT INTO flag_configs (flag, environment, version, config) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        config.key,
-        env,
-        config.version as i64,
-        to_json(config)
-    ])?;
+        params![&config.key, env, config.version as i64, &to_json(config)],
+    )?;
     Ok(())
 }
 
@@ -92,25 +87,21 @@ struct ConfigRow {
 
 fn config_row(ctx: &WriteCtx<'_>, key: &str, env: &str) -> Result<ConfigRow, ApiError> {
     ctx.snapshot(env)?;
-    let row = ctx
-        .conn
-        .prepare_cached(
-            "SELECT f.archived, c.version, c.config, c.pre_kill
-             FROM flags f JOIN flag_configs c ON c.flag = f.key
-             WHERE f.key = ?1 AND c.environment = ?2",
-        )?
-        .query_row(params![key, env], |r| {
-            Ok((
-                r.get::<_, bool>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })
-        .optional()?;
-    let Some((archived, version, config, pre_kill)) = row else {
+    let row = ctx.conn.query_opt(
+        "SELECT f.archived, c.version, c.config, c.pre_kill
+         FROM flags f JOIN flag_configs c ON c.flag = f.key
+         WHERE f.key = ?1 AND c.environment = ?2",
+        params![key, env],
+    )?;
+    let Some(row) = row else {
         return Err(no_flag(key));
     };
+    let (archived, version, config, pre_kill) = (
+        row.get::<bool>(0)?,
+        row.get::<i64>(1)?,
+        row.get::<String>(2)?,
+        row.get::<Option<String>>(3)?,
+    );
     if archived {
         return Err(ApiError::NotFound(format!("flag `{key}` is archived")));
     }
@@ -127,18 +118,18 @@ fn write_config(
     config: &Flag,
     pre_kill: Option<&Flag>,
 ) -> Result<(), ApiError> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
-             WHERE flag = ?1 AND environment = ?2",
-        )?
-        .execute(params![
-            config.key,
+    let pre_kill = pre_kill.map(to_json);
+    ctx.conn.execute(
+        "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
+         WHERE flag = ?1 AND environment = ?2",
+        params![
+            &config.key,
             env,
             config.version as i64,
-            to_json(config),
-            pre_kill.map(to_json)
-        ])?;
+            &to_json(config),
+            pre_kill.as_ref()
+        ],
+    )?;
     let revision = ctx.bump_revision(env)?;
     webhooks::enqueue(
         ctx,
@@ -152,7 +143,7 @@ fn write_config(
         environment: env.to_owned(),
         revision,
         flag: config.clone(),
-    });
+    })?;
     Ok(())
 }
 
@@ -302,11 +293,10 @@ pub fn amend_restore_point(
     };
     change(&mut restore_point);
     validate_flag_in(&restore_point, ctx.snapshot(env)?)?;
-    ctx.conn
-        .prepare_cached(
-            "UPDATE flag_configs SET pre_kill = ?3 WHERE flag = ?1 AND environment = ?2",
-        )?
-        .execute(params![key, env, to_json(&restore_point)])?;
+    ctx.conn.execute(
+        "UPDATE flag_configs SET pre_kill = ?3 WHERE flag = ?1 AND environment = ?2",
+        params![key, env, &to_json(&restore_point)],
+    )?;
     Ok(true)
 }
 

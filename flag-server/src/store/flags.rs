@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use flag_sdk::validate::{check_key, validate_flag, FieldError, ValidationErrors};
 use flag_sdk::{FlagKind, Variation};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
 use super::flag_configs::{default_config, insert_config};
+use super::sql::{self, params, Conn, Row};
 use super::{json, to_json, Effect, WriteCtx};
 use crate::error::ApiError;
 
@@ -89,7 +89,7 @@ pub struct FlagPatch {
 const META_COLUMNS: &str =
     "key, kind, name, description, tags, variations, archived, created_at, updated_at";
 
-fn meta_from_row(r: &Row<'_>) -> rusqlite::Result<(FlagMeta, String, String, String)> {
+fn meta_from_row(r: &Row) -> Result<(FlagMeta, String, String, String), sql::Error> {
     Ok((
         FlagMeta {
             key: r.get(0)?,
@@ -119,22 +119,23 @@ fn finish_meta(
 }
 
 /// Every flag's definition by key; archived ones only when asked.
-pub fn list(conn: &Connection, archived: bool) -> Result<Vec<FlagMeta>, ApiError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {META_COLUMNS} FROM flags WHERE ?1 OR archived = 0 ORDER BY key"
-    ))?;
-    let rows = stmt.query_map([archived], meta_from_row)?;
-    rows.map(|r| finish_meta(r?)).collect()
+pub fn list(conn: &Conn, archived: bool) -> Result<Vec<FlagMeta>, ApiError> {
+    let rows = conn.query_map(
+        &format!("SELECT {META_COLUMNS} FROM flags WHERE ?1 OR archived = 0 ORDER BY key"),
+        params![archived],
+        meta_from_row,
+    )?;
+    rows.into_iter().map(finish_meta).collect()
 }
 
 /// One flag's definition.
-pub fn get(conn: &Connection, key: &str) -> Result<FlagMeta, ApiError> {
-    let row = conn
-        .prepare_cached(&format!("SELECT {META_COLUMNS} FROM flags WHERE key = ?1"))?
-        .query_row([key], meta_from_row)
-        .optional()?;
+pub fn get(conn: &Conn, key: &str) -> Result<FlagMeta, ApiError> {
+    let row = conn.query_opt(
+        &format!("SELECT {META_COLUMNS} FROM flags WHERE key = ?1"),
+        params![key],
+    )?;
     match row {
-        Some(row) => finish_meta(row),
+        Some(row) => finish_meta(meta_from_row(&row)?),
         None => Err(no_flag(key)),
     }
 }
@@ -184,14 +185,14 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagM
     let kind = kind.unwrap_or(FlagKind::Json);
     let config = default_config(&new.key, kind, variations);
     validate_flag(&config)?;
-    let exists: Option<bool> = ctx
+    let exists = ctx
         .conn
-        .query_row(
+        .query_opt(
             "SELECT archived FROM flags WHERE key = ?1",
-            [&new.key],
-            |r| r.get(0),
-        )
-        .optional()?;
+            params![&new.key],
+        )?
+        .map(|r| r.get::<bool>(0))
+        .transpose()?;
     if let Some(archived) = exists {
         let state = if archived { " (archived)" } else { "" };
         return Err(ApiError::Conflict(format!(
@@ -203,12 +204,12 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagM
         "INSERT INTO flags (key, kind, name, description, tags, variations, archived, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7)",
         params![
-            new.key,
+            &new.key,
             kind.as_str(),
-            new.name,
-            new.description,
-            to_json(&tags),
-            to_json(&config.variations),
+            new.name.as_ref(),
+            new.description.as_ref(),
+            &to_json(&tags),
+            &to_json(&config.variations),
             ctx.now
         ],
     )?;
@@ -219,7 +220,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagM
             environment: env,
             revision,
             flag: config.clone(),
-        });
+        })?;
     }
     let meta = FlagMeta {
         key: new.key.clone(),
@@ -292,9 +293,9 @@ pub fn update(
         "UPDATE flags SET name = ?2, description = ?3, tags = ?4, updated_at = ?5 WHERE key = ?1",
         params![
             key,
-            after.name,
-            after.description,
-            to_json(&after.tags),
+            after.name.as_ref(),
+            after.description.as_ref(),
+            &to_json(&after.tags),
             ctx.now
         ],
     )?;
@@ -345,7 +346,7 @@ pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMet
             environment: env,
             revision,
             key: key.to_owned(),
-        });
+        })?;
     }
     let mut after = before.clone();
     after.archived = true;

@@ -4,8 +4,7 @@
 
 use std::sync::Mutex;
 
-use rusqlite::Connection;
-
+use super::sql::{self, Conn};
 use crate::error::{storage_fault, IO_ERROR, READ_ONLY};
 
 /// Whether the database can be written, as the writer last found out: the detail of the last
@@ -29,7 +28,7 @@ impl Health {
 
 /// The 503 detail of a failed BEGIN or COMMIT. An I/O error on a file system that has gone
 /// read-only (the kernel does that after disk errors) says so.
-pub(crate) fn failure_detail(conn: &Connection, e: &rusqlite::Error) -> String {
+pub(crate) fn failure_detail(conn: &Conn, e: &sql::Error) -> String {
     match storage_fault(e) {
         Some(IO_ERROR) if read_only_fs(conn) => READ_ONLY.to_owned(),
         Some(detail) => detail.to_owned(),
@@ -39,9 +38,13 @@ pub(crate) fn failure_detail(conn: &Connection, e: &rusqlite::Error) -> String {
 
 /// Whether the database's directory is on a read-only file system: tries to create (and
 /// removes) a probe file beside it. Never opens the database file itself: closing another
-/// descriptor of it would drop SQLite's POSIX locks.
-fn read_only_fs(conn: &Connection) -> bool {
-    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
+/// descriptor of it would drop SQLite's POSIX locks. Always false on PostgreSQL (no file here).
+fn read_only_fs(conn: &Conn) -> bool {
+    let Some(db) = conn
+        .as_sqlite()
+        .and_then(|c| c.path())
+        .filter(|p| !p.is_empty())
+    else {
         return false;
     };
     let db = std::path::Path::new(db);

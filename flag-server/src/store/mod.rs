@@ -12,16 +12,21 @@ pub mod environments;
 pub mod flag_configs;
 pub mod flags;
 mod health;
+mod lease;
 mod lock;
+mod log;
 mod migrations;
 pub mod releases;
 pub mod segments;
+pub mod sql;
 pub mod tokens;
 pub mod webhooks;
 mod writer;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -30,7 +35,10 @@ use flag_sdk::Snapshot;
 use rusqlite::{Connection, OpenFlags};
 use time::format_description::well_known::Rfc3339;
 
+use sql::Conn;
+
 pub use effects::Effect;
+pub use lease::Leadership;
 pub use lock::DbLock;
 pub use migrations::SCHEMA_VERSION;
 pub use writer::WriteCtx;
@@ -44,6 +52,10 @@ use crate::stream::Broadcaster;
 /// Reader connections in the pool.
 const READERS: usize = 4;
 
+/// Prepared statements each SQLite connection keeps: more than the store has, so that every
+/// statement (they all go through the cache) is prepared once per connection.
+const STATEMENT_CACHE: usize = 64;
+
 /// What the writer updates after each COMMIT, in this order: snapshots, tokens, stream.
 #[derive(Clone)]
 pub(crate) struct Published {
@@ -53,10 +65,69 @@ pub(crate) struct Published {
     pub metrics: Arc<Metrics>,
 }
 
+/// Where the data lives (`--db`): a SQLite file (the default), or a PostgreSQL database
+/// (`postgres://...`) shared by several replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file, created when missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl FromStr for Location {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(
+            if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+                Location::Postgres(s.to_owned())
+            } else {
+                Location::Sqlite(PathBuf::from(s))
+            },
+        )
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(path: PathBuf) -> Self {
+        Location::Sqlite(path)
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(path: &Path) -> Self {
+        Location::Sqlite(path.to_owned())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(path: &PathBuf) -> Self {
+        Location::Sqlite(path.clone())
+    }
+}
+
+impl fmt::Display for Location {
+    /// The file, or the URL without its password (logs and errors show this).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let user = &url[scheme + 3..at];
+                    let user = user.split(':').next().unwrap_or("");
+                    write!(f, "{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+                }
+                _ => f.write_str(url),
+            },
+        }
+    }
+}
+
 /// The database: a queue to the writer thread and a pool of readers.
 #[derive(Clone)]
 pub struct Store {
-    jobs: Sender<writer::Job>,
+    jobs: Sender<writer::Msg>,
     readers: Arc<ReadPool>,
     health: Arc<health::Health>,
 }
@@ -66,22 +137,24 @@ impl Store {
     /// `published`, and starts the writer thread.
     /// Returns the secret of a newly created admin token when it made one (print it once).
     pub(crate) fn open(
-        path: &Path,
+        location: &Location,
         admin_token: Option<&str>,
         published: Published,
     ) -> anyhow::Result<(Store, Option<String>)> {
-        let conn = Connection::open(path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
-        let mut conn = conn;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = 5000;",
-        )
-        .context("cannot configure the database")?;
-        migrations::migrate(&mut conn)
-            .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+        let conn = match location {
+            Location::Sqlite(path) => open_sqlite_writer(path)?,
+            Location::Postgres(url) => {
+                let conn = open_postgres(url, location)?;
+                migrations::migrate(&conn)
+                    .with_context(|| format!("cannot migrate the database {location}"))?;
+                conn
+            }
+        };
         let created =
             tokens::bootstrap(&conn, admin_token).context("cannot set up the admin token")?;
+        // Read before the snapshots: a change committed in between is then read again, never
+        // missed (applying a change twice is harmless).
+        let applied = log::head(&conn).context("cannot read the change log")?;
         let working = load_snapshots(&conn).context("cannot load the flags")?;
         let compiled = working
             .values()
@@ -100,19 +173,20 @@ impl Store {
 
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let r = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            r.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
-            readers.push(r);
+            readers.push(match location {
+                Location::Sqlite(path) => open_sqlite_reader(path)?,
+                Location::Postgres(url) => open_postgres(url, location)?,
+            });
         }
         let (jobs, rx) = channel();
+        if let Location::Postgres(url) = location {
+            log::listen(url.clone(), jobs.clone()).context("cannot start the change listener")?;
+        }
         let health = Arc::new(health::Health::default());
         let writer_health = health.clone();
         std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, working, rx, published, writer_health))
+            .name("store-writer".into())
+            .spawn(move || writer::run(conn, working, applied, rx, published, writer_health))
             .context("cannot start the writer thread")?;
         let store = Store {
             jobs,
@@ -154,7 +228,7 @@ impl Store {
             (outcome, reply)
         });
         self.jobs
-            .send(job)
+            .send(writer::Msg::Write(job))
             .map_err(|_| ApiError::Unavailable("the store is shutting down".into()))?;
         rx.await
             .map_err(|_| ApiError::Unavailable("the write was not applied".into()))?
@@ -170,7 +244,7 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, ApiError> + Send + 'static,
     {
         let readers = self.readers.clone();
         actix_web::web::block(move || readers.with(f))
@@ -181,12 +255,12 @@ impl Store {
 
 /// A fixed set of read-only connections.
 struct ReadPool {
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Conn>>,
     available: Condvar,
 }
 
 impl ReadPool {
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&Conn) -> T) -> T {
         let conn = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             loop {
@@ -213,8 +287,43 @@ fn catch<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
 }
 
+/// Opens the SQLite file as the writer: WAL, `synchronous = FULL`, foreign keys, a busy
+/// timeout, and the schema migrated to [`SCHEMA_VERSION`].
+fn open_sqlite_writer(path: &Path) -> anyhow::Result<Conn> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 5000;",
+    )
+    .context("cannot configure the database")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let conn = Conn::sqlite(conn);
+    migrations::migrate(&conn)
+        .with_context(|| format!("cannot migrate the database {}", path.display()))?;
+    Ok(conn)
+}
+
+/// Connects to PostgreSQL; the error names the database (without its password).
+fn open_postgres(url: &str, location: &Location) -> anyhow::Result<Conn> {
+    let client = postgres::Client::connect(url, postgres::NoTls)
+        .with_context(|| format!("cannot connect to the database {location}"))?;
+    Ok(Conn::postgres(client))
+}
+
+/// Opens a read-only connection to the SQLite file for the reader pool.
+fn open_sqlite_reader(path: &Path) -> anyhow::Result<Conn> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(Conn::sqlite(conn))
+}
+
 /// Every environment's snapshot as committed.
-pub(crate) fn load_snapshots(conn: &Connection) -> anyhow::Result<HashMap<String, Snapshot>> {
+pub(crate) fn load_snapshots(conn: &Conn) -> anyhow::Result<HashMap<String, Snapshot>> {
     let mut out = HashMap::new();
     for (key, revision) in environments::revisions(conn)? {
         out.insert(

@@ -4,9 +4,9 @@
 
 use flag_sdk::validate::{FieldError, ValidationErrors};
 use flag_sdk::Flag;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit::{self, NewAudit};
+use super::sql::{params, Conn};
 use super::{flag_configs, json, to_json, webhooks, WriteCtx};
 use crate::error::ApiError;
 use crate::release::guard::Counts;
@@ -29,21 +29,22 @@ pub enum Command {
 }
 
 /// The release of `flag` in `env`, if one was ever started.
-pub fn get(conn: &Connection, flag: &str, env: &str) -> Result<Option<Release>, ApiError> {
-    conn.prepare_cached("SELECT body FROM releases WHERE flag = ?1 AND environment = ?2")?
-        .query_row(params![flag, env], |r| r.get::<_, String>(0))
-        .optional()?
-        .map(|body| json(&body))
-        .transpose()
+pub fn get(conn: &Conn, flag: &str, env: &str) -> Result<Option<Release>, ApiError> {
+    conn.query_opt(
+        "SELECT body FROM releases WHERE flag = ?1 AND environment = ?2",
+        params![flag, env],
+    )?
+    .map(|r| json(&r.get::<String>(0)?))
+    .transpose()
 }
 
 /// Running releases and when each is next due: (flag, environment, due at).
-pub fn schedule(conn: &Connection) -> Result<Vec<(String, String, Millis)>, ApiError> {
-    let mut stmt = conn.prepare_cached(
+pub fn schedule(conn: &Conn) -> Result<Vec<(String, String, Millis)>, ApiError> {
+    Ok(conn.query_map(
         "SELECT flag, environment, next_at FROM releases WHERE next_at IS NOT NULL ORDER BY next_at",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
 }
 
 /// Starts a release: 409 while another one of the flag in `env` is running or paused.
@@ -287,22 +288,21 @@ fn save(ctx: &WriteCtx<'_>, flag: &str, env: &str, release: &Release) -> Result<
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     debug_assert!(release.state != ReleaseState::Running || release.next_at().is_some());
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO releases (flag, environment, state, next_at, body, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (flag, environment) DO UPDATE SET
-                state = excluded.state, next_at = excluded.next_at,
-                body = excluded.body, updated_at = excluded.updated_at",
-        )?
-        .execute(params![
+    ctx.conn.execute(
+        "INSERT INTO releases (flag, environment, state, next_at, body, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (flag, environment) DO UPDATE SET
+            state = excluded.state, next_at = excluded.next_at,
+            body = excluded.body, updated_at = excluded.updated_at",
+        params![
             flag,
             env,
-            state,
+            &state,
             release.next_at(),
-            to_json(release),
+            &to_json(release),
             ctx.now
-        ])?;
+        ],
+    )?;
     Ok(())
 }
 

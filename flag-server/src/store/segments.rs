@@ -2,42 +2,36 @@
 
 use flag_sdk::validate::validate_segment_in;
 use flag_sdk::{Clause, Op, Segment};
-use rusqlite::{params, Connection};
 
 use super::audit::{self, NewAudit};
+use super::sql::{params, Conn};
 use super::{to_json, Effect, WriteCtx};
 use crate::error::ApiError;
 
 /// Every segment, by environment.
-pub fn all(conn: &Connection) -> anyhow::Result<Vec<(String, Segment)>> {
-    let mut stmt = conn.prepare("SELECT environment, config FROM segments")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (env, config) = row?;
+pub fn all(conn: &Conn) -> anyhow::Result<Vec<(String, Segment)>> {
+    let rows = conn.query_map("SELECT environment, config FROM segments", params![], |r| {
+        Ok((r.get::<String>(0)?, r.get::<String>(1)?))
+    })?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (env, config) in rows {
         out.push((env, serde_json::from_str(&config)?));
     }
     Ok(out)
 }
 
 fn save(ctx: &mut WriteCtx<'_>, env: &str, segment: &Segment) -> Result<(), ApiError> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO segments (environment, key, version, config) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (environment, key) DO UPDATE SET version = ?3, config = ?4",
-        )?
-        .execute(params![
-            env,
-            segment.key,
-            segment.version as i64,
-            to_json(segment)
-        ])?;
+    ctx.conn.execute(
+        "INSERT INTO segments (environment, key, version, config) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (environment, key) DO UPDATE SET version = ?3, config = ?4",
+        params![env, &segment.key, segment.version as i64, &to_json(segment)],
+    )?;
     let revision = ctx.bump_revision(env)?;
     ctx.emit(Effect::Segment {
         environment: env.to_owned(),
         revision,
         segment: segment.clone(),
-    });
+    })?;
     Ok(())
 }
 
@@ -152,7 +146,7 @@ pub fn delete(
         environment: env.to_owned(),
         revision,
         key: key.to_owned(),
-    });
+    })?;
     audit::record(
         ctx,
         NewAudit {

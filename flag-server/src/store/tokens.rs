@@ -1,10 +1,10 @@
 //! API tokens: only the SHA-256 of a secret is stored; the secret is shown once.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
+use super::sql::{params, Conn};
 use super::{Effect, WriteCtx};
 use crate::error::ApiError;
 
@@ -58,21 +58,22 @@ pub struct TokenInfo {
 }
 
 /// Every token that is not revoked.
-pub fn load_active(conn: &Connection) -> anyhow::Result<Vec<TokenRecord>> {
-    let mut stmt = conn
-        .prepare("SELECT id, name, kind, environment, hash FROM tokens WHERE revoked_at IS NULL")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, Vec<u8>>(4)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, name, kind, environment, hash) = row?;
+pub fn load_active(conn: &Conn) -> anyhow::Result<Vec<TokenRecord>> {
+    let rows = conn.query_map(
+        "SELECT id, name, kind, environment, hash FROM tokens WHERE revoked_at IS NULL",
+        params![],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<Option<String>>(3)?,
+                r.get::<Vec<u8>>(4)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, name, kind, environment, hash) in rows {
         let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
             continue;
         };
@@ -93,25 +94,25 @@ pub fn load_active(conn: &Connection) -> anyhow::Result<Vec<TokenRecord>> {
 }
 
 /// Every active token, by id.
-pub fn list(conn: &Connection) -> Result<Vec<TokenInfo>, ApiError> {
-    let mut stmt = conn.prepare_cached(
+pub fn list(conn: &Conn) -> Result<Vec<TokenInfo>, ApiError> {
+    Ok(conn.query_map(
         "SELECT id, kind, environment, name, created_at FROM tokens
          WHERE revoked_at IS NULL ORDER BY id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(TokenInfo {
-            id: r.get(0)?,
-            kind: if r.get::<_, String>(1)? == "admin" {
-                TokenKind::Admin
-            } else {
-                TokenKind::Sdk
-            },
-            environment: r.get(2)?,
-            name: r.get(3)?,
-            created_at: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        params![],
+        |r| {
+            Ok(TokenInfo {
+                id: r.get(0)?,
+                kind: if r.get::<String>(1)? == "admin" {
+                    TokenKind::Admin
+                } else {
+                    TokenKind::Sdk
+                },
+                environment: r.get(2)?,
+                name: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        },
+    )?)
 }
 
 /// Stores a new token's hash.
@@ -127,12 +128,16 @@ pub fn create(
         ctx.snapshot(env)
             .map_err(|_| ApiError::invalid("environment", format!("no environment `{env}`")))?;
     }
-    ctx.conn.execute(
-        "INSERT INTO tokens (name, kind, environment, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![name, kind.as_str(), environment, hash.as_slice(), ctx.now],
-    )?;
+    let id: i64 = ctx
+        .conn
+        .query_one(
+            "INSERT INTO tokens (name, kind, environment, hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            params![name, kind.as_str(), environment.as_ref(), &hash, ctx.now],
+        )?
+        .get(0)?;
     let info = TokenInfo {
-        id: ctx.conn.last_insert_rowid(),
+        id,
         kind,
         environment,
         name: name.to_owned(),
@@ -148,7 +153,7 @@ pub fn create(
             ..NewAudit::default()
         },
     )?;
-    ctx.emit(Effect::Tokens);
+    ctx.emit(Effect::Tokens)?;
     Ok(info)
 }
 
@@ -159,11 +164,13 @@ pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo,
         .find(|t| t.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("no active token {id}")))?;
     if info.kind == TokenKind::Admin {
-        let admins: i64 = ctx.conn.query_row(
-            "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        let admins: i64 = ctx
+            .conn
+            .query_one(
+                "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+                params![],
+            )?
+            .get(0)?;
         if admins <= 1 {
             return Err(ApiError::Conflict(
                 "refusing to revoke the last admin token".into(),
@@ -184,7 +191,7 @@ pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo,
             ..NewAudit::default()
         },
     )?;
-    ctx.emit(Effect::Tokens);
+    ctx.emit(Effect::Tokens)?;
     Ok(info)
 }
 
@@ -195,45 +202,43 @@ pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo,
 /// up. Every start first deletes the pending tokens: one from a start that failed before it
 /// showed its token is replaced, so the next start prints a token again and nobody is locked
 /// out by a secret that was never shown.
-pub(crate) fn bootstrap(conn: &Connection, secret: Option<&str>) -> anyhow::Result<Option<String>> {
+pub(crate) fn bootstrap(conn: &Conn, secret: Option<&str>) -> anyhow::Result<Option<String>> {
     let now = super::now();
     if let Some(secret) = secret {
         let hash = crate::auth::hash(secret);
         conn.execute(
             "DELETE FROM tokens WHERE pending = 1 AND hash <> ?1",
-            [hash.as_slice()],
+            params![&hash],
         )?;
-        let existing: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM tokens WHERE hash = ?1",
-                [hash.as_slice()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let existing = conn
+            .query_opt("SELECT id FROM tokens WHERE hash = ?1", params![&hash])?
+            .map(|r| r.get::<i64>(0))
+            .transpose()?;
         match existing {
             Some(id) => {
                 conn.execute(
                     "UPDATE tokens SET revoked_at = NULL, kind = 'admin', environment = NULL,
                      pending = 0 WHERE id = ?1",
-                    [id],
+                    params![id],
                 )?;
             }
             None => {
                 conn.execute(
                     "INSERT INTO tokens (name, kind, environment, hash, created_at)
                      VALUES ('bootstrap', 'admin', NULL, ?1, ?2)",
-                    params![hash.as_slice(), now],
+                    params![&hash, &now],
                 )?;
             }
         }
         return Ok(None);
     }
-    conn.execute("DELETE FROM tokens WHERE pending = 1", [])?;
-    let admins: i64 = conn.query_row(
-        "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
-        [],
-        |r| r.get(0),
-    )?;
+    conn.execute("DELETE FROM tokens WHERE pending = 1", params![])?;
+    let admins: i64 = conn
+        .query_one(
+            "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+            params![],
+        )?
+        .get(0)?;
     if admins > 0 {
         return Ok(None);
     }
@@ -241,16 +246,16 @@ pub(crate) fn bootstrap(conn: &Connection, secret: Option<&str>) -> anyhow::Resu
     conn.execute(
         "INSERT INTO tokens (name, kind, environment, hash, created_at, pending)
          VALUES ('bootstrap', 'admin', NULL, ?1, ?2, 1)",
-        params![crate::auth::hash(&secret).as_slice(), now],
+        params![&crate::auth::hash(&secret), &now],
     )?;
     Ok(Some(secret))
 }
 
 /// Records that the admin token `bootstrap` created has been shown: it is kept from now on.
-pub(crate) fn shown(conn: &Connection, secret: &str) -> Result<(), ApiError> {
+pub(crate) fn shown(conn: &Conn, secret: &str) -> Result<(), ApiError> {
     conn.execute(
         "UPDATE tokens SET pending = 0 WHERE hash = ?1",
-        [crate::auth::hash(secret).as_slice()],
+        params![&crate::auth::hash(secret)],
     )?;
     Ok(())
 }
@@ -259,18 +264,19 @@ pub(crate) fn shown(conn: &Connection, secret: &str) -> Result<(), ApiError> {
 mod tests {
     use super::*;
 
-    fn database() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::migrations::migrate(&mut conn).unwrap();
+    fn database() -> Conn {
+        let conn = Conn::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        super::super::migrations::migrate(&conn).unwrap();
         conn
     }
 
-    fn admins(conn: &Connection) -> Vec<(String, bool)> {
-        let mut stmt = conn
-            .prepare("SELECT hex(hash), pending FROM tokens WHERE kind = 'admin' ORDER BY id")
-            .unwrap();
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-        rows.collect::<Result<_, _>>().unwrap()
+    fn admins(conn: &Conn) -> Vec<(String, bool)> {
+        conn.query_map(
+            "SELECT hash, pending FROM tokens WHERE kind = 'admin' ORDER BY id",
+            params![],
+            |r| Ok((hex::encode_upper(r.get::<Vec<u8>>(0)?), r.get(1)?)),
+        )
+        .unwrap()
     }
 
     fn hash_hex(secret: &str) -> String {

@@ -1,12 +1,12 @@
 //! Webhooks and their delivery outbox. A notifying change inserts its deliveries in its own
 //! transaction ([`enqueue`]); the delivery task reads what is due and records each attempt.
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
+use super::sql::{params, Conn};
 use super::{json, to_json, WriteCtx};
 use crate::error::ApiError;
 use crate::release::plan::Millis;
@@ -111,12 +111,13 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewWebhook) -> Result<We
             ));
         }
     }
-    let id = ctx
+    let id: i64 = ctx
         .conn
-        .prepare_cached(
+        .query_one(
             "INSERT INTO webhooks (url, secret, events, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            params![&new.url, &new.secret, &to_json(&new.events), ctx.now],
         )?
-        .query_row(params![new.url, new.secret, to_json(&new.events), ctx.now], |r| r.get(0))?;
+        .get(0)?;
     let hook = Webhook {
         id,
         url: new.url,
@@ -136,23 +137,22 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewWebhook) -> Result<We
 }
 
 /// Every live webhook.
-pub fn list(conn: &Connection) -> Result<Vec<Webhook>, ApiError> {
-    let mut stmt = conn.prepare_cached(
+pub fn list(conn: &Conn) -> Result<Vec<Webhook>, ApiError> {
+    let rows = conn.query_map(
         "SELECT id, url, events, created_at FROM webhooks WHERE deleted_at IS NULL ORDER BY id",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get::<String>(2)?, r.get(3)?)),
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?))
-    })?;
-    rows.map(|row| {
-        let (id, url, events, created_at) = row?;
-        Ok(Webhook {
-            id,
-            url,
-            events: json(&events)?,
-            created_at,
+    rows.into_iter()
+        .map(|(id, url, events, created_at)| {
+            Ok(Webhook {
+                id,
+                url,
+                events: json(&events)?,
+                created_at,
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// Stops a webhook; its pending deliveries are dropped.
@@ -193,12 +193,11 @@ pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize
     let mut queued = 0;
     for hook in list(ctx.conn)? {
         if hook.events.iter().any(|e| e == "*" || e == event) {
-            ctx.conn
-                .prepare_cached(
-                    "INSERT INTO webhook_deliveries (webhook_id, event, payload, created_at, next_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![hook.id, event, body, ctx.now, now])?;
+            ctx.conn.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, event, payload, created_at, next_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hook.id, event, &body, ctx.now, now],
+            )?;
             queued += 1;
         }
     }
@@ -206,14 +205,13 @@ pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize
 }
 
 /// Deliveries due at `now` (at most 100), and when the next one after them is due.
-pub fn due(conn: &Connection, now: Millis) -> Result<(Vec<Delivery>, Option<Millis>), ApiError> {
-    let mut stmt = conn.prepare_cached(
+pub fn due(conn: &Conn, now: Millis) -> Result<(Vec<Delivery>, Option<Millis>), ApiError> {
+    let due = conn.query_map(
         "SELECT d.id, d.webhook_id, w.url, w.secret, d.event, d.payload, d.attempts
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.next_at IS NOT NULL AND d.next_at <= ?1 ORDER BY d.next_at LIMIT 100",
-    )?;
-    let due = stmt
-        .query_map(params![now], |r| {
+        params![now],
+        |r| {
             Ok(Delivery {
                 id: r.get(0)?,
                 webhook_id: r.get(1)?,
@@ -223,12 +221,15 @@ pub fn due(conn: &Connection, now: Millis) -> Result<(Vec<Delivery>, Option<Mill
                 payload: r.get(5)?,
                 attempts: r.get(6)?,
             })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        },
+    )?;
     let next = conn
-        .prepare_cached("SELECT MIN(next_at) FROM webhook_deliveries WHERE next_at > ?1")?
-        .query_row(params![now], |r| r.get::<_, Option<Millis>>(0))
-        .optional()?
+        .query_opt(
+            "SELECT MIN(next_at) FROM webhook_deliveries WHERE next_at > ?1",
+            params![now],
+        )?
+        .map(|r| r.get::<Option<Millis>>(0))
+        .transpose()?
         .flatten();
     Ok((due, next))
 }
@@ -256,49 +257,42 @@ pub fn record_attempt(
 }
 
 /// A webhook's deliveries, newest first.
-pub fn deliveries(
-    conn: &Connection,
-    webhook: i64,
-    limit: u32,
-) -> Result<Vec<DeliveryRecord>, ApiError> {
-    let exists: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM webhooks WHERE id = ?1",
-            params![webhook],
-            |r| r.get(0),
-        )
-        .optional()?;
+pub fn deliveries(conn: &Conn, webhook: i64, limit: u32) -> Result<Vec<DeliveryRecord>, ApiError> {
+    let exists = conn.query_opt("SELECT id FROM webhooks WHERE id = ?1", params![webhook])?;
     if exists.is_none() {
         return Err(ApiError::NotFound(format!("no webhook {webhook}")));
     }
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query_map(
         "SELECT id, event, status, attempts, last_error, response_status, created_at, payload
          FROM webhook_deliveries WHERE webhook_id = ?1 ORDER BY id DESC LIMIT ?2",
+        params![webhook, limit],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get::<String>(7)?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map(params![webhook, limit], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get::<_, String>(7)?,
-        ))
-    })?;
-    rows.map(|row| {
-        let (id, event, status, attempts, last_error, response_status, created_at, payload) = row?;
-        Ok(DeliveryRecord {
-            id,
-            event,
-            status,
-            attempts,
-            last_error,
-            response_status,
-            created_at,
-            payload: json(&payload)?,
-        })
-    })
-    .collect()
+    rows.into_iter()
+        .map(
+            |(id, event, status, attempts, last_error, response_status, created_at, payload)| {
+                Ok(DeliveryRecord {
+                    id,
+                    event,
+                    status,
+                    attempts,
+                    last_error,
+                    response_status,
+                    created_at,
+                    payload: json(&payload)?,
+                })
+            },
+        )
+        .collect()
 }

@@ -14,15 +14,16 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flag_sdk::Snapshot;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::effects::{after_commit, apply, Effect};
 use super::health::{failure_detail, Health};
+use super::log;
+use super::sql::{self, params, Backend, Conn};
 use super::Published;
 use crate::error::{storage_fault, ApiError};
 
@@ -46,11 +47,13 @@ struct Gather {
 }
 
 impl Gather {
-    fn collect(&self, first: Job, jobs: &Receiver<Job>) -> Vec<Job> {
+    /// A catch-up wake-up met while gathering is dropped: the group catches up anyway.
+    fn collect(&self, first: Job, jobs: &Receiver<Msg>) -> Vec<Job> {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Msg::Write(job)) => batch.push(job),
+                Ok(Msg::CatchUp) => {}
                 Err(_) => break,
             }
         }
@@ -60,7 +63,8 @@ impl Gather {
                 break;
             };
             match jobs.recv_timeout(left) {
-                Ok(job) => batch.push(job),
+                Ok(Msg::Write(job)) => batch.push(job),
+                Ok(Msg::CatchUp) => {}
                 Err(_) => break,
             }
         }
@@ -75,6 +79,24 @@ impl Gather {
 
 /// Answers one request once its group has committed (`Some` = the commit failed).
 pub(crate) type Reply = Box<dyn FnOnce(Option<ApiError>) + Send>;
+
+/// What the writer thread is sent.
+pub(crate) enum Msg {
+    /// A write request.
+    Write(Job),
+    /// Another replica committed (a PostgreSQL notification): read the change log.
+    CatchUp,
+}
+
+/// How often the writer reads the change log with nothing else to do (PostgreSQL): what
+/// another replica committed reaches this one's SDKs within this even when a notification
+/// was lost.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+
+/// The advisory lock every PostgreSQL group holds from BEGIN to COMMIT ("flag" 3): one writer
+/// at a time across replicas, so `changes.seq` grows in commit order and every group starts
+/// from the latest committed state.
+const WRITE_LOCK: i64 = 0x666c_6167_0003;
 
 /// One queued write request: runs inside the writer's transaction (`Some`), or is told it will
 /// not run (`None`, then its reply gets the reason); says how it went.
@@ -96,11 +118,13 @@ pub(crate) enum Outcome {
 /// and the state of every environment as the requests before it left it.
 pub struct WriteCtx<'a> {
     /// The writer connection, inside this request's savepoint.
-    pub conn: &'a Connection,
+    pub conn: &'a Conn,
     /// The commit time, RFC 3339 UTC.
     pub now: &'a str,
     working: &'a HashMap<String, Snapshot>,
     effects: Vec<Effect>,
+    /// The change log's `seq` of this request's last effect.
+    last_seq: Option<u64>,
     probed: bool,
 }
 
@@ -121,54 +145,86 @@ impl WriteCtx<'_> {
 
     /// Bumps the environment's revision and returns the new one.
     pub fn bump_revision(&self, environment: &str) -> Result<u64, ApiError> {
-        let revision: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "UPDATE environments SET revision = revision + 1 WHERE key = ?1 RETURNING revision",
-            )?
-            .query_row(params![environment], |r| r.get(0))
-            .optional()?;
+        let revision = self.conn.query_opt(
+            "UPDATE environments SET revision = revision + 1 WHERE key = ?1 RETURNING revision",
+            params![environment],
+        )?;
         revision
-            .map(|r| r as u64)
+            .map(|r| r.get::<i64>(0).map(|r| r as u64))
+            .transpose()?
             .ok_or_else(|| ApiError::NotFound(format!("no environment `{environment}`")))
     }
 
     /// Records what this request does to the in-memory state (applied if it succeeds).
-    pub fn emit(&mut self, effect: Effect) {
+    /// Appends it to the change log in this request's savepoint.
+    pub fn emit(&mut self, effect: Effect) -> Result<(), ApiError> {
+        self.last_seq = Some(log::append(self.conn, &effect, clock_millis())?);
         self.effects.push(effect);
+        Ok(())
     }
 
-    /// A real write that changes nothing (the database header's `user_version`, rewritten
-    /// as it is): whether the database can be written again after a storage fault.
+    /// A real write that changes nothing: whether the database can be written again after a
+    /// storage fault. SQLite: the database header's `user_version`, rewritten as it is.
+    /// PostgreSQL: its writes go to the server, which has no such header; the writer's
+    /// transaction reaching COMMIT is the probe.
     pub fn probe(&mut self) -> Result<(), ApiError> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        self.conn
-            .execute_batch(&format!("PRAGMA user_version = {version}"))?;
+        if self.conn.backend() == Backend::Sqlite {
+            let version: i64 = self
+                .conn
+                .query_one("PRAGMA user_version", params![])?
+                .get(0)?;
+            self.conn
+                .batch(&format!("PRAGMA user_version = {version}"))?;
+        }
         self.probed = true;
         Ok(())
     }
 }
 
 /// The writer thread's loop: returns when every sender is gone.
+///
+/// `applied` is the change log's `seq` that `working` and `published` include. Every group
+/// first reads the log after it (on PostgreSQL under the write lock, so nothing is missed):
+/// what other replicas committed is applied and published with the group's own effects,
+/// through the same `after_commit`. With no write to do, it reads the log on a wake-up from
+/// the listener or every [`CATCH_UP_EVERY`].
 pub(crate) fn run(
-    conn: Connection,
+    conn: Conn,
     mut working: HashMap<String, Snapshot>,
-    jobs: Receiver<Job>,
+    mut applied: u64,
+    jobs: Receiver<Msg>,
     published: Published,
     health: Arc<Health>,
 ) {
     let mut gather = Gather::default();
+    let mut groups: u64 = 0;
     // Set when `working` may differ from what is committed and could not be reloaded yet.
     let mut stale = false;
-    while let Ok(first) = jobs.recv() {
+    loop {
+        let first = match jobs.recv_timeout(CATCH_UP_EVERY) {
+            Ok(Msg::Write(job)) => job,
+            Ok(Msg::CatchUp) | Err(RecvTimeoutError::Timeout) => {
+                if conn.backend() == Backend::Postgres && !stale {
+                    let mut effects = Vec::new();
+                    match catch_up_from(&conn, applied, &mut working, &mut effects) {
+                        Ok(Some(seq)) => {
+                            applied = applied.max(seq);
+                            after_commit(&conn, &working, &effects, &published);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot read the change log"),
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let batch = gather.collect(first, &jobs);
         let started = Instant::now();
         published.metrics.batch_size.observe(batch.len() as f64);
-        if !conn.is_autocommit() {
+        if in_transaction(&conn) {
             // A transaction left open by a failed COMMIT and ROLLBACK: end it first.
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.batch("ROLLBACK");
         }
         if stale {
             stale = !reload(&conn, &mut working);
@@ -180,20 +236,26 @@ pub(crate) fn run(
                 continue;
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let mut effects: Vec<Effect> = Vec::new();
+        let mut last_seq = None;
+        if let Err(e) = begin(&conn).and_then(|()| {
+            last_seq = catch_up_from(&conn, applied, &mut working, &mut effects)?;
+            Ok(())
+        }) {
             let detail = failure_detail(&conn, &e);
             tracing::error!(error = %e, %detail, "cannot begin a transaction");
             if storage_fault(&e).is_some() {
                 health.set(Some(detail.clone()));
             }
+            let _ = conn.batch("ROLLBACK");
+            stale = !effects.is_empty() && !reload(&conn, &mut working);
             reject(batch, &detail);
             continue;
         }
-        let changes = conn.total_changes();
+        let changes = conn.changed();
         let mut probed = false;
         let now = crate::store::now();
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-        let mut effects: Vec<Effect> = Vec::new();
         let mut fault: Option<String> = None;
         let mut lost = false;
         let mut queue = batch.into_iter();
@@ -204,15 +266,18 @@ pub(crate) fn run(
                 now: &now,
                 working: &working,
                 effects: Vec::new(),
+                last_seq: None,
                 probed: false,
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| job(Some(&mut ctx))));
             let new_effects = std::mem::take(&mut ctx.effects);
             let job_probed = ctx.probed;
+            let job_seq = ctx.last_seq;
             match outcome {
                 Ok((Outcome::Done, reply)) => {
                     exec(&conn, "RELEASE request");
                     probed |= job_probed;
+                    last_seq = job_seq.or(last_seq);
                     for effect in &new_effects {
                         apply(&mut working, effect);
                     }
@@ -232,10 +297,10 @@ pub(crate) fn run(
                     exec(&conn, "RELEASE request");
                 }
             }
-            if conn.is_autocommit() {
-                // SQLite rolled the whole transaction back (a storage fault in a statement):
-                // what the requests before did is gone, and the next ones must not run
-                // outside a transaction.
+            if transaction_lost(&conn) {
+                // SQLite rolled the whole transaction back (a storage fault in a statement),
+                // or the connection to PostgreSQL broke: what the requests before did is
+                // gone, and the next ones must not run outside a transaction.
                 lost = true;
                 break;
             }
@@ -255,10 +320,27 @@ pub(crate) fn run(
             stale = !reload(&conn, &mut working);
             continue;
         }
-        if let Err(e) = conn.execute_batch("COMMIT") {
+        groups += 1;
+        if groups % PRUNE_EVERY == 0 {
+            exec(&conn, "SAVEPOINT prune");
+            match log::prune(&conn, clock_millis()) {
+                Ok(_) => exec(&conn, "RELEASE prune"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune the change log");
+                    exec(&conn, "ROLLBACK TO prune");
+                    exec(&conn, "RELEASE prune");
+                }
+            }
+        }
+        let notify = conn.backend() == Backend::Postgres && !effects.is_empty();
+        if let Err(e) = notify
+            .then(|| conn.batch(log::NOTIFY))
+            .unwrap_or(Ok(()))
+            .and_then(|()| conn.batch("COMMIT"))
+        {
             let detail = failure_detail(&conn, &e);
             tracing::error!(error = %e, %detail, "group commit failed; rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.batch("ROLLBACK");
             if storage_fault(&e).is_some() {
                 health.set(Some(detail.clone()));
             }
@@ -268,7 +350,7 @@ pub(crate) fn run(
             }
             continue;
         }
-        if probed || conn.total_changes() > changes {
+        if probed || conn.changed() > changes {
             // Something reached the disk: the database takes writes (again).
             health.set(None);
         }
@@ -278,13 +360,75 @@ pub(crate) fn run(
             .metrics
             .write_latency
             .observe(commit_time.as_secs_f64());
+        if let Some(seq) = last_seq {
+            applied = applied.max(seq);
+        }
         after_commit(&conn, &working, &effects, &published);
         for reply in replies {
             reply(None);
         }
     }
     // Every sender is gone: the server is shutting down. Checkpoint so the WAL is small.
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    if conn.backend() == Backend::Sqlite {
+        let _ = conn.batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+}
+
+/// Reads the change log after `applied` into `working` and `effects` (what another replica
+/// committed); the last `seq` read, if any.
+fn catch_up_from(
+    conn: &Conn,
+    applied: u64,
+    working: &mut HashMap<String, Snapshot>,
+    effects: &mut Vec<Effect>,
+) -> Result<Option<u64>, sql::Error> {
+    let mut last = None;
+    for (seq, effect) in log::since(conn, applied, MAX_CATCH_UP)? {
+        apply(working, &effect);
+        effects.push(effect);
+        last = Some(seq);
+    }
+    Ok(last)
+}
+
+/// Every this many groups, one also prunes the change log ([`log::prune`]).
+const PRUNE_EVERY: u64 = 1024;
+
+/// Rows one catch-up reads at most; the rest come with the next one.
+const MAX_CATCH_UP: u64 = 10_000;
+
+/// Clock time in Unix milliseconds (the change log's `at`).
+fn clock_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Starts a group's transaction. SQLite: `IMMEDIATE`, so the write lock is taken up front
+/// and a busy database fails here rather than at the first write. PostgreSQL: the write lock
+/// across replicas ([`WRITE_LOCK`]).
+fn begin(conn: &Conn) -> Result<(), sql::Error> {
+    match conn.backend() {
+        Backend::Sqlite => conn.batch("BEGIN IMMEDIATE"),
+        Backend::Postgres => {
+            conn.batch("BEGIN")?;
+            conn.query_one("SELECT pg_advisory_xact_lock(?1)", params![WRITE_LOCK])
+                .map(drop)
+        }
+    }
+}
+
+/// Whether a transaction is still open on the connection between groups (SQLite, after a
+/// failed COMMIT and ROLLBACK). PostgreSQL ends a transaction whose COMMIT failed itself.
+fn in_transaction(conn: &Conn) -> bool {
+    conn.as_sqlite().is_some_and(|c| !c.is_autocommit())
+}
+
+/// Whether the group's transaction is gone while the group runs: SQLite rolled it back
+/// itself (it is in autocommit again), or the connection to PostgreSQL broke.
+fn transaction_lost(conn: &Conn) -> bool {
+    match conn.as_sqlite() {
+        Some(c) => c.is_autocommit(),
+        None => conn.is_closed(),
+    }
 }
 
 /// Answers requests that will not run with a 503 carrying `detail`.
@@ -296,14 +440,12 @@ fn reject(jobs: Vec<Job>, detail: &str) {
 }
 
 /// Runs a statement without parameters from the statement cache; errors surface at COMMIT.
-fn exec(conn: &Connection, sql: &str) {
-    if let Ok(mut stmt) = conn.prepare_cached(sql) {
-        let _ = stmt.execute([]);
-    }
+fn exec(conn: &Conn, sql: &str) {
+    let _ = conn.execute(sql, params![]);
 }
 
 /// Replaces `working` with what is committed; false when the database cannot be read.
-fn reload(conn: &Connection, working: &mut HashMap<String, Snapshot>) -> bool {
+fn reload(conn: &Conn, working: &mut HashMap<String, Snapshot>) -> bool {
     match super::load_snapshots(conn) {
         Ok(fresh) => {
             *working = fresh;
@@ -373,7 +515,7 @@ mod fault_tests {
         Box::new(move |ctx| {
             let result = match ctx {
                 None => None,
-                Some(ctx) => Some(match (ctx.conn.execute_batch(sql), fault) {
+                Some(ctx) => Some(match (ctx.conn.batch(sql), fault) {
                     (Ok(()), None) => Ok(()),
                     (Err(e), _) => Err(e.to_string()),
                     (Ok(()), Some(f)) => Err(f.to_owned()),
@@ -407,10 +549,9 @@ mod fault_tests {
         }
     }
 
-    fn rows(conn: &Connection) -> Vec<i64> {
-        let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
-        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
-        rows.map(Result::unwrap).collect()
+    fn rows(conn: &Conn) -> Vec<i64> {
+        conn.query_map("SELECT x FROM t ORDER BY x", params![], |r| r.get(0))
+            .unwrap()
     }
 
     /// When SQLite rolls the group's transaction back in the middle (as it may on a full disk
@@ -420,11 +561,8 @@ mod fault_tests {
     fn a_transaction_lost_mid_group_saves_nothing_and_answers_503() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let conn = Connection::open(&path).unwrap();
-        let mut migrating = Connection::open(&path).unwrap();
-        super::super::migrations::migrate(&mut migrating).unwrap();
-        drop(migrating);
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let conn = super::super::open_sqlite_writer(&path).unwrap();
+        conn.batch("CREATE TABLE t (x INTEGER)").unwrap();
         let working = super::super::load_snapshots(&conn).unwrap();
         let (tx, rx) = channel::<Job>();
         let (out, answers) = channel();
@@ -455,7 +593,7 @@ mod fault_tests {
                 ("faulty", Err("the disk is full".into())),
             ]
         );
-        let check = Connection::open(&path).unwrap();
+        let check = super::super::open_sqlite_reader(&path).unwrap();
         assert_eq!(rows(&check), Vec::<i64>::new());
         assert_eq!(health.fault().as_deref(), Some("the disk is full"));
 

@@ -3,10 +3,10 @@
 //! changes those tests push to SDK clients.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use flag_sdk::Client;
+use flag_server::store::Location;
 use flag_server::{Config, Running};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -26,7 +26,7 @@ impl LiveServer {
     /// Starts on `db`, on `listen` (else an ephemeral port), with `tune` applied to the
     /// defaults.
     pub async fn start(
-        db: &Path,
+        db: impl Into<Location>,
         listen: Option<SocketAddr>,
         tune: impl FnOnce(&mut Config),
     ) -> LiveServer {

@@ -1,0 +1,226 @@
+//! The committed change log: every effect of a write is appended as a row
+//! `(seq, environment, revision, kind, key, data)` in the write's own transaction, so what
+//! is committed and what is published can never disagree. It is the source of truth for the
+//! fan-out: the writer publishes a local commit from the effects it appended, and a replica
+//! that did not make the commit publishes it from the rows it reads here; both take the same
+//! path (`effects::after_commit`).
+//!
+//! `seq` is global and grows in commit order (writers hold the write lock while they append,
+//! see `writer`), so a follower that reads `seq > last` never skips a row. Revisions are per
+//! environment and gap-free. The log is pruned by count and age ([`prune`]); a reader asking
+//! for rows older than what is kept gets a fresh snapshot instead.
+
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use flag_sdk::Snapshot;
+use postgres::fallible_iterator::FallibleIterator;
+
+use super::effects::Effect;
+use super::sql::{params, Conn, Error};
+use super::to_json;
+use super::writer::Msg;
+
+/// Rows kept at least, whatever their age.
+pub const KEEP_ROWS: u64 = 10_000;
+/// Rows younger than this are kept, however many there are (milliseconds).
+pub const KEEP_MILLIS: i64 = 24 * 3600 * 1000;
+
+/// What a PostgreSQL group runs before COMMIT when it changed something: every replica's
+/// [`listen`] thread hears it once the commit is visible.
+pub const NOTIFY: &str = "NOTIFY flag_changes";
+
+/// Follows other replicas' commits (PostgreSQL): a thread with its own connection that
+/// `LISTEN`s and wakes the writer to read the log. A lost notification or a dropped listener
+/// costs at most the writer's periodic read; the thread reconnects and ends when the writer
+/// has gone.
+pub fn listen(url: String, writer: Sender<Msg>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("change-listener".into())
+        .spawn(move || loop {
+            match postgres::Client::connect(&url, postgres::NoTls)
+                .and_then(|mut c| c.batch_execute("LISTEN flag_changes").map(|()| c))
+            {
+                Ok(mut client) => {
+                    if writer.send(Msg::CatchUp).is_err() {
+                        return;
+                    }
+                    loop {
+                        let heard = client
+                            .notifications()
+                            .timeout_iter(Duration::from_secs(1))
+                            .next();
+                        match heard {
+                            Ok(Some(_)) => {
+                                // One read of the log serves every notification queued now.
+                                while let Ok(Some(_)) = client.notifications().iter().next() {}
+                                if writer.send(Msg::CatchUp).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "change listener: connection lost");
+                                break;
+                            }
+                            Ok(None) if client.is_closed() => break,
+                            Ok(None) => {}
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "change listener: cannot connect"),
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        })
+        .map(drop)
+}
+
+/// The log's kind of an effect.
+fn kind(effect: &Effect) -> &'static str {
+    match effect {
+        Effect::Flag { .. } | Effect::FlagRemoved { .. } => "flag",
+        Effect::Segment { .. } | Effect::SegmentRemoved { .. } => "segment",
+        Effect::Environment(_) => "environment",
+        Effect::Tokens => "tokens",
+    }
+}
+
+/// Appends `effect` (inside the caller's transaction); returns its `seq`.
+pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<u64, Error> {
+    let (environment, revision, key, data) = match effect {
+        Effect::Flag {
+            environment,
+            revision,
+            flag,
+        } => (
+            environment.as_str(),
+            *revision,
+            flag.key.as_str(),
+            Some(to_json(flag)),
+        ),
+        Effect::FlagRemoved {
+            environment,
+            revision,
+            key,
+        }
+        | Effect::SegmentRemoved {
+            environment,
+            revision,
+            key,
+        } => (environment.as_str(), *revision, key.as_str(), None),
+        Effect::Segment {
+            environment,
+            revision,
+            segment,
+        } => (
+            environment.as_str(),
+            *revision,
+            segment.key.as_str(),
+            Some(to_json(segment)),
+        ),
+        Effect::Environment(snapshot) => (
+            snapshot.environment.as_str(),
+            snapshot.revision,
+            snapshot.environment.as_str(),
+            Some(to_json(snapshot)),
+        ),
+        Effect::Tokens => ("", 0, "", None),
+    };
+    conn.query_one(
+        "INSERT INTO changes (environment, revision, kind, key, data, at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+        params![
+            environment,
+            revision,
+            kind(effect),
+            key,
+            data.as_deref(),
+            at_millis
+        ],
+    )?
+    .get(0)
+}
+
+/// The last `seq` committed (0 for an empty log).
+pub fn head(conn: &Conn) -> Result<u64, Error> {
+    conn.query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", params![])?
+        .get(0)
+}
+
+/// Every row after `seq`, in order, as effects; at most `limit`.
+pub fn since(conn: &Conn, seq: u64, limit: u64) -> Result<Vec<(u64, Effect)>, Error> {
+    conn.query_map(
+        "SELECT seq, environment, revision, kind, key, data FROM changes \
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        params![seq, limit],
+        |r| {
+            let seq: u64 = r.get(0)?;
+            let environment: String = r.get(1)?;
+            let revision: u64 = r.get(2)?;
+            let kind: String = r.get(3)?;
+            let key: String = r.get(4)?;
+            let data: Option<String> = r.get(5)?;
+            Ok((
+                seq,
+                to_effect(environment, revision, &kind, key, data.as_deref()),
+            ))
+        },
+    )
+    .map(|rows| {
+        rows.into_iter()
+            .filter_map(|(seq, effect)| effect.map(|e| (seq, e)))
+            .collect()
+    })
+}
+
+/// Drops rows beyond the last [`KEEP_ROWS`] that are older than [`KEEP_MILLIS`].
+pub fn prune(conn: &Conn, now_millis: i64) -> Result<u64, Error> {
+    let head = head(conn)?;
+    conn.execute(
+        "DELETE FROM changes WHERE seq <= ?1 AND at < ?2",
+        params![
+            head.saturating_sub(KEEP_ROWS) as i64,
+            now_millis - KEEP_MILLIS
+        ],
+    )
+}
+
+/// A row as the effect it recorded; `None` for a kind this build does not know (a newer
+/// replica's) or data it cannot read (logged).
+fn to_effect(
+    environment: String,
+    revision: u64,
+    kind: &str,
+    key: String,
+    data: Option<&str>,
+) -> Option<Effect> {
+    fn parse<T: serde::de::DeserializeOwned>(kind: &str, key: &str, data: &str) -> Option<T> {
+        serde_json::from_str(data)
+            .map_err(|error| tracing::error!(kind, key, %error, "unreadable change log row"))
+            .ok()
+    }
+    Some(match (kind, data) {
+        ("flag", Some(data)) => Effect::Flag {
+            flag: parse(kind, &key, data)?,
+            environment,
+            revision,
+        },
+        ("flag", None) => Effect::FlagRemoved {
+            environment,
+            revision,
+            key,
+        },
+        ("segment", Some(data)) => Effect::Segment {
+            segment: parse(kind, &key, data)?,
+            environment,
+            revision,
+        },
+        ("segment", None) => Effect::SegmentRemoved {
+            environment,
+            revision,
+            key,
+        },
+        ("environment", Some(data)) => Effect::Environment(parse::<Snapshot>(kind, &key, data)?),
+        ("tokens", _) => Effect::Tokens,
+        _ => return None,
+    })
+}

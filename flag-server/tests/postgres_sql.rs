@@ -1,0 +1,116 @@
+//! The store's connection layer against a real PostgreSQL: the same statements, parameters and
+//! row types as on SQLite (placeholders rewritten, every value type round-trips).
+
+use flag_server::store::sql::{Backend, Conn, Error, Param};
+
+use crate::common::postgres;
+
+fn connect() -> Conn {
+    let url = postgres::database();
+    Conn::postgres(::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect"))
+}
+
+#[test]
+fn every_value_type_round_trips_through_postgres() {
+    let conn = connect();
+    assert_eq!(conn.backend(), Backend::Postgres);
+    conn.batch(
+        "CREATE TABLE t (i BIGINT, r DOUBLE PRECISION, s TEXT, b BYTEA, n TEXT, flag BOOLEAN)",
+    )
+    .unwrap();
+    let params = [
+        Param::Int(7),
+        Param::Real(0.5),
+        Param::Text("it's ?1"),
+        Param::Blob(&[1, 2]),
+        Param::Null,
+        Param::Int(1),
+    ];
+    let n = conn
+        .execute("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &params)
+        .unwrap();
+    assert_eq!(n, 1);
+    let row = conn
+        .query_one(
+            "SELECT i, r, s, b, n, flag FROM t WHERE s = ?1 AND '?2' = '?2'",
+            &[Param::Text("it's ?1")],
+        )
+        .unwrap();
+    assert_eq!(row.get::<i64>(0).unwrap(), 7);
+    assert_eq!(row.get::<f64>(1).unwrap(), 0.5);
+    assert_eq!(row.get::<String>(2).unwrap(), "it's ?1");
+    assert_eq!(row.get::<Vec<u8>>(3).unwrap(), vec![1, 2]);
+    assert_eq!(row.get::<Option<String>>(4).unwrap(), None);
+    assert!(row.get::<bool>(5).unwrap());
+    assert!(conn.changed() >= 1);
+    let returned = conn
+        .query("UPDATE t SET i = i + 1 RETURNING i", &[])
+        .unwrap();
+    assert_eq!(returned[0].get::<u64>(0).unwrap(), 8);
+    assert!(matches!(
+        conn.query_one("SELECT i FROM t WHERE i = ?1", &[Param::Int(99)]),
+        Err(Error::NoRows)
+    ));
+}
+
+#[test]
+fn savepoints_roll_back_one_request_and_keep_the_others() {
+    let conn = connect();
+    conn.batch("CREATE TABLE t (x BIGINT PRIMARY KEY)").unwrap();
+    conn.batch("BEGIN").unwrap();
+    for x in [1_i64, 1, 2] {
+        conn.batch("SAVEPOINT request").unwrap();
+        match conn.execute("INSERT INTO t VALUES (?1)", &[Param::Int(x)]) {
+            Ok(_) => conn.batch("RELEASE request").unwrap(),
+            Err(_) => conn.batch("ROLLBACK TO request; RELEASE request").unwrap(),
+        }
+    }
+    conn.batch("COMMIT").unwrap();
+    let rows: Vec<i64> = conn
+        .query_map("SELECT x FROM t ORDER BY x", &[], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, vec![1, 2]);
+}
+
+/// What a client is answered when PostgreSQL fails: a lost connection is a 503 it may retry
+/// (nothing was saved); a broken unique key is the store's bug, a 500, as on SQLite.
+#[test]
+fn a_lost_connection_is_503_and_a_unique_violation_500() {
+    use actix_web::http::StatusCode;
+    use actix_web::ResponseError;
+    use flag_server::error::ApiError;
+
+    let url = postgres::database();
+    let conn = Conn::postgres(::postgres::Client::connect(&url, ::postgres::NoTls).unwrap());
+    conn.batch("CREATE TABLE t (x BIGINT PRIMARY KEY)").unwrap();
+    let insert = "INSERT INTO t VALUES (?1)";
+    conn.execute(insert, &[Param::Int(1)]).unwrap();
+    let duplicate = conn.execute(insert, &[Param::Int(1)]).unwrap_err();
+    assert_eq!(
+        ApiError::from(duplicate).status_code(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    let pid: i64 = conn
+        .query_one("SELECT pg_backend_pid()::BIGINT", &[])
+        .unwrap()
+        .get(0)
+        .unwrap();
+    let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    // Waits (up to 10 s) until the session is gone.
+    let terminated: bool = admin
+        .query_one(
+            "SELECT pg_terminate_backend($1::BIGINT::INT, 10000)",
+            &[&pid],
+        )
+        .unwrap()
+        .get(0);
+    assert!(terminated);
+    let lost = conn.execute(insert, &[Param::Int(2)]).unwrap_err();
+    let e = ApiError::from(lost);
+    assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        e.to_string(),
+        "the database is unreachable; the change was not saved"
+    );
+}

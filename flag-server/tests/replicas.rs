@@ -1,0 +1,140 @@
+//! Several replicas on one PostgreSQL database, in-process: a change committed through any
+//! replica reaches SDK clients connected to every other one (through the change log and
+//! LISTEN/NOTIFY, or the periodic read when a notification is lost), tokens work everywhere,
+//! `If-Match` holds across replicas, and exactly one replica leads the background work.
+
+use flag_sdk::{Context, Status};
+use flag_server::store::Location;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::live::{eventually, LiveServer};
+use crate::common::{postgres, ADMIN};
+
+/// `n` replicas on a fresh database, and the database's URL.
+async fn replicas(n: usize) -> (Vec<LiveServer>, String) {
+    let url = postgres::database();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(LiveServer::start(Location::Postgres(url.clone()), None, |_| {}).await);
+    }
+    (out, url)
+}
+
+/// An SDK client of `server`, once the token (created through another replica) is known there.
+async fn client_of(server: &LiveServer, token: &str) -> flag_sdk::Client {
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    loop {
+        match server.client(token).build().await {
+            Ok(client) => return client,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{}: {e}", server.url);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_replica_reaches_sdks_on_the_others() {
+    let (servers, _) = replicas(3).await;
+    let (a, b, c) = (&servers[0], &servers[1], &servers[2]);
+    a.enabled_flag("new-checkout").await;
+    let (_, token) = a.sdk_token().await;
+    let on_b = client_of(b, &token).await;
+    let on_c = client_of(c, &token).await;
+    let ctx = Context::new("user-1");
+    for client in [&on_b, &on_c] {
+        assert_eq!(client.status(), Status::Valid);
+        eventually("the flag on", || {
+            client.bool_variation("new-checkout", &ctx, false)
+        })
+        .await;
+    }
+    a.kill("new-checkout").await;
+    for client in [&on_b, &on_c] {
+        eventually("the kill", || {
+            !client.bool_variation("new-checkout", &ctx, true)
+        })
+        .await;
+    }
+    // Every replica holds the same revision, and serves it over REST too.
+    let revision = a.revision();
+    for server in [b, c] {
+        eventually("the same revision", || server.revision() == revision).await;
+    }
+    let got = c
+        .call(
+            Method::GET,
+            "/api/v1/flags/new-checkout/environments/production",
+            None,
+        )
+        .await;
+    assert_eq!(got["enabled"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_version_is_refused_on_every_replica() {
+    let (servers, _) = replicas(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    a.enabled_flag("f").await;
+    let path = "/api/v1/flags/f/environments/production";
+    let before = a.call(Method::GET, path, None).await;
+    let version = before["version"].as_u64().unwrap();
+    a.put_config("f", json!([{"variation": "off", "keys": ["u"]}]))
+        .await;
+    let stale = b
+        .http
+        .put(format!("{}{path}", b.url))
+        .bearer_auth(ADMIN)
+        .header("If-Match", format!("\"{version}\""))
+        .json(&before)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 412);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_notification_is_recovered_by_the_periodic_read() {
+    let (servers, url) = replicas(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    a.enabled_flag("f").await;
+    let (_, token) = a.sdk_token().await;
+    let on_b = client_of(b, &token).await;
+    let ctx = Context::new("user-1");
+    eventually("the flag on", || on_b.bool_variation("f", &ctx, false)).await;
+    // End every listening session: the notifications of the next commit are lost.
+    let ended = tokio::task::spawn_blocking(move || {
+        let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        admin
+            .query(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+                 WHERE query = 'LISTEN flag_changes'",
+                &[],
+            )
+            .unwrap()
+            .len()
+    })
+    .await
+    .unwrap();
+    assert!(ended > 0, "no listener session found");
+    a.kill("f").await;
+    eventually("the kill without a notification", || {
+        !on_b.bool_variation("f", &ctx, true)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_replica_leads() {
+    let (servers, _) = replicas(3).await;
+    eventually("a leader", || {
+        servers
+            .iter()
+            .filter(|s| s.running.state.leadership.leads())
+            .count()
+            == 1
+    })
+    .await;
+}
