@@ -172,7 +172,7 @@ pub fn apply_rollout(
     };
     let (old_bucket_by, salt) = match &flag.fallthrough {
         Serve::Rollout(r) => (r.bucket_by.clone(), r.salt.clone()),
-        Serve::Variation(_) => ("key".to_owned(), None),
+        Serve::Variation(_) | Serve::Unknown(_) => ("key".to_owned(), None),
     };
     flag.fallthrough = Serve::Rollout(Rollout {
         bucket_by: bucket_by.map(str::to_owned).unwrap_or(old_bucket_by),

@@ -461,6 +461,7 @@ mod tests {
                     0
                 }
             }
+            Serve::Unknown(_) => 0,
         }
     }
 

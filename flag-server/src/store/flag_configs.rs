@@ -166,7 +166,7 @@ pub fn put_config(
     let (version, kind, before) = match ctx.snapshot(env)?.flags.get(&config.key) {
         Some(current) => (
             current.version,
-            current.kind,
+            current.kind.clone(),
             serde_json::to_value(current).ok(),
         ),
         None => {
