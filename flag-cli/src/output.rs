@@ -73,6 +73,7 @@ pub fn serve(serve: &Serve) -> String {
             .map(|w| format!("{} {}", percent(w.weight), w.variation))
             .collect::<Vec<_>>()
             .join(" / "),
+        Serve::Unknown(other) => other.to_string(),
     }
 }
 

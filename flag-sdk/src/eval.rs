@@ -1,7 +1,9 @@
 //! The evaluation order and reasons of contract section 3, over a [`CompiledSnapshot`].
 //!
 //! Evaluation borrows everything from the snapshot: it never allocates, never blocks and never
-//! panics. Recursion (prerequisites, segments inside segments) is bounded by [`MAX_DEPTH`].
+//! panics. Recursion (prerequisites, segments inside segments) is bounded by [`MAX_DEPTH`];
+//! compilation has already marked as malformed the flags whose chains go deeper, so the bound
+//! is never what decides an answer.
 
 use std::borrow::Cow;
 
@@ -14,7 +16,9 @@ use crate::context::{Attribute, Context};
 use crate::model::FlagKind;
 use crate::operators::{Matcher, Scalar};
 
-/// How deep prerequisites and nested segments may go before a flag counts as malformed.
+/// How deep prerequisites and nested segments may go before a flag counts as malformed:
+/// a flag with a chain of more than `MAX_DEPTH` prerequisites below it, or more than
+/// `MAX_DEPTH` nested segments, evaluates to `MALFORMED_FLAG`.
 pub const MAX_DEPTH: usize = 32;
 
 /// Why a flag served what it served (contract section 3).
@@ -137,26 +141,26 @@ impl CompiledSnapshot {
     /// Like [`evaluate`](Self::evaluate), but `WRONG_TYPE` unless the flag is of `kind`
     /// (`Json` reads a flag of any kind).
     pub fn evaluate_kind(&self, key: &str, ctx: &Context, kind: FlagKind) -> Evaluation<'_> {
-        self.detail(self.outcome(key, ctx, Some(kind)))
+        self.detail(self.outcome(key, ctx, Some(&kind)))
     }
 
     /// A boolean flag's value, or `default`.
     pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
-        self.value(self.outcome(key, ctx, Some(FlagKind::Boolean)))
+        self.value(self.outcome(key, ctx, Some(&FlagKind::Boolean)))
             .and_then(Value::as_bool)
             .unwrap_or(default)
     }
 
     /// A string flag's value, or `default`.
     pub fn str_variation<'a>(&'a self, key: &str, ctx: &Context, default: &'a str) -> &'a str {
-        self.value(self.outcome(key, ctx, Some(FlagKind::String)))
+        self.value(self.outcome(key, ctx, Some(&FlagKind::String)))
             .and_then(Value::as_str)
             .unwrap_or(default)
     }
 
     /// A number flag's value, or `default`.
     pub fn number_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
-        self.value(self.outcome(key, ctx, Some(FlagKind::Number)))
+        self.value(self.outcome(key, ctx, Some(&FlagKind::Number)))
             .and_then(Value::as_f64)
             .unwrap_or(default)
     }
@@ -164,13 +168,17 @@ impl CompiledSnapshot {
     /// The compact outcome: which flag, which variation, and a reason code. Typed getters
     /// stop here; only `evaluate` spells the reason out.
     #[inline]
-    fn outcome(&self, key: &str, ctx: &Context, kind: Option<FlagKind>) -> Outcome {
+    fn outcome(&self, key: &str, ctx: &Context, kind: Option<&FlagKind>) -> Outcome {
         let Some(&i) = self.index.get(key) else {
             return Err(ErrorKind::FlagNotFound);
         };
         match kind {
-            Some(kind) if kind != FlagKind::Json && self.flags[i].kind != kind => {
-                Err(ErrorKind::WrongType)
+            Some(kind) if !matches!(kind, FlagKind::Json) && self.flags[i].kind != *kind => {
+                // A flag of a kind this version does not know is malformed, not of another kind.
+                match self.flags[i].malformed {
+                    Some(_) => Err(ErrorKind::MalformedFlag),
+                    None => Err(ErrorKind::WrongType),
+                }
             }
             // The kill switch answers before the general path: it is the one that must be fast
             // when everything else is on fire.
@@ -245,11 +253,7 @@ impl CompiledSnapshot {
             }
         }
         for (index, rule) in flag.rules.iter().enumerate() {
-            if rule
-                .clauses
-                .iter()
-                .all(|c| self.clause_matches(c, ctx, depth))
-            {
+            if rule.clauses.iter().all(|c| self.clause_matches(c, ctx, 0)) {
                 let (v, in_rollout) = serve(&rule.serve, ctx);
                 return Ok((v, Why::Rule { index, in_rollout }));
             }
@@ -258,6 +262,8 @@ impl CompiledSnapshot {
         Ok((v, Why::Fallthrough { in_rollout }))
     }
 
+    /// Whether `clause` matches; `depth` counts the segments around it (prerequisites have
+    /// their own depth: a segment cannot name a flag).
     fn clause_matches(&self, clause: &CompiledClause, ctx: &Context, depth: usize) -> bool {
         if let Matcher::InSegment(segments) = &clause.matcher {
             let member = segments

@@ -1,15 +1,21 @@
 //! The serde types of the contract (contract section 2): what the server stores, the stream
 //! carries and snapshot files hold. Plain data: no evaluation, no I/O. Validation lives in
 //! `validate`, the ready-to-run form in `compile`.
+//!
+//! Reading accepts the future: unknown fields are ignored, and an operator, a flag kind or a
+//! serve form this version does not know is kept as `Unknown` (written back as it came), so
+//! an SDK older than its server still loads the snapshot. Validation refuses all of them,
+//! so a server never stores what its SDKs cannot evaluate.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod wire;
+
 /// One environment's complete state: every flag and segment at one revision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// The environment's key, e.g. `production`.
     pub environment: String,
@@ -24,8 +30,7 @@ pub struct Snapshot {
 }
 
 /// The type every variation value of a flag has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FlagKind {
     /// `true` / `false`.
     Boolean,
@@ -35,33 +40,48 @@ pub enum FlagKind {
     Number,
     /// Any JSON value.
     Json,
+    /// A kind this version does not know (a newer server's), kept as written: the flag
+    /// evaluates to `MALFORMED_FLAG` and validation refuses it.
+    Unknown(String),
 }
 
 impl FlagKind {
-    /// Whether `value` is of this kind.
-    pub fn admits(self, value: &Value) -> bool {
+    /// Whether `value` is of this kind (never, for an unknown kind).
+    pub fn admits(&self, value: &Value) -> bool {
         match self {
             FlagKind::Boolean => value.is_boolean(),
             FlagKind::String => value.is_string(),
             FlagKind::Number => value.is_number(),
             FlagKind::Json => true,
+            FlagKind::Unknown(_) => false,
         }
     }
 
     /// The kind's name as written in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             FlagKind::Boolean => "boolean",
             FlagKind::String => "string",
             FlagKind::Number => "number",
             FlagKind::Json => "json",
+            FlagKind::Unknown(name) => name,
+        }
+    }
+
+    /// The kind named `name`; [`FlagKind::Unknown`] for a name this version does not know.
+    pub fn from_name(name: &str) -> FlagKind {
+        match name {
+            "boolean" => FlagKind::Boolean,
+            "string" => FlagKind::String,
+            "number" => FlagKind::Number,
+            "json" => FlagKind::Json,
+            other => FlagKind::Unknown(other.to_owned()),
         }
     }
 }
 
 /// One environment's configuration of a flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Flag {
     /// The flag's key.
     pub key: String,
@@ -92,7 +112,6 @@ pub struct Flag {
 
 /// A value a flag can serve, under a stable key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Variation {
     /// The variation's key, e.g. `on`.
     pub key: String,
@@ -102,7 +121,6 @@ pub struct Variation {
 
 /// Another flag that must serve `variation` for this flag to go past its prerequisites.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Prerequisite {
     /// The prerequisite flag's key.
     pub flag: String,
@@ -112,7 +130,6 @@ pub struct Prerequisite {
 
 /// Context keys that get `variation`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Target {
     /// The variation served to these keys.
     pub variation: String,
@@ -122,7 +139,6 @@ pub struct Target {
 
 /// A targeting rule: all clauses must match.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Rule {
     /// An identifier that stays put when rules are reordered (reported in reasons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,7 +151,6 @@ pub struct Rule {
 
 /// One condition on a context attribute. Values are OR-ed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Clause {
     /// The attribute read from the context (`key` is the context key).
     #[serde(default)]
@@ -150,8 +165,7 @@ pub struct Clause {
 }
 
 /// Clause operators (contract section 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Op {
     /// Equal, same JSON type.
     In,
@@ -183,21 +197,79 @@ pub enum Op {
     SemverGt,
     /// The context is a member of one of the segments named in `values`.
     InSegment,
+    /// An operator this version does not know (a newer server's), kept as written. In a
+    /// flag's rule the clause never matches, negated or not; a segment with such a clause
+    /// cannot be decided, so flags that use it evaluate to `MALFORMED_FLAG`. Validation
+    /// refuses it.
+    Unknown(String),
+}
+
+impl Op {
+    /// Every operator this version knows.
+    pub const KNOWN: [Op; 15] = [
+        Op::In,
+        Op::StartsWith,
+        Op::EndsWith,
+        Op::Contains,
+        Op::Matches,
+        Op::Lt,
+        Op::Lte,
+        Op::Gt,
+        Op::Gte,
+        Op::Before,
+        Op::After,
+        Op::SemverEq,
+        Op::SemverLt,
+        Op::SemverGt,
+        Op::InSegment,
+    ];
+
+    /// The operator's name as written in JSON.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Op::In => "in",
+            Op::StartsWith => "starts_with",
+            Op::EndsWith => "ends_with",
+            Op::Contains => "contains",
+            Op::Matches => "matches",
+            Op::Lt => "lt",
+            Op::Lte => "lte",
+            Op::Gt => "gt",
+            Op::Gte => "gte",
+            Op::Before => "before",
+            Op::After => "after",
+            Op::SemverEq => "semver_eq",
+            Op::SemverLt => "semver_lt",
+            Op::SemverGt => "semver_gt",
+            Op::InSegment => "in_segment",
+            Op::Unknown(name) => name,
+        }
+    }
+
+    /// The operator named `name`; [`Op::Unknown`] for a name this version does not know.
+    pub fn from_name(name: &str) -> Op {
+        Op::KNOWN
+            .into_iter()
+            .find(|op| op.as_str() == name)
+            .unwrap_or_else(|| Op::Unknown(name.to_owned()))
+    }
 }
 
 /// What to serve: one variation, or a percentage rollout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Serve {
     /// `{"variation": KEY}`
     Variation(String),
     /// `{"rollout": {...}}`
     Rollout(Rollout),
+    /// An object that is neither of the above (a newer server's serve, or one with extra
+    /// keys), kept as written: the flag evaluates to `MALFORMED_FLAG` and validation
+    /// refuses it.
+    Unknown(Value),
 }
 
 /// A percentage rollout, bucketed by murmur3 (contract section 3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Rollout {
     /// The attribute hashed into a bucket; `key` by default.
     #[serde(default = "default_bucket_by")]
@@ -215,7 +287,6 @@ fn default_bucket_by() -> String {
 
 /// One variation's share of a rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WeightedVariation {
     /// The variation key.
     pub variation: String,
@@ -228,7 +299,6 @@ pub const TOTAL_WEIGHT: u32 = 100_000;
 
 /// A reusable set of contexts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Segment {
     /// The segment's key.
     pub key: String,
@@ -248,7 +318,6 @@ pub struct Segment {
 
 /// A segment rule: all clauses must match.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SegmentRule {
     /// AND-ed conditions.
     pub clauses: Vec<Clause>,
@@ -260,7 +329,7 @@ impl Serve {
     pub fn bucketing(&self) -> (&str, Option<&str>) {
         match self {
             Serve::Rollout(r) => (r.bucket_by.as_str(), r.salt.as_deref()),
-            Serve::Variation(_) => ("key", None),
+            Serve::Variation(_) | Serve::Unknown(_) => ("key", None),
         }
     }
 

@@ -30,13 +30,24 @@ pub(crate) enum Matcher {
     EndsWith(Vec<Box<str>>),
     Contains(Vec<Box<str>>),
     Matches(Vec<Regex>),
-    Number(Op, Vec<f64>),
+    Number(Cmp, Vec<f64>),
     /// Unix milliseconds; `true` for `before`.
     Instant(bool, Vec<i128>),
     /// The ordering the context's version must have against a value.
     Semver(Ordering, Vec<Version>),
     /// Segment indexes in the compiled snapshot; `None` for a segment it does not hold.
     InSegment(Vec<Option<usize>>),
+    /// An operator this version does not know: matches nothing.
+    Never,
+}
+
+/// How a number clause compares the context's value with its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    Lt,
+    Lte,
+    Gt,
+    Gte,
 }
 
 /// A clause value that an operator cannot use, by index in `values`.
@@ -49,7 +60,7 @@ pub(crate) struct BadValue {
 impl Matcher {
     /// Compiles `values` for `op`; `segment` resolves a segment key for `in_segment`.
     pub(crate) fn compile(
-        op: Op,
+        op: &Op,
         values: &[Value],
         segment: &dyn Fn(&str) -> Option<usize>,
     ) -> Result<Matcher, BadValue> {
@@ -60,7 +71,7 @@ impl Matcher {
                 .enumerate()
                 .map(|(i, v)| match v {
                     Value::String(s) => Ok(s.as_str().into()),
-                    _ => Err(bad(i, format!("`{}` needs string values", op_name(op)))),
+                    _ => Err(bad(i, format!("`{}` needs string values", op.as_str()))),
                 })
                 .collect()
         };
@@ -96,18 +107,23 @@ impl Matcher {
                     .collect::<Result<_, _>>()?,
             ),
             Op::Lt | Op::Lte | Op::Gt | Op::Gte => Matcher::Number(
-                op,
+                match op {
+                    Op::Lt => Cmp::Lt,
+                    Op::Lte => Cmp::Lte,
+                    Op::Gt => Cmp::Gt,
+                    _ => Cmp::Gte,
+                },
                 values
                     .iter()
                     .enumerate()
                     .map(|(i, v)| {
                         v.as_f64()
-                            .ok_or_else(|| bad(i, format!("`{}` needs numbers", op_name(op))))
+                            .ok_or_else(|| bad(i, format!("`{}` needs numbers", op.as_str())))
                     })
                     .collect::<Result<_, _>>()?,
             ),
             Op::Before | Op::After => Matcher::Instant(
-                op == Op::Before,
+                *op == Op::Before,
                 values
                     .iter()
                     .enumerate()
@@ -137,6 +153,7 @@ impl Matcher {
             Op::InSegment => {
                 Matcher::InSegment(strings()?.iter().map(|key| segment(key)).collect())
             }
+            Op::Unknown(_) => Matcher::Never,
         })
     }
 
@@ -161,11 +178,11 @@ impl Matcher {
             (Matcher::EndsWith(vs), Scalar::Str(s)) => vs.iter().any(|v| s.ends_with(&**v)),
             (Matcher::Contains(vs), Scalar::Str(s)) => contains(vs, s),
             (Matcher::Matches(res), Scalar::Str(s)) => regex_matches(res, s),
-            (Matcher::Number(op, vs), Scalar::Num(n)) => vs.iter().any(|v| match op {
-                Op::Lt => n < *v,
-                Op::Lte => n <= *v,
-                Op::Gt => n > *v,
-                _ => n >= *v,
+            (Matcher::Number(cmp, vs), Scalar::Num(n)) => vs.iter().any(|v| match cmp {
+                Cmp::Lt => n < *v,
+                Cmp::Lte => n <= *v,
+                Cmp::Gt => n > *v,
+                Cmp::Gte => n >= *v,
             }),
             (Matcher::Instant(before, vs), v) => instant_matches(*before, vs, v),
             (Matcher::Semver(want, vs), Scalar::Str(s)) => semver_matches(*want, vs, s),
@@ -259,11 +276,15 @@ fn instant_millis(value: &Value) -> Option<i128> {
     scalar_millis(Scalar::from(value))
 }
 
+/// An instant: an RFC 3339 date-time string, or a number of Unix milliseconds.
 fn scalar_millis(value: Scalar<'_>) -> Option<i128> {
     match value {
-        Scalar::Str(s) => OffsetDateTime::parse(s, &Rfc3339)
-            .ok()
-            .map(|t| t.unix_timestamp_nanos() / 1_000_000),
+        // RFC 3339 separates date and time with `T` (or `t`); the parser takes any byte there.
+        Scalar::Str(s) if matches!(s.as_bytes().get(10), Some(b'T' | b't')) => {
+            OffsetDateTime::parse(s, &Rfc3339)
+                .ok()
+                .map(|t| t.unix_timestamp_nanos() / 1_000_000)
+        }
         Scalar::Num(n) if n.is_finite() => Some(n as i128),
         _ => None,
     }
@@ -342,27 +363,6 @@ fn parse_plain_core(s: &str) -> Option<[u64; 3]> {
     (part == 2 && digits > 0).then_some(numbers)
 }
 
-/// The operator's name as written in JSON.
-pub(crate) fn op_name(op: Op) -> &'static str {
-    match op {
-        Op::In => "in",
-        Op::StartsWith => "starts_with",
-        Op::EndsWith => "ends_with",
-        Op::Contains => "contains",
-        Op::Matches => "matches",
-        Op::Lt => "lt",
-        Op::Lte => "lte",
-        Op::Gt => "gt",
-        Op::Gte => "gte",
-        Op::Before => "before",
-        Op::After => "after",
-        Op::SemverEq => "semver_eq",
-        Op::SemverLt => "semver_lt",
-        Op::SemverGt => "semver_gt",
-        Op::InSegment => "in_segment",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,7 +372,7 @@ mod tests {
         let Value::Array(values) = values else {
             panic!("values must be an array")
         };
-        Matcher::compile(op, &values, &|_| Some(0)).unwrap()
+        Matcher::compile(&op, &values, &|_| Some(0)).unwrap()
     }
 
     fn hit(op: Op, values: Value, context_value: Value) -> bool {
@@ -419,11 +419,12 @@ mod tests {
 
     #[test]
     fn bad_regex_and_huge_regex_are_rejected_with_the_value_index() {
-        let err = Matcher::compile(Op::Matches, &[json!("ok"), json!("(")], &|_| None).unwrap_err();
+        let err =
+            Matcher::compile(&Op::Matches, &[json!("ok"), json!("(")], &|_| None).unwrap_err();
         assert_eq!(err.index, 1);
         assert!(err.message.contains("invalid regex"), "{}", err.message);
         let huge = json!("\\w{1000}\\w{1000}\\w{1000}");
-        let err = Matcher::compile(Op::Matches, &[huge], &|_| None).unwrap_err();
+        let err = Matcher::compile(&Op::Matches, &[huge], &|_| None).unwrap_err();
         assert!(err.message.contains("too large"), "{}", err.message);
     }
 
@@ -439,7 +440,7 @@ mod tests {
             !hit(Op::Gte, json!([10]), json!("11")),
             "strings are not numbers"
         );
-        assert!(Matcher::compile(Op::Lt, &[json!("10")], &|_| None).is_err());
+        assert!(Matcher::compile(&Op::Lt, &[json!("10")], &|_| None).is_err());
     }
 
     #[test]
@@ -464,7 +465,27 @@ mod tests {
             json!("1970-01-01T00:00:00.001Z")
         ));
         assert!(!hit(Op::After, at, json!("not a date")));
-        assert!(Matcher::compile(Op::Before, &[json!("yesterday")], &|_| None).is_err());
+        assert!(Matcher::compile(&Op::Before, &[json!("yesterday")], &|_| None).is_err());
+    }
+
+    #[test]
+    fn dates_separate_date_and_time_with_t_only() {
+        let at = json!(["2026-01-01T00:00:00Z"]);
+        assert!(hit(Op::Before, at.clone(), json!("2025-12-31t23:00:00z")));
+        for bad in [
+            "2025-12-31_00:00:00Z",
+            "2025-12-31 00:00:00Z",
+            "2025-12-31x00:00:00Z",
+        ] {
+            assert!(!hit(Op::Before, at.clone(), json!(bad)), "context {bad}");
+            assert!(!hit(Op::After, json!([0]), json!(bad)), "context {bad}");
+            let err = Matcher::compile(&Op::Before, &[json!(bad)], &|_| None).unwrap_err();
+            assert!(
+                err.message.contains("RFC 3339"),
+                "clause {bad}: {}",
+                err.message
+            );
+        }
     }
 
     #[test]

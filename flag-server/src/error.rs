@@ -338,12 +338,24 @@ mod tests {
             panic!("not a validation error")
         };
         assert_eq!(v.0[0].field, "value");
-        let e = serde_json::from_str::<flag_sdk::Variation>(r#"{"key":"a","value":1,"x":2}"#)
+        // The model ignores unknown fields (an SDK reads a newer server); a write body does not.
+        let e = crate::api::parse_json::<flag_sdk::Variation>(br#"{"key":"a","value":1,"x":2}"#)
             .unwrap_err();
-        let ApiError::Validation(v) = from_json_error(&e) else {
+        let ApiError::Validation(v) = e else {
             panic!("not a validation error")
         };
         assert_eq!(v.0[0].field, "x");
+        let flag = br#"{"key": "f", "kind": "boolean", "off_variation": "off",
+            "variations": [{"key": "off", "value": false}],
+            "rules": [{"clauses": [{"attribute": "a", "op": "in", "values": [1], "negated": true}],
+                       "serve": {"rollout": {"bucketby": "org", "weights": []}}}],
+            "fallthrough": {"variation": "off"}}"#;
+        let ApiError::Validation(v) = crate::api::parse_json::<flag_sdk::Flag>(flag).unwrap_err()
+        else {
+            panic!("not a validation error")
+        };
+        assert_eq!(v.0[0].field, "rules[0].clauses[0].negated");
+        assert!(v.0[0].message.contains("`negated`"), "{}", v.0[0].message);
     }
 
     fn sqlite(code: i32) -> sql::Error {

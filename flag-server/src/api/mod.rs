@@ -19,6 +19,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use flag_sdk::validate::{FieldError, ValidationErrors};
+
 use crate::error::{from_json_error, from_json_error_at, ApiError};
 
 /// The largest request body accepted: 1 MiB.
@@ -83,12 +85,43 @@ pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// Parses a JSON body; an error names the field by its path (`rules[0].clauses[1].op`).
+///
+/// The model's types ignore fields they do not know, so that an SDK reads what a newer
+/// server writes; a write is stricter: a field the server does not know is refused (422),
+/// as it is most likely a typo that would otherwise be dropped without a word.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de)
+    let mut unknown = Vec::new();
+    let mut track = |path: serde_ignored::Path<'_>| unknown.push(json_path(&path));
+    let tracked = serde_ignored::Deserializer::new(&mut de, &mut track);
+    let value = serde_path_to_error::deserialize(tracked)
         .map_err(|e| from_json_error_at(&e.path().to_string(), e.inner()))?;
     de.end().map_err(|e| from_json_error(&e))?;
-    Ok(value)
+    if unknown.is_empty() {
+        return Ok(value);
+    }
+    let errors = unknown.into_iter().map(|field| {
+        let name = field.rsplit(['.', '[']).next().unwrap_or_default();
+        let message = format!("unknown field `{name}`: check its spelling in docs/contract.md");
+        FieldError { field, message }
+    });
+    Err(ApiError::Validation(ValidationErrors(errors.collect())))
+}
+
+/// A path as `serde_ignored` gives it, written like the others: `rules[0].clauses[1].negated`.
+fn json_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", json_path(parent)),
+        Path::Map { parent, key } => match json_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => json_path(parent),
+    }
 }
 
 /// A JSON request body, like `web::Json`, whose errors name the offending field by path.

@@ -408,6 +408,8 @@ impl Release {
                 variation: v.clone(),
                 weight: TOTAL_WEIGHT,
             }],
+            // Validation refuses a serve this build does not know; nothing to keep from it.
+            Serve::Unknown(_) => Vec::new(),
         };
         rest.retain(|w| w.variation != released);
         if rest.is_empty() {
@@ -481,6 +483,7 @@ mod tests {
                     0
                 }
             }
+            Serve::Unknown(_) => 0,
         }
     }
 

@@ -165,7 +165,7 @@ pub fn put_config(
             }
             (
                 current.version,
-                current.kind,
+                current.kind.clone(),
                 serde_json::to_value(current).ok(),
             )
         }

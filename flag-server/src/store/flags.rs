@@ -150,14 +150,14 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagM
     if let Err(m) = check_key(&new.key) {
         errors.push(field("key", m));
     }
-    let kind: Option<FlagKind> = serde_json::from_value(Value::String(new.kind.clone())).ok();
+    let kind = Some(FlagKind::from_name(&new.kind)).filter(|k| !matches!(k, FlagKind::Unknown(_)));
     if kind.is_none() {
         errors.push(field(
             "kind",
             "must be one of `boolean`, `string`, `number`, `json`",
         ));
     }
-    let variations = match (new.variations, kind) {
+    let variations = match (new.variations, &kind) {
         (Some(v), _) => v,
         (None, Some(FlagKind::Boolean)) => vec![
             Variation {
@@ -183,7 +183,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagM
         return Err(ApiError::Validation(ValidationErrors(errors)));
     }
     let kind = kind.unwrap_or(FlagKind::Json);
-    let config = default_config(&new.key, kind, variations);
+    let config = default_config(&new.key, kind.clone(), variations);
     validate_flag(&config)?;
     let exists = ctx
         .conn

@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn a_lone_writer_never_waits() {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         let gather = Gather {
             last_size: 1,
             last_commit: Duration::from_secs(60),
@@ -481,9 +481,9 @@ mod tests {
 
     #[test]
     fn a_group_takes_every_queued_request_and_waits_boundedly_for_more() {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         for _ in 0..3 {
-            tx.send(noop()).unwrap();
+            tx.send(Msg::Write(noop())).unwrap();
         }
         let gather = Gather {
             last_size: 8,
@@ -564,24 +564,22 @@ mod fault_tests {
         let conn = super::super::open_sqlite_writer(&path).unwrap();
         conn.batch("CREATE TABLE t (x INTEGER)").unwrap();
         let working = super::super::load_snapshots(&conn).unwrap();
-        let (tx, rx) = channel::<Job>();
+        let (tx, rx) = channel::<Msg>();
         let (out, answers) = channel();
         // Queued before the writer starts: one group.
-        tx.send(job("before", "INSERT INTO t VALUES (1)", None, out.clone()))
-            .unwrap();
-        tx.send(job(
+        let send = |job: Job| tx.send(Msg::Write(job)).unwrap();
+        send(job("before", "INSERT INTO t VALUES (1)", None, out.clone()));
+        send(job(
             "faulty",
             "ROLLBACK",
             Some("the disk is full"),
             out.clone(),
-        ))
-        .unwrap();
-        tx.send(job("after", "INSERT INTO t VALUES (3)", None, out.clone()))
-            .unwrap();
+        ));
+        send(job("after", "INSERT INTO t VALUES (3)", None, out.clone()));
         let health = Arc::new(Health::default());
         let writer_health = health.clone();
         let thread = std::thread::spawn(move || {
-            run(conn, working, rx, published(), writer_health);
+            run(conn, working, 0, rx, published(), writer_health);
         });
         let mut got: Vec<_> = (0..3).map(|_| answers.recv().unwrap()).collect();
         got.sort();
@@ -597,8 +595,7 @@ mod fault_tests {
         assert_eq!(rows(&check), Vec::<i64>::new());
         assert_eq!(health.fault().as_deref(), Some("the disk is full"));
 
-        tx.send(job("next", "INSERT INTO t VALUES (4)", None, out))
-            .unwrap();
+        send(job("next", "INSERT INTO t VALUES (4)", None, out));
         assert_eq!(answers.recv().unwrap(), ("next", Ok(())));
         assert_eq!(rows(&check), vec![4]);
         assert_eq!(health.fault(), None);

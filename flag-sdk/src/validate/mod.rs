@@ -2,15 +2,15 @@
 //! of the offending field (`rules[0].clauses[1].values[0]`), so the server can name it in a
 //! 4xx answer. Clause values are checked by the same parsers that compile them.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod references;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::eval::MAX_DEPTH;
-use crate::model::{Clause, Flag, Op, Segment, Serve, Snapshot, TOTAL_WEIGHT};
+use crate::model::{Clause, Flag, FlagKind, Op, Segment, Serve, Snapshot, TOTAL_WEIGHT};
 use crate::operators::Matcher;
+use references::{check_flag_references, check_segment_references, Graph};
 
 /// One problem, at one JSON path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,12 +98,15 @@ pub fn validate_flag(flag: &Flag) -> Result<(), ValidationErrors> {
 }
 
 /// Checks a flag as it would stand in `snapshot` (replacing its namesake): everything
-/// [`validate_flag`] checks, plus that prerequisites and segments exist and that no
-/// prerequisite cycle forms.
+/// [`validate_flag`] checks, plus that prerequisites and segments exist, that no
+/// prerequisite cycle forms and that no prerequisite chain through it goes deeper than
+/// [`MAX_DEPTH`](crate::MAX_DEPTH).
 pub fn validate_flag_in(flag: &Flag, snapshot: &Snapshot) -> Result<(), ValidationErrors> {
     let mut r = Report::new();
     check_flag(&mut r, "", flag);
-    check_flag_references(&mut r, "", flag, snapshot);
+    let prerequisites = Graph::prerequisites(snapshot, Some(flag));
+    let segments = Graph::segments(snapshot, None);
+    check_flag_references(&mut r, "", flag, snapshot, &prerequisites, &segments);
     r.finish()
 }
 
@@ -114,11 +117,17 @@ pub fn validate_segment(segment: &Segment) -> Result<(), ValidationErrors> {
     r.finish()
 }
 
-/// Checks a segment as it would stand in `snapshot`: segments it names exist, no cycle forms.
+/// Checks a segment as it would stand in `snapshot`: segments it names exist, no cycle forms,
+/// and no chain of segments through it is longer than [`MAX_DEPTH`](crate::MAX_DEPTH).
 pub fn validate_segment_in(segment: &Segment, snapshot: &Snapshot) -> Result<(), ValidationErrors> {
     let mut r = Report::new();
     check_segment(&mut r, "", segment);
-    check_segment_references(&mut r, "", segment, snapshot);
+    check_segment_references(
+        &mut r,
+        "",
+        segment,
+        &Graph::segments(snapshot, Some(segment)),
+    );
     r.finish()
 }
 
@@ -127,6 +136,8 @@ pub fn validate_segment_in(segment: &Segment, snapshot: &Snapshot) -> Result<(),
 pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ValidationErrors> {
     let mut r = Report::new();
     r.key("environment", &snapshot.environment);
+    let prerequisites = Graph::prerequisites(snapshot, None);
+    let segments = Graph::segments(snapshot, None);
     for (key, flag) in &snapshot.flags {
         let at = format!("flags.{key}.");
         if flag.key != *key {
@@ -136,7 +147,7 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ValidationErrors> {
             );
         }
         check_flag(&mut r, &at, flag);
-        check_flag_references(&mut r, &at, flag, snapshot);
+        check_flag_references(&mut r, &at, flag, snapshot, &prerequisites, &segments);
     }
     for (key, segment) in &snapshot.segments {
         let at = format!("segments.{key}.");
@@ -147,13 +158,23 @@ pub fn validate_snapshot(snapshot: &Snapshot) -> Result<(), ValidationErrors> {
             );
         }
         check_segment(&mut r, &at, segment);
-        check_segment_references(&mut r, &at, segment, snapshot);
+        check_segment_references(&mut r, &at, segment, &segments);
     }
     r.finish()
 }
 
 fn check_flag(r: &mut Report, at: &str, flag: &Flag) {
     r.key(format!("{at}key"), &flag.key);
+    let known_kind = !matches!(flag.kind, FlagKind::Unknown(_));
+    if !known_kind {
+        r.push(
+            format!("{at}kind"),
+            format!(
+                "unknown kind `{}`: use boolean, string, number or json",
+                flag.kind.as_str()
+            ),
+        );
+    }
     if flag.variations.is_empty() {
         r.push(
             format!("{at}variations"),
@@ -168,7 +189,7 @@ fn check_flag(r: &mut Report, at: &str, flag: &Flag) {
                 format!("duplicate variation `{}`", v.key),
             );
         }
-        if !flag.kind.admits(&v.value) {
+        if known_kind && !flag.kind.admits(&v.value) {
             r.push(
                 format!("{at}variations[{i}].value"),
                 format!("must be a {} like the flag's kind", flag.kind.as_str()),
@@ -255,6 +276,10 @@ fn check_serve(r: &mut Report, at: &str, serve: &Serve, known: &dyn Fn(&str) -> 
                 );
             }
         }
+        Serve::Unknown(_) => r.push(
+            at,
+            r#"a serve is {"variation": KEY} or {"rollout": {...}}, with no other key"#,
+        ),
     }
 }
 
@@ -264,13 +289,19 @@ fn check_clauses(r: &mut Report, at: &str, clauses: &[Clause]) {
     }
     for (i, clause) in clauses.iter().enumerate() {
         let at = format!("{at}clauses[{i}]");
-        if clause.op != Op::InSegment && clause.attribute.is_empty() {
+        if let Op::Unknown(op) = &clause.op {
+            let known: Vec<&str> = Op::KNOWN.iter().map(Op::as_str).collect();
+            r.push(
+                format!("{at}.op"),
+                format!("unknown operator `{op}`: use one of {}", known.join(", ")),
+            );
+        } else if clause.op != Op::InSegment && clause.attribute.is_empty() {
             r.push(format!("{at}.attribute"), "must name an attribute");
         }
         if clause.values.is_empty() {
             r.push(format!("{at}.values"), "a clause needs at least one value");
         }
-        if let Err(bad) = Matcher::compile(clause.op, &clause.values, &|_| None) {
+        if let Err(bad) = Matcher::compile(&clause.op, &clause.values, &|_| None) {
             r.push(format!("{at}.values[{}]", bad.index), bad.message);
         }
         if clause.op == Op::InSegment {
@@ -297,145 +328,5 @@ fn check_segment(r: &mut Report, at: &str, segment: &Segment) {
     }
     for (i, rule) in segment.rules.iter().enumerate() {
         check_clauses(r, &format!("{at}rules[{i}]."), &rule.clauses);
-    }
-}
-
-/// Segment keys named by `in_segment` clauses, with the path of each value.
-fn segment_refs<'a>(at: &str, clauses: &'a [Clause]) -> Vec<(String, &'a str)> {
-    let mut refs = Vec::new();
-    for (i, clause) in clauses.iter().enumerate() {
-        if clause.op == Op::InSegment {
-            for (j, v) in clause.values.iter().enumerate() {
-                if let Value::String(key) = v {
-                    refs.push((format!("{at}clauses[{i}].values[{j}]"), key.as_str()));
-                }
-            }
-        }
-    }
-    refs
-}
-
-fn check_flag_references(r: &mut Report, at: &str, flag: &Flag, snapshot: &Snapshot) {
-    for (i, p) in flag.prerequisites.iter().enumerate() {
-        let field = format!("{at}prerequisites[{i}]");
-        match snapshot.flags.get(&p.flag) {
-            None if p.flag != flag.key => r.push(
-                format!("{field}.flag"),
-                format!("unknown flag `{}`", p.flag),
-            ),
-            None => {}
-            Some(pre) => {
-                if !pre.variations.iter().any(|v| v.key == p.variation) {
-                    r.push(
-                        format!("{field}.variation"),
-                        format!("flag `{}` has no variation `{}`", p.flag, p.variation),
-                    );
-                }
-                match prerequisite_path(&p.flag, &flag.key, flag, snapshot) {
-                    Some(PathEnd::Cycle) => r.push(
-                        format!("{field}.flag"),
-                        format!(
-                            "`{}` leads back to `{}`: prerequisites must not form a cycle",
-                            p.flag, flag.key
-                        ),
-                    ),
-                    Some(PathEnd::TooDeep) => r.push(
-                        format!("{field}.flag"),
-                        format!("prerequisite chains may be at most {MAX_DEPTH} deep"),
-                    ),
-                    None => {}
-                }
-            }
-        }
-    }
-    for (i, rule) in flag.rules.iter().enumerate() {
-        for (field, key) in segment_refs(&format!("{at}rules[{i}]."), &rule.clauses) {
-            if !snapshot.segments.contains_key(key) {
-                r.push(field, format!("unknown segment `{key}`"));
-            }
-        }
-    }
-}
-
-enum PathEnd {
-    Cycle,
-    TooDeep,
-}
-
-/// Follows prerequisites from `start` (with `flag` standing in for its namesake) and says
-/// whether they lead back to `target` or go deeper than evaluation allows.
-fn prerequisite_path(
-    start: &str,
-    target: &str,
-    flag: &Flag,
-    snapshot: &Snapshot,
-) -> Option<PathEnd> {
-    let lookup = |key: &str| {
-        if key == flag.key {
-            Some(flag)
-        } else {
-            snapshot.flags.get(key)
-        }
-    };
-    let mut depth_of: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut stack = vec![(start, 1usize)];
-    while let Some((key, depth)) = stack.pop() {
-        if key == target {
-            return Some(PathEnd::Cycle);
-        }
-        if depth > MAX_DEPTH {
-            return Some(PathEnd::TooDeep);
-        }
-        if depth_of.get(key).is_some_and(|&d| d >= depth) {
-            continue;
-        }
-        depth_of.insert(key, depth);
-        if let Some(f) = lookup(key) {
-            stack.extend(f.prerequisites.iter().map(|p| (p.flag.as_str(), depth + 1)));
-        }
-    }
-    None
-}
-
-fn check_segment_references(r: &mut Report, at: &str, segment: &Segment, snapshot: &Snapshot) {
-    let lookup = |key: &str| {
-        if key == segment.key {
-            Some(segment)
-        } else {
-            snapshot.segments.get(key)
-        }
-    };
-    for (i, rule) in segment.rules.iter().enumerate() {
-        for (field, key) in segment_refs(&format!("{at}rules[{i}]."), &rule.clauses) {
-            if lookup(key).is_none() {
-                r.push(field, format!("unknown segment `{key}`"));
-                continue;
-            }
-            // Walk the segments reachable from `key`; reaching this segment is a cycle.
-            let mut visited = BTreeSet::new();
-            let mut todo = vec![key];
-            let mut cycle = false;
-            while let Some(next) = todo.pop() {
-                if next == segment.key {
-                    cycle = true;
-                    break;
-                }
-                if !visited.insert(next) {
-                    continue;
-                }
-                for rule in lookup(next).map(|s| s.rules.as_slice()).unwrap_or_default() {
-                    todo.extend(segment_refs("", &rule.clauses).into_iter().map(|(_, k)| k));
-                }
-            }
-            if cycle {
-                r.push(
-                    field,
-                    format!(
-                        "segment `{key}` leads back to `{}`: segments must not form a cycle",
-                        segment.key
-                    ),
-                );
-            }
-        }
     }
 }

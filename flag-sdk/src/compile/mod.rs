@@ -3,16 +3,24 @@
 //! and segments become indexes. Evaluation then parses and allocates nothing.
 //!
 //! Compilation never fails as a whole: a flag that cannot be compiled (a snapshot that skipped
-//! validation) is kept as malformed and evaluates to `ERROR` / `MALFORMED_FLAG`.
+//! validation, or one from a newer server) is kept as malformed and evaluates to `ERROR` /
+//! `MALFORMED_FLAG`. So is a flag on a prerequisite cycle, one whose prerequisite chain is
+//! deeper than [`MAX_DEPTH`], and one that uses a segment that cannot be decided. A clause
+//! with an operator this version does not know never matches, negated or not.
+
+mod chains;
+mod segments;
 
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use crate::bucket::Salt;
-use crate::keys::{KeyMap, KeySet, Name};
-use crate::model::{Clause, Flag, FlagKind, Serve, Snapshot, Variation, TOTAL_WEIGHT};
+use crate::eval::MAX_DEPTH;
+use crate::keys::{KeyMap, Name};
+use crate::model::{Clause, Flag, FlagKind, Op, Serve, Snapshot, Variation, TOTAL_WEIGHT};
 use crate::operators::Matcher;
+pub(crate) use segments::CompiledSegment;
 
 /// A snapshot in ready-to-evaluate form. Build it with [`CompiledSnapshot::new`] and share it
 /// behind an `Arc`; every method takes `&self`.
@@ -72,13 +80,6 @@ pub(crate) enum CompiledServe {
     },
 }
 
-#[derive(Debug)]
-pub(crate) struct CompiledSegment {
-    pub included: KeySet,
-    pub excluded: KeySet,
-    pub rules: Vec<Vec<CompiledClause>>,
-}
-
 impl CompiledSnapshot {
     /// Compiles a snapshot. Flags that cannot be compiled evaluate to `MALFORMED_FLAG`.
     pub fn new(snapshot: impl Into<Arc<Snapshot>>) -> Self {
@@ -90,19 +91,8 @@ impl CompiledSnapshot {
             .map(|(i, k)| (k.as_str(), i))
             .collect();
         let find_segment = |key: &str| segment_index.get(key).copied();
-        let segments = source
-            .segments
-            .values()
-            .map(|segment| CompiledSegment {
-                included: segment.included.iter().map(String::as_str).collect(),
-                excluded: segment.excluded.iter().map(String::as_str).collect(),
-                rules: segment
-                    .rules
-                    .iter()
-                    .map(|rule| compile_clauses(&rule.clauses, &find_segment).unwrap_or_default())
-                    .collect(),
-            })
-            .collect();
+        let (segments, undecided) = segments::compile_segments(&source, &find_segment);
+        let segment_keys: Vec<&str> = source.segments.keys().map(String::as_str).collect();
         let index = KeyMap::new(
             source
                 .flags
@@ -115,10 +105,14 @@ impl CompiledSnapshot {
             .values()
             .map(|flag| {
                 compile_flag(flag, &source, &index, &find_segment)
+                    .and_then(|compiled| {
+                        uses_undecided_segment(&compiled, &undecided, &segment_keys)
+                            .map_or(Ok(compiled), Err)
+                    })
                     .unwrap_or_else(|why| malformed(flag, why))
             })
             .collect();
-        mark_prerequisite_cycles(&mut flags);
+        mark_prerequisite_chains(&mut flags);
         CompiledSnapshot {
             source,
             flags,
@@ -171,7 +165,7 @@ impl Default for CompiledSnapshot {
 fn malformed(flag: &Flag, why: String) -> CompiledFlag {
     CompiledFlag {
         key: flag.key.as_str().into(),
-        kind: flag.kind,
+        kind: flag.kind.clone(),
         variations: Vec::new(),
         enabled: false,
         off: 0,
@@ -189,6 +183,9 @@ fn compile_flag(
     index: &KeyMap<usize>,
     find_segment: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<CompiledFlag, String> {
+    if let FlagKind::Unknown(kind) = &flag.kind {
+        return Err(format!("unknown kind `{kind}`"));
+    }
     let variation = |key: &str| -> Result<usize, String> {
         flag.variations
             .iter()
@@ -243,6 +240,7 @@ fn compile_flag(
                     buckets,
                 }
             }
+            Serve::Unknown(_) => return Err("unknown serve form".to_owned()),
         })
     };
     let rules = flag
@@ -258,7 +256,7 @@ fn compile_flag(
         .collect::<Result<_, String>>()?;
     Ok(CompiledFlag {
         key: flag.key.as_str().into(),
-        kind: flag.kind,
+        kind: flag.kind.clone(),
         variations: flag.variations.clone(),
         enabled: flag.enabled,
         off: variation(&flag.off_variation)?,
@@ -270,7 +268,26 @@ fn compile_flag(
     })
 }
 
-fn compile_clauses(
+/// Why a compiled flag cannot be evaluated because of a segment it uses, if it cannot.
+fn uses_undecided_segment(
+    flag: &CompiledFlag,
+    undecided: &[Option<String>],
+    keys: &[&str],
+) -> Option<String> {
+    let clauses = flag.rules.iter().flat_map(|r| &r.clauses);
+    let s = clauses
+        .flat_map(segments::named_segments)
+        .find(|&s| undecided[s].is_some())?;
+    Some(format!(
+        "segment `{}` cannot be decided: {}",
+        keys[s],
+        undecided[s].as_deref().unwrap_or_default()
+    ))
+}
+
+/// Compiles a rule's clauses. A clause with an operator this version does not know never
+/// matches, negated or not.
+pub(crate) fn compile_clauses(
     clauses: &[Clause],
     find_segment: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Vec<CompiledClause>, String> {
@@ -279,54 +296,35 @@ fn compile_clauses(
         .map(|c| {
             Ok(CompiledClause {
                 attribute: Name::new(&c.attribute),
-                negate: c.negate,
-                matcher: Matcher::compile(c.op, &c.values, find_segment)
+                negate: c.negate && !matches!(c.op, Op::Unknown(_)),
+                matcher: Matcher::compile(&c.op, &c.values, find_segment)
                     .map_err(|bad| bad.message)?,
             })
         })
         .collect()
 }
 
-/// Marks every flag on a prerequisite cycle as malformed, so evaluation of a snapshot that
-/// skipped validation still terminates and says why.
-fn mark_prerequisite_cycles(flags: &mut [CompiledFlag]) {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Open,
-        Done,
+/// Marks as malformed every flag on a prerequisite cycle and every flag whose prerequisite
+/// chain is deeper than [`MAX_DEPTH`], so that evaluation of a snapshot that skipped
+/// validation terminates and says why. A flag that only leads into a cycle stays: its
+/// prerequisite fails.
+fn mark_prerequisite_chains(flags: &mut [CompiledFlag]) {
+    let mut children: Vec<Vec<usize>> = flags
+        .iter()
+        .map(|f| f.prerequisites.iter().filter_map(|p| p.flag).collect())
+        .collect();
+    let cyclic = chains::on_cycles(&children);
+    for edges in &mut children {
+        edges.retain(|&j| !cyclic[j]);
     }
-    fn visit(
-        i: usize,
-        flags: &[CompiledFlag],
-        marks: &mut [Mark],
-        on_cycle: &mut Vec<usize>,
-        path: &mut Vec<usize>,
-    ) {
-        marks[i] = Mark::Open;
-        path.push(i);
-        for p in &flags[i].prerequisites {
-            let Some(j) = p.flag else { continue };
-            match marks[j] {
-                Mark::New => visit(j, flags, marks, on_cycle, path),
-                Mark::Open => {
-                    let start = path.iter().position(|&k| k == j).unwrap_or(0);
-                    on_cycle.extend_from_slice(&path[start..]);
-                }
-                Mark::Done => {}
-            }
+    for (i, longest) in chains::longest_chains(&children).into_iter().enumerate() {
+        if cyclic[i] {
+            flags[i].malformed = Some("prerequisite cycle".to_owned());
+        } else if let Some(n) = longest.filter(|&n| n > MAX_DEPTH + 1) {
+            flags[i].malformed = Some(format!(
+                "prerequisite chain of {n} flags; at most {} are evaluated",
+                MAX_DEPTH + 1
+            ));
         }
-        path.pop();
-        marks[i] = Mark::Done;
-    }
-    let mut marks = vec![Mark::New; flags.len()];
-    let mut on_cycle = Vec::new();
-    for i in 0..flags.len() {
-        if marks[i] == Mark::New {
-            visit(i, flags, &mut marks, &mut on_cycle, &mut Vec::new());
-        }
-    }
-    for i in on_cycle {
-        flags[i].malformed = Some("prerequisite cycle".to_owned());
     }
 }
