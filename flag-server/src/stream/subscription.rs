@@ -4,9 +4,9 @@
 //! keeps that buffer's grown capacity once flushed (up to 128 KiB). Handed a whole `put` in
 //! one chunk, every idle connection would keep a buffer the size of the snapshot. So a
 //! subscription hands over at most [`PIECE`] bytes between two flushes ([`Paced`]): the
-//! connection's buffer stays at its initial 8 KiB, and the `put` itself, shared by every
-//! subscriber of the revision, is sent as slices of one allocation, never copied per
-//! subscriber.
+//! connection's buffer stays at its initial 8 KiB with only its first KiB ever written, and
+//! the `put` itself, shared by every subscriber of the revision, is sent as slices of one
+//! allocation, never copied per subscriber.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,9 +19,12 @@ use tokio::sync::broadcast;
 
 use super::ring::Frame;
 
-/// The most bytes handed to the connection between two flushes: with the response head, it
-/// fits in the 8 KiB write buffer actix-http gives every connection.
-pub(super) const PIECE: usize = 4 * 1024;
+/// The most bytes handed to the connection between two flushes. The buffer is refilled from
+/// its start after each flush, so this is also how much of it ever holds data: memory the
+/// idle connection keeps resident. 1 KiB: 10,000 idle subscribers of a 300-flag environment
+/// cost 12.8 KiB each (15.8 KiB with 4 KiB pieces, 12.2 KiB with an empty environment), and
+/// sending a 1.4 MiB `put` to all of them took no longer than with 4 KiB pieces.
+pub(super) const PIECE: usize = 1024;
 
 /// One subscriber's read position.
 pub(super) struct Subscription {
