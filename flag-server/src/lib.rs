@@ -179,6 +179,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let dead_after = dead_peer_timeout(Duration::from_millis(config.sse_heartbeat_ms));
     let mut server = HttpServer::new(move || app(data.clone()))
         .on_connect(move |io, _| close_when_unacknowledged(io, dead_after))
+        // A client that closes its side of the connection is gone: its response ends (an
+        // SDK stream would otherwise be noticed only when a heartbeat write fails).
+        .h1_allow_half_closed(false)
         .disable_signals()
         .shutdown_timeout(10);
     if let Some(workers) = config.workers {

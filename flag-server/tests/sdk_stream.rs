@@ -9,7 +9,11 @@ use flag_sdk::{Client, Context, ErrorKind, Reason, Status};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::live::{eventually, LiveServer as Server, WAIT};
+/// How soon an SDK that closed its connection leaves the subscriber count that `flag kill`
+/// and `flag status` show.
+const CLOSED_GONE_WITHIN: Duration = Duration::from_secs(2);
+
+use crate::common::live::{eventually, raw_stream, within, LiveServer as Server, WAIT};
 use crate::common::ADMIN;
 
 fn ctx() -> Context {
@@ -345,5 +349,47 @@ async fn slow_subscriber_is_cut_off_while_others_keep_up() {
     })
     .await;
     fast.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_connection_leaves_the_subscriber_count_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default heartbeat (10 s): a write failing at the next beat cannot be what notices.
+    let server = Server::start(&db(&dir), None, |_| {}).await;
+    let heartbeat = server.running.state.broadcaster.settings().heartbeat;
+    assert!(heartbeat >= CLOSED_GONE_WITHIN * 4, "{heartbeat:?}");
+    server.enabled_flag("checkout").await;
+    let (_, token) = server.sdk_token().await;
+    let count = || async {
+        let path = "/api/v1/environments/production/subscribers";
+        server.call(reqwest::Method::GET, path, None).await["subscribers"].clone()
+    };
+
+    // A bare reader that closes its socket (FIN).
+    let socket = raw_stream(server.running.addr, &token).await;
+    assert_eq!(count().await, 1);
+    drop(socket);
+    within(
+        CLOSED_GONE_WITHIN,
+        "the closed reader to leave the count",
+        || server.subscribers() == 0,
+    )
+    .await;
+    assert_eq!(count().await, 0);
+
+    // An SDK client closed by its application.
+    let client = server.client(&token).build().await.unwrap();
+    assert_eq!(client.status(), Status::Valid);
+    assert_eq!(count().await, 1);
+    client.close().await;
+    within(
+        CLOSED_GONE_WITHIN,
+        "the closed SDK to leave the count",
+        || server.subscribers() == 0,
+    )
+    .await;
+    let outcome = server.kill("checkout").await;
+    assert_eq!(outcome["subscribers"], 0, "{outcome}");
     server.stop().await;
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use flag_sdk::{Client, Status};
 use flag_server::stream::StreamSettings;
 
-use crate::common::live::{eventually, LiveServer as Server, WAIT};
+use crate::common::live::{eventually, raw_stream, LiveServer as Server, WAIT};
 use black_hole::Proxy;
 use reconnects::{histogram, max_in_window, recording_runtime, AttemptLog, ChosenDelays};
 

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p flag-benches --bin propagation -- [--clients 1000] [--kills 20]
 //! cargo run --release -p flag-benches --bin propagation -- --idle 10000 [--kills 10] [--raw]
+//!     [--flags 1000]
 //! ```
 //!
 //! Default mode: one process holds the real `flag-server` (in-process, 127.0.0.1:0, temp
@@ -17,14 +18,16 @@
 //! they connect is the server's memory per subscriber. The child then times K kills as above.
 //! Needs ~N+100 file descriptors per process (`ulimit -n`). With `--raw` the child holds bare
 //! SSE readers instead of SDK clients, so the time measured is the server's fan-out and the
-//! loopback, not 10,000 SDKs parsing and recompiling on the same two cores.
+//! loopback, not 10,000 SDKs parsing and recompiling on the same two cores. `--flags N` first
+//! fills the environment with N more flags (each with a 50% rollout), so the `put` every
+//! subscriber is sent at connection grows with N; `--kills 0` measures memory only.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use flag_benches::{connect_clients, join_all, CONNECT_BATCH};
+use flag_benches::{connect_clients, join_all, rollout, CONNECT_BATCH};
 use flag_sdk::{Client, Context};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -38,6 +41,7 @@ struct Args {
     kills: usize,
     idle: Option<usize>,
     raw: bool,
+    flags: usize,
     child: Option<(String, String)>,
 }
 
@@ -47,6 +51,7 @@ fn args() -> anyhow::Result<Args> {
         kills: 20,
         idle: None,
         raw: false,
+        flags: 0,
         child: None,
     };
     let mut it = std::env::args().skip(1);
@@ -58,6 +63,7 @@ fn args() -> anyhow::Result<Args> {
             "--idle" => args.idle = Some(value()?.parse()?),
             "--child" => args.child = Some((value()?, value()?)),
             "--raw" => args.raw = true,
+            "--flags" => args.flags = value()?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -90,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
             "off_variation": "off", "fallthrough": {"variation": "on"}}),
     )
     .await?;
+    fill(&api, args.flags).await?;
     let token = api
         .call(
             reqwest::Method::POST,
@@ -118,6 +125,34 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates `n` filler flags in `production`, a few requests at a time.
+async fn fill(api: &Api, n: usize) -> anyhow::Result<()> {
+    const AT_ONCE: usize = 16;
+    let started = Instant::now();
+    for batch in (0..n).collect::<Vec<_>>().chunks(AT_ONCE) {
+        let creates = batch.iter().map(|&i| {
+            let api = api.clone();
+            async move {
+                let key = format!("filler-{i:05}");
+                let create = json!({"key": key, "kind": "boolean"});
+                api.call(reqwest::Method::POST, "/api/v1/flags", create)
+                    .await?;
+                let mut config = flag_benches::bool_flag(&key, json!({"fallthrough": rollout(50)}));
+                config.as_object_mut().map(|c| c.remove("version"));
+                let path = format!("/api/v1/flags/{key}/environments/production");
+                api.call(reqwest::Method::PUT, &path, config).await
+            }
+        });
+        for created in join_all(creates).await {
+            created?;
+        }
+    }
+    if n > 0 {
+        eprintln!("{n} filler flags created in {:?}", started.elapsed());
+    }
+    Ok(())
+}
+
 /// The server side of `--idle`: RSS before and after N subscribers connect.
 async fn idle(
     server: &flag_server::Running,
@@ -130,6 +165,16 @@ async fn idle(
     // Warm up: one subscriber, so per-environment state and the encoded put exist.
     let warm = connect_clients(url, token, 1, ROUND_TIMEOUT).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let put = reqwest::Client::new()
+        .get(format!("{url}/sdk/v1/snapshot"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let flags = serde_json::from_slice::<Value>(&put)?["flags"]
+        .as_object()
+        .map_or(0, serde_json::Map::len);
     let before = rss_kib()?;
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
@@ -168,6 +213,11 @@ async fn idle(
         "SDK clients"
     };
     println!("idle: {n} {what} in a child process, one in-process server (2 workers)");
+    println!(
+        "environment: {} flags, snapshot (the `put`) {:.1} KiB",
+        flags,
+        put.len() as f64 / 1024.0
+    );
     println!(
         "server RSS {before} KiB -> {after} KiB: {:.2} KiB per idle subscriber",
         (after.saturating_sub(before)) as f64 / n as f64
@@ -324,6 +374,9 @@ async fn rounds(
 }
 
 fn report(rounds: &[(Duration, Duration)]) {
+    if rounds.is_empty() {
+        return;
+    }
     let line = |what: &str, mut sorted: Vec<Duration>| {
         sorted.sort();
         let pick =
@@ -360,6 +413,7 @@ fn rss_kib() -> anyhow::Result<u64> {
         .parse()?)
 }
 
+#[derive(Clone)]
 struct Api {
     url: String,
     http: reqwest::Client,

@@ -126,10 +126,43 @@ impl LiveServer {
 }
 
 /// Polls `check` until it holds, for at most [`WAIT`].
-pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
+pub async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    within(WAIT, what, check).await;
+}
+
+/// Polls `check` until it holds, for at most `limit` (a promise the product makes).
+pub async fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// A bare SSE reader on `addr`: the request sent, and everything up to the first `put` read.
+pub async fn raw_stream(addr: SocketAddr, token: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /sdk/v1/stream HTTP/1.1\r\nHost: flags\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("event: put") {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, socket.read(&mut chunk))
+            .await
+            .expect("the stream starts")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the stream ended: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    socket
 }

@@ -11,9 +11,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use super::{eventually, Server, WAIT};
+use super::{eventually, raw_stream, Server};
 
 /// Set in the copy of the test that runs inside the namespace.
 const INSIDE: &str = "FLAG_TEST_INSIDE_NETNS";
@@ -66,28 +64,7 @@ fn inside_namespace() {
         .await;
         let (_, token) = server.sdk_token().await;
 
-        // A bare SSE reader: the request, then everything up to the first `put`.
-        let mut socket = tokio::net::TcpStream::connect(server.running.addr)
-            .await
-            .unwrap();
-        let request = format!(
-            "GET /sdk/v1/stream HTTP/1.1\r\nHost: flags\r\nAuthorization: Bearer {token}\r\n\r\n"
-        );
-        socket.write_all(request.as_bytes()).await.unwrap();
-        let mut seen = Vec::new();
-        while !String::from_utf8_lossy(&seen).contains("event: put") {
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(WAIT, socket.read(&mut chunk))
-                .await
-                .expect("the stream starts")
-                .unwrap();
-            assert!(
-                n > 0,
-                "the stream ended: {}",
-                String::from_utf8_lossy(&seen)
-            );
-            seen.extend_from_slice(&chunk[..n]);
-        }
+        let socket = raw_stream(server.running.addr, &token).await;
         assert_eq!(server.subscribers(), 1);
 
         ip(&["link", "set", "lo", "down"]);

@@ -1,0 +1,284 @@
+//! The broadcaster: the commit point's fan-out to SSE subscribers (contract section 5).
+//!
+//! The store's writer thread calls [`Broadcaster::publish`] once per committed change, after
+//! the SQLite COMMIT and after the in-memory snapshot of the environment was updated (see
+//! `snapshots`), in revision order. It never blocks: each change is encoded once into an SSE
+//! frame and sent into the environment's `tokio::sync::broadcast` ring, which every
+//! subscriber of that environment reads at its own pace.
+//!
+//! - **Slow subscribers** are never waited for: a subscriber that falls more than
+//!   [`StreamSettings::buffer`] frames behind gets `Lagged`, its stream ends, and the SDK
+//!   reconnects and resyncs (replay or a fresh `put`).
+//! - **Heartbeats** come from one shared thread that sends one comment frame per environment
+//!   into the same ring every [`StreamSettings::heartbeat`]: no timer per connection.
+//! - **Replay**: the last [`StreamSettings::replay`] changes per environment are held, so a
+//!   client reconnecting with `Last-Event-ID` gets just what it missed when possible.
+//! - **Memory**: a `put` is encoded once per revision and shared; a subscriber's bytes reach
+//!   its connection a few KiB at a time, so an idle connection costs the same whatever the
+//!   size of its environment (see `subscription`).
+//! - Locks here are `std` locks taken for a few instructions, never across an `.await`.
+//!
+//! Layout: `ring` (one environment's channel, replay and `put`), `subscription` (one
+//! subscriber), `wire` (the SSE encoding).
+
+mod ring;
+mod subscription;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use flag_sdk::CompiledSnapshot;
+use futures_util::Stream;
+
+use ring::{EnvStream, Frame};
+use subscription::Subscription;
+
+/// One committed change, as the stream carries it (contract section 5 `patch`/`delete`).
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The environment the change belongs to.
+    pub environment: String,
+    /// The environment's revision after this change.
+    pub revision: u64,
+    /// A flag or a segment.
+    pub kind: ChangeKind,
+    /// The flag's or segment's key.
+    pub key: String,
+    /// The section 2 JSON of the flag or segment; `None` = delete.
+    pub data: Option<serde_json::Value>,
+}
+
+/// What a [`Change`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A flag's configuration in one environment.
+    Flag,
+    /// A segment.
+    Segment,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Flag => "flag",
+            ChangeKind::Segment => "segment",
+        }
+    }
+}
+
+/// The stream's tunables.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamSettings {
+    /// Interval between heartbeat comments (contract: at most 15 s).
+    pub heartbeat: Duration,
+    /// Frames a subscriber may fall behind before it is cut off.
+    pub buffer: usize,
+    /// Changes held per environment for `Last-Event-ID` replay.
+    pub replay: usize,
+    /// The reconnection delay advertised with `retry:`.
+    pub retry: Duration,
+}
+
+/// The heartbeat interval by default: well inside the contract's 15 s.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings {
+            heartbeat: DEFAULT_HEARTBEAT,
+            buffer: 256,
+            replay: 1024,
+            retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Fans committed changes out to subscribers.
+pub struct Broadcaster {
+    settings: StreamSettings,
+    envs: RwLock<HashMap<String, Arc<EnvStream>>>,
+    heartbeat: OnceLock<()>,
+    heartbeat_frame: Bytes,
+    retry_frame: Bytes,
+}
+
+impl Default for Broadcaster {
+    fn default() -> Self {
+        Broadcaster::new(StreamSettings::default())
+    }
+}
+
+impl Broadcaster {
+    /// A broadcaster with these settings.
+    pub fn new(settings: StreamSettings) -> Self {
+        Broadcaster {
+            settings: StreamSettings {
+                buffer: settings.buffer.max(1),
+                ..settings
+            },
+            envs: RwLock::new(HashMap::new()),
+            heartbeat: OnceLock::new(),
+            heartbeat_frame: Bytes::from_static(wire::HEARTBEAT),
+            retry_frame: wire::retry(settings.retry),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> StreamSettings {
+        self.settings
+    }
+
+    /// Hands one committed change to every subscriber of its environment. Never blocks.
+    pub fn publish(&self, change: &Change) {
+        let frame = Frame {
+            revision: Some(change.revision),
+            bytes: wire::change(change),
+        };
+        self.env(&change.environment, change.revision.saturating_sub(1))
+            .publish(frame, self.settings.replay);
+    }
+
+    /// How many SDK subscribers `environment` has right now.
+    pub fn subscribers(&self, environment: &str) -> usize {
+        self.read_envs()
+            .get(environment)
+            .map_or(0, |env| env.receivers())
+    }
+
+    /// Subscriber counts of every environment that has had a stream, sorted by environment.
+    pub fn subscriber_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = self
+            .read_envs()
+            .iter()
+            .map(|(k, env)| (k.clone(), env.receivers()))
+            .collect();
+        counts.sort();
+        counts
+    }
+
+    /// The JSON of `snapshot`, encoded once per revision and shared by every `put` and
+    /// `/sdk/v1/snapshot` response.
+    pub fn snapshot_json(&self, snapshot: &CompiledSnapshot) -> Bytes {
+        self.env(snapshot.environment(), snapshot.revision())
+            .put(snapshot)
+            .json()
+    }
+
+    /// Subscribes to `environment`; `None` when `current` finds no such environment.
+    ///
+    /// `current` reads the environment's current snapshot. It is called after subscribing,
+    /// under the lock `publish` sends under, so no change can fall between the snapshot and
+    /// the stream. With `last_event_id`, the missed changes are replayed when still held;
+    /// otherwise the stream starts with a `put`. `alive` is asked at every heartbeat (e.g.
+    /// "is the token still valid"); `false` ends the stream.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        environment: &str,
+        current: &dyn Fn() -> Option<Arc<CompiledSnapshot>>,
+        last_event_id: Option<u64>,
+        alive: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Option<impl Stream<Item = Result<Bytes, Infallible>> + 'static> {
+        self.start_heartbeat();
+        let env = self.env(environment, 0);
+        let joined = env.join(current, last_event_id)?;
+        let mut start = VecDeque::from([self.retry_frame.clone()]);
+        let replayed = joined.replayed.is_some();
+        let last_sent = match joined.replayed {
+            Some((frames, last)) => {
+                start.extend(frames);
+                last
+            }
+            None => {
+                start.push_back(env.put(&joined.snapshot).frame());
+                joined.snapshot.revision()
+            }
+        };
+        tracing::debug!(
+            environment,
+            revision = joined.snapshot.revision(),
+            replay = ?last_event_id,
+            replayed,
+            "SDK stream subscribed"
+        );
+        let subscription = Subscription {
+            rx: joined.rx,
+            start,
+            held_back: None,
+            last_sent,
+            alive: Box::new(alive),
+        };
+        Some(subscription.into_body())
+    }
+
+    /// Ends every open stream (before a graceful shutdown, which would otherwise wait for
+    /// them). SDKs reconnect to whatever serves next.
+    pub fn shutdown(&self) {
+        self.envs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// `flag_server_sse_subscribers{environment}` in Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::from(
+            "# HELP flag_server_sse_subscribers SDK stream subscribers per environment\n\
+             # TYPE flag_server_sse_subscribers gauge\n",
+        );
+        for (environment, n) in self.subscriber_counts() {
+            out.push_str(&format!(
+                "flag_server_sse_subscribers{{environment=\"{environment}\"}} {n}\n"
+            ));
+        }
+        out
+    }
+
+    fn env(&self, environment: &str, floor: u64) -> Arc<EnvStream> {
+        if let Some(env) = self.read_envs().get(environment) {
+            return env.clone();
+        }
+        let mut envs = self.envs.write().unwrap_or_else(PoisonError::into_inner);
+        envs.entry(environment.to_owned())
+            .or_insert_with(|| Arc::new(EnvStream::new(self.settings.buffer, floor)))
+            .clone()
+    }
+
+    fn read_envs(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<EnvStream>>> {
+        self.envs.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the one heartbeat thread on first use. It holds only a `Weak`, so it ends
+    /// with the broadcaster.
+    fn start_heartbeat(self: &Arc<Self>) {
+        self.heartbeat.get_or_init(|| {
+            let weak: Weak<Broadcaster> = Arc::downgrade(self);
+            let interval = self.settings.heartbeat;
+            let spawned = std::thread::Builder::new()
+                .name("sse-heartbeat".into())
+                .spawn(move || loop {
+                    std::thread::sleep(interval);
+                    let Some(broadcaster) = weak.upgrade() else {
+                        return;
+                    };
+                    broadcaster.beat();
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start the SSE heartbeat thread");
+            }
+        });
+    }
+
+    fn beat(&self) {
+        let envs: Vec<Arc<EnvStream>> = self.read_envs().values().cloned().collect();
+        for env in envs {
+            env.beat(&self.heartbeat_frame);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The stream's wire format (contract section 5): each frame encoded once, as `Bytes` that
+//! every subscriber shares (a clone is a reference count, never a copy).
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use flag_sdk::CompiledSnapshot;
+use serde_json::json;
+
+use super::Change;
+
+/// A heartbeat: an SSE comment.
+pub(super) const HEARTBEAT: &[u8] = b":\n\n";
+
+/// The `retry:` frame that opens every stream.
+pub(super) fn retry(retry: std::time::Duration) -> Bytes {
+    Bytes::from(format!("retry: {}\n\n", retry.as_millis()))
+}
+
+/// A `patch` (data) or `delete` (no data) event with `id:` = the revision.
+pub(super) fn change(change: &Change) -> Bytes {
+    let (event, data) = match &change.data {
+        Some(data) => (
+            "patch",
+            json!({"revision": change.revision, "kind": change.kind.as_str(),
+                   "key": change.key, "data": data}),
+        ),
+        None => (
+            "delete",
+            json!({"revision": change.revision, "kind": change.kind.as_str(), "key": change.key}),
+        ),
+    };
+    Bytes::from(format!(
+        "event: {event}\nid: {}\ndata: {data}\n\n",
+        change.revision
+    ))
+}
+
+/// An environment's `put` event for one revision, encoded once and shared by every
+/// subscriber it is sent to; its `data:` line is the snapshot JSON that `/sdk/v1/snapshot`
+/// serves, a slice of the same bytes.
+#[derive(Debug, Clone)]
+pub(super) struct Put {
+    revision: u64,
+    frame: Bytes,
+    json: Range<usize>,
+}
+
+impl Put {
+    /// Encodes `snapshot`'s `put`.
+    pub(super) fn encode(snapshot: &CompiledSnapshot) -> Put {
+        let json = serde_json::to_vec(snapshot.snapshot()).unwrap_or_default();
+        let head = format!("event: put\nid: {}\ndata: ", snapshot.revision());
+        let mut frame = Vec::with_capacity(head.len() + json.len() + 2);
+        frame.extend_from_slice(head.as_bytes());
+        frame.extend_from_slice(&json);
+        frame.extend_from_slice(b"\n\n");
+        Put {
+            revision: snapshot.revision(),
+            json: head.len()..head.len() + json.len(),
+            frame: Bytes::from(frame),
+        }
+    }
+
+    /// The revision this `put` brings a subscriber to.
+    pub(super) fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The whole SSE frame.
+    pub(super) fn frame(&self) -> Bytes {
+        self.frame.clone()
+    }
+
+    /// The snapshot JSON alone.
+    pub(super) fn json(&self) -> Bytes {
+        self.frame.slice(self.json.clone())
+    }
+}
