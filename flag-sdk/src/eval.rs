@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bucket::bucket_attribute;
-use crate::compile::{CompiledClause, CompiledServe, CompiledSnapshot};
+use crate::compile::{CompiledClause, CompiledServe, CompiledSnapshot, Kind};
 use crate::context::{Attribute, Context};
 use crate::model::FlagKind;
 use crate::operators::{Matcher, Scalar};
@@ -141,26 +141,26 @@ impl CompiledSnapshot {
     /// Like [`evaluate`](Self::evaluate), but `WRONG_TYPE` unless the flag is of `kind`
     /// (`Json` reads a flag of any kind).
     pub fn evaluate_kind(&self, key: &str, ctx: &Context, kind: FlagKind) -> Evaluation<'_> {
-        self.detail(self.outcome(key, ctx, Some(&kind)))
+        self.detail(self.outcome(key, ctx, Some(Kind::of(&kind))))
     }
 
     /// A boolean flag's value, or `default`.
     pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
-        self.value(self.outcome(key, ctx, Some(&FlagKind::Boolean)))
+        self.value(self.outcome(key, ctx, Some(Kind::Boolean)))
             .and_then(Value::as_bool)
             .unwrap_or(default)
     }
 
     /// A string flag's value, or `default`.
     pub fn str_variation<'a>(&'a self, key: &str, ctx: &Context, default: &'a str) -> &'a str {
-        self.value(self.outcome(key, ctx, Some(&FlagKind::String)))
+        self.value(self.outcome(key, ctx, Some(Kind::String)))
             .and_then(Value::as_str)
             .unwrap_or(default)
     }
 
     /// A number flag's value, or `default`.
     pub fn number_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
-        self.value(self.outcome(key, ctx, Some(&FlagKind::Number)))
+        self.value(self.outcome(key, ctx, Some(Kind::Number)))
             .and_then(Value::as_f64)
             .unwrap_or(default)
     }
@@ -168,12 +168,12 @@ impl CompiledSnapshot {
     /// The compact outcome: which flag, which variation, and a reason code. Typed getters
     /// stop here; only `evaluate` spells the reason out.
     #[inline]
-    fn outcome(&self, key: &str, ctx: &Context, kind: Option<&FlagKind>) -> Outcome {
+    fn outcome(&self, key: &str, ctx: &Context, kind: Option<Kind>) -> Outcome {
         let Some(&i) = self.index.get(key) else {
             return Err(ErrorKind::FlagNotFound);
         };
         match kind {
-            Some(kind) if !matches!(kind, FlagKind::Json) && self.flags[i].kind != *kind => {
+            Some(kind) if kind != Kind::Json && self.flags[i].kind != kind => {
                 // A flag of a kind this version does not know is malformed, not of another kind.
                 match self.flags[i].malformed {
                     Some(_) => Err(ErrorKind::MalformedFlag),

@@ -35,7 +35,7 @@ pub struct CompiledSnapshot {
 #[derive(Debug)]
 pub(crate) struct CompiledFlag {
     pub key: Box<str>,
-    pub kind: FlagKind,
+    pub kind: Kind,
     pub variations: Vec<Variation>,
     pub enabled: bool,
     pub off: usize,
@@ -45,6 +45,28 @@ pub(crate) struct CompiledFlag {
     pub fallthrough: CompiledServe,
     /// Why the flag cannot be evaluated; `None` for a sound flag.
     pub malformed: Option<String>,
+}
+
+/// A flag's kind as evaluation compares it on every typed read: one byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Boolean,
+    String,
+    Number,
+    Json,
+    Unknown,
+}
+
+impl Kind {
+    pub(crate) fn of(kind: &FlagKind) -> Kind {
+        match kind {
+            FlagKind::Boolean => Kind::Boolean,
+            FlagKind::String => Kind::String,
+            FlagKind::Number => Kind::Number,
+            FlagKind::Json => Kind::Json,
+            FlagKind::Unknown(_) => Kind::Unknown,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -165,7 +187,7 @@ impl Default for CompiledSnapshot {
 fn malformed(flag: &Flag, why: String) -> CompiledFlag {
     CompiledFlag {
         key: flag.key.as_str().into(),
-        kind: flag.kind.clone(),
+        kind: Kind::of(&flag.kind),
         variations: Vec::new(),
         enabled: false,
         off: 0,
@@ -256,7 +278,7 @@ fn compile_flag(
         .collect::<Result<_, String>>()?;
     Ok(CompiledFlag {
         key: flag.key.as_str().into(),
-        kind: flag.kind.clone(),
+        kind: Kind::of(&flag.kind),
         variations: flag.variations.clone(),
         enabled: flag.enabled,
         off: variation(&flag.off_variation)?,
