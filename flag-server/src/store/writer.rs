@@ -321,7 +321,7 @@ pub(crate) fn run(
             continue;
         }
         groups += 1;
-        if groups % PRUNE_EVERY == 0 {
+        if groups.is_multiple_of(PRUNE_EVERY) {
             exec(&conn, "SAVEPOINT prune");
             match log::prune(&conn, clock_millis()) {
                 Ok(_) => exec(&conn, "RELEASE prune"),
@@ -333,11 +333,12 @@ pub(crate) fn run(
             }
         }
         let notify = conn.backend() == Backend::Postgres && !effects.is_empty();
-        if let Err(e) = notify
-            .then(|| conn.batch(log::NOTIFY))
-            .unwrap_or(Ok(()))
-            .and_then(|()| conn.batch("COMMIT"))
-        {
+        let committed = if notify {
+            conn.batch(log::NOTIFY)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = committed.and_then(|()| conn.batch("COMMIT")) {
             let detail = failure_detail(&conn, &e);
             tracing::error!(error = %e, %detail, "group commit failed; rolled back");
             let _ = conn.batch("ROLLBACK");
