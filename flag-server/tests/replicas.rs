@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::common::live::{eventually, LiveServer};
+use crate::common::process::{server_command, ServerProcess};
 use crate::common::{postgres, ADMIN};
 
 /// `n` replicas on a fresh database, and the database's URL.
@@ -137,4 +138,68 @@ async fn exactly_one_replica_leads() {
             == 1
     })
     .await;
+}
+
+/// `kill -9` of the replica taking a write storm: every write it acknowledged is on the
+/// other replica, and an SDK client connected there holds the last of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_in_a_write_storm_loses_no_acknowledged_write() {
+    let url = postgres::database();
+    let mut a = ServerProcess::spawn(&mut server_command(&url));
+    let b = LiveServer::start(Location::Postgres(url.clone()), None, |_| {}).await;
+    let http = reqwest::Client::new();
+    const WRITERS: usize = 4;
+    for w in 0..WRITERS {
+        b.enabled_flag(&format!("storm-{w}")).await;
+    }
+    let (_, token) = b.sdk_token().await;
+    let sdk = client_of(&b, &token).await;
+    // Each writer PUTs its own flag back to back through A, remembering the last target it
+    // was told was saved.
+    let acked: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let http = http.clone();
+            let base = a.base.clone();
+            tokio::spawn(async move {
+                let path = format!("{base}/api/v1/flags/storm-{w}/environments/production");
+                let mut last = None;
+                for i in 0..u64::MAX {
+                    let config = json!({"key": format!("storm-{w}"), "kind": "boolean",
+                        "enabled": true, "off_variation": "off", "fallthrough": {"variation": "on"},
+                        "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+                        "targets": [{"variation": "off", "keys": [format!("user-{i}")]}]});
+                    match http.put(&path).bearer_auth(ADMIN).json(&config).send().await {
+                        Ok(r) if r.status().is_success() => last = Some(i),
+                        _ => return last,
+                    }
+                }
+                last
+            })
+        })
+        .collect();
+    // Let the storm run until A has acknowledged some writes, then kill it mid-flight.
+    eventually("writes through A", || b.revision() > 40).await;
+    a.kill();
+    for (w, writer) in acked.into_iter().enumerate() {
+        let last = writer.await.unwrap().expect("A acknowledged writes");
+        let key = format!("storm-{w}");
+        let path = format!("/api/v1/flags/{key}/environments/production");
+        let saved = b.call(Method::GET, &path, None).await;
+        let marker: u64 = saved["targets"][0]["keys"][0]
+            .as_str()
+            .and_then(|k| k.strip_prefix("user-"))
+            .and_then(|n| n.parse().ok())
+            .expect("a target");
+        // The last acknowledged write is there (a later one may be too: it committed, and
+        // its answer was lost with A).
+        assert!(
+            marker >= last,
+            "{key}: saved user-{marker}, acknowledged user-{last}"
+        );
+        let ctx = Context::new(format!("user-{marker}"));
+        eventually("the SDK on B holds the last write", || {
+            !sdk.bool_variation(&key, &ctx, true)
+        })
+        .await;
+    }
 }

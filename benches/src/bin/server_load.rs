@@ -6,10 +6,11 @@
 //! take as little as possible of the two cores they share with the server.
 //!
 //! ```text
-//! cargo run --release -p flag-benches --bin server_load -- [SECONDS] [CLIENTS] [--sdk-clients N]
+//! cargo run --release -p flag-benches --bin server_load -- [SECONDS] [CLIENTS] [--sdk-clients N] [--db postgres://...]
 //! ```
 //!
-//! Defaults: 5 seconds per phase, 8 clients. With `--sdk-clients N`, N real SDK clients
+//! Defaults: 5 seconds per phase, 8 clients, a fresh SQLite file. `--db` runs the server on
+//! that (empty) PostgreSQL database instead. With `--sdk-clients N`, N real SDK clients
 //! stream from the server during the write storm (every update is fanned out to each of
 //! them), and the harness reports how long after the storm every client held the last
 //! revision. They stand in for N application processes on other machines, so they run in a
@@ -68,6 +69,7 @@ struct Args {
     seconds: u64,
     clients: usize,
     sdk_clients: usize,
+    db: Option<flag_server::store::Location>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -75,6 +77,7 @@ fn args() -> anyhow::Result<Args> {
         seconds: 5,
         clients: 8,
         sdk_clients: 0,
+        db: None,
     };
     let mut positional = 0;
     let mut it = std::env::args().skip(1);
@@ -82,6 +85,9 @@ fn args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--sdk-clients" => {
                 args.sdk_clients = it.next().context("--sdk-clients N")?.parse()?;
+            }
+            "--db" => {
+                args.db = Some(it.next().context("--db postgres://...")?.parse()?);
             }
             value => {
                 match positional {
@@ -274,18 +280,22 @@ async fn main() -> anyhow::Result<()> {
         seconds,
         clients,
         sdk_clients,
+        db,
     } = args()?;
     let phase = Duration::from_secs(seconds);
 
     let dir = tempfile::tempdir()?;
     let mut cfg = flag_server::Config::ephemeral(dir.path().join("flags.db"), ADMIN);
+    if let Some(db) = db {
+        cfg.db = db;
+    }
     cfg.workers = None;
     let server = flag_server::start(&cfg).await?;
     let addr = server.addr;
     let base = format!("http://{addr}");
     println!(
-        "server on {base}, db in {}, {clients} clients, {seconds} s per phase",
-        dir.path().display()
+        "server on {base}, db {}, {clients} clients, {seconds} s per phase",
+        cfg.db
     );
 
     let setup = reqwest::Client::new();

@@ -1,8 +1,8 @@
 //! The real `flag-server` binary as a child process, for what only a process shows: its exit
 //! status and messages, what it prints, `kill -9`, signals, two servers at once.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// `flag-server --db DB` on an ephemeral port (`FLAG_SERVER_LISTEN`, so `--listen` may be
 /// added) with the test admin token and `info` logs; its stdout is discarded (ask for it
 /// with `.stdout(Stdio::piped())`).
-pub fn server_command(db: &Path) -> Command {
+pub fn server_command(db: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_flag-server"));
     command
         .arg("--db")
