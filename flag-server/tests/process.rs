@@ -164,7 +164,7 @@ async fn boolean_variables_take_1_0_yes_no() {
 async fn the_server_outlives_the_reader_of_its_logs() {
     let dir = tempfile::tempdir().unwrap();
     let mut server =
-        ServerProcess::spawn_then_close_stderr(&mut server_command(&dir.path().join("flags.db")));
+        ServerProcess::spawn_then_close_stderr(&mut server_command(dir.path().join("flags.db")));
     // Every request writes a log line to the closed pipe.
     for _ in 0..5 {
         assert!(admin_accepts(&server.base, crate::common::ADMIN).await);
