@@ -270,6 +270,9 @@ impl ReadPool {
                 idle = self.available.wait(idle).unwrap_or_else(|e| e.into_inner());
             }
         };
+        // A reader whose session PostgreSQL ended connects again (if it cannot, `f` fails
+        // with the unreachable database's 503).
+        let _ = conn.reconnect_if_closed();
         let result = catch(|| f(&conn));
         self.idle
             .lock()
@@ -306,9 +309,8 @@ fn open_sqlite_writer(path: &Path) -> anyhow::Result<Conn> {
 
 /// Connects to PostgreSQL; the error names the database (without its password).
 fn open_postgres(url: &str, location: &Location) -> anyhow::Result<Conn> {
-    let client = postgres::Client::connect(url, postgres::NoTls)
-        .with_context(|| format!("cannot connect to the database {location}"))?;
-    Ok(Conn::postgres(client))
+    Conn::connect_postgres(url)
+        .with_context(|| format!("cannot connect to the database {location}"))
 }
 
 /// Opens a read-only connection to the SQLite file for the reader pool.

@@ -324,6 +324,8 @@ enum Inner {
 struct Pg {
     client: OffRuntime,
     statements: HashMap<String, postgres::Statement>,
+    /// Where to connect again when the session is lost (`None`: a client handed in).
+    url: Option<String>,
 }
 
 impl Conn {
@@ -341,9 +343,36 @@ impl Conn {
             inner: Inner::Postgres(Box::new(RefCell::new(Pg {
                 client: OffRuntime(Some(client)),
                 statements: HashMap::new(),
+                url: None,
             }))),
             changed: Cell::new(0),
         }
+    }
+
+    /// Connects to the PostgreSQL database at `url`; [`Conn::reconnect_if_closed`] connects
+    /// there again after the session is lost.
+    pub fn connect_postgres(url: &str) -> Result<Conn, Error> {
+        let conn = Conn::postgres(postgres::Client::connect(url, postgres::NoTls)?);
+        if let Inner::Postgres(pg) = &conn.inner {
+            pg.borrow_mut().url = Some(url.to_owned());
+        }
+        Ok(conn)
+    }
+
+    /// After PostgreSQL ended the session (a restart, a failover, a killed backend): connects
+    /// again, with an empty statement cache. `Ok(true)` when it did; an error when the
+    /// database is still unreachable. SQLite never needs to.
+    pub fn reconnect_if_closed(&self) -> Result<bool, Error> {
+        let Inner::Postgres(pg) = &self.inner else {
+            return Ok(false);
+        };
+        let mut pg = pg.borrow_mut();
+        let Some(url) = pg.url.clone().filter(|_| pg.client.is_closed()) else {
+            return Ok(false);
+        };
+        pg.client = OffRuntime(Some(postgres::Client::connect(&url, postgres::NoTls)?));
+        pg.statements.clear();
+        Ok(true)
     }
 
     /// Which backend this is.

@@ -25,7 +25,7 @@ use super::health::{failure_detail, Health};
 use super::log;
 use super::sql::{self, params, Backend, Conn};
 use super::Published;
-use crate::error::{storage_fault, ApiError};
+use crate::error::{storage_fault, ApiError, UNREACHABLE};
 
 /// How many requests one group commit takes at most.
 const MAX_BATCH: usize = 512;
@@ -204,6 +204,9 @@ pub(crate) fn run(
         let first = match jobs.recv_timeout(CATCH_UP_EVERY) {
             Ok(Msg::Write(job)) => job,
             Ok(Msg::CatchUp) | Err(RecvTimeoutError::Timeout) => {
+                if let Ok(true) = conn.reconnect_if_closed() {
+                    stale = !reload(&conn, &mut working);
+                }
                 if conn.backend() == Backend::Postgres && !stale {
                     let mut effects = Vec::new();
                     match catch_up_from(&conn, applied, &mut working, &mut effects) {
@@ -220,6 +223,15 @@ pub(crate) fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let batch = gather.collect(first, &jobs);
+        match conn.reconnect_if_closed() {
+            // A new session: read the committed state again (`stale`), then go on.
+            Ok(reconnected) => stale |= reconnected,
+            Err(e) => {
+                tracing::error!(error = %e, "the database is unreachable");
+                reject(batch, UNREACHABLE);
+                continue;
+            }
+        }
         let started = Instant::now();
         published.metrics.batch_size.observe(batch.len() as f64);
         if in_transaction(&conn) {
