@@ -106,19 +106,15 @@ mod tests {
         }
     }
 
-    fn dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "flag-sdk-cache-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A temporary folder, removed when the test ends.
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     #[test]
     fn round_trips_and_leaves_no_temp_file() {
-        let dir = dir().join("round");
+        let tmp = dir();
+        let dir = tmp.path().join("round");
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("flags.json");
         store(&path, &sample()).unwrap();
@@ -135,7 +131,8 @@ mod tests {
 
     #[test]
     fn corrupt_or_missing_files_are_ignored() {
-        let dir = dir().join("corrupt");
+        let tmp = dir();
+        let dir = tmp.path().join("corrupt");
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("flags.json");
         assert!(load(&path).is_none());
@@ -148,7 +145,8 @@ mod tests {
 
     #[test]
     fn missing_folders_are_created() {
-        let dir = dir().join("missing");
+        let tmp = dir();
+        let dir = tmp.path().join("missing");
         let path = dir.join("a/b/flags.json");
         check_writable(&path).unwrap();
         fs::remove_dir_all(&dir).unwrap();
@@ -160,7 +158,8 @@ mod tests {
     #[test]
     fn a_folder_that_cannot_be_created_is_an_error() {
         // A regular file where a folder should be: refused even for root.
-        let dir = dir().join("blocked");
+        let tmp = dir();
+        let dir = tmp.path().join("blocked");
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("file"), b"").unwrap();
         let path = dir.join("file/flags.json");
