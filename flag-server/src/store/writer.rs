@@ -183,8 +183,8 @@ impl WriteCtx<'_> {
 
 /// The writer thread's loop: returns when every sender is gone.
 ///
-/// `applied` is the change log's `seq` that `working` and `published` include. Every group
-/// first reads the log after it (on PostgreSQL under the write lock, so nothing is missed):
+/// `applied` is the change log's `seq` that `working` and `published` include. On PostgreSQL
+/// every group first reads the log after it (under the write lock, so nothing is missed):
 /// what other replicas committed is applied and published with the group's own effects,
 /// through the same `after_commit`. With no write to do, it reads the log on a wake-up from
 /// the listener or every [`CATCH_UP_EVERY`].
@@ -251,7 +251,10 @@ pub(crate) fn run(
         let mut effects: Vec<Effect> = Vec::new();
         let mut last_seq = None;
         if let Err(e) = begin(&conn).and_then(|()| {
-            last_seq = catch_up_from(&conn, applied, &mut working, &mut effects)?;
+            // Only PostgreSQL has other writers: a SQLite file has this server alone (its lock).
+            if conn.backend() == Backend::Postgres {
+                last_seq = catch_up_from(&conn, applied, &mut working, &mut effects)?;
+            }
             Ok(())
         }) {
             let detail = failure_detail(&conn, &e);
