@@ -7,7 +7,7 @@ use crate::common::postgres;
 
 fn connect() -> Conn {
     let url = postgres::database();
-    Conn::postgres(::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect"))
+    Conn::connect_postgres(&url).expect("connect")
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn a_lost_connection_is_503_and_a_unique_violation_500() {
     use flag_server::error::ApiError;
 
     let url = postgres::database();
-    let conn = Conn::postgres(::postgres::Client::connect(&url, ::postgres::NoTls).unwrap());
+    let conn = Conn::connect_postgres(&url).unwrap();
     conn.batch("CREATE TABLE t (x BIGINT PRIMARY KEY)").unwrap();
     let insert = "INSERT INTO t VALUES (?1)";
     conn.execute(insert, &[Param::Int(1)]).unwrap();

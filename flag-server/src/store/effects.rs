@@ -58,7 +58,7 @@ pub enum Effect {
 
 impl Effect {
     /// The environment this changes and its revision after the change (`None`: tokens).
-    fn target(&self) -> Option<(&str, u64)> {
+    pub(super) fn target(&self) -> Option<(&str, u64)> {
         match self {
             Effect::Flag {
                 environment,

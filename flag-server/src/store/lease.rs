@@ -46,11 +46,6 @@ impl Leadership {
     pub async fn acquired(&mut self) {
         let _ = self.leads.wait_for(|l| *l).await;
     }
-
-    /// Resolves once this replica no longer leads.
-    pub async fn lost(&mut self) {
-        let _ = self.leads.wait_for(|l| !*l).await;
-    }
 }
 
 /// Tries for the lock, holds it while the session lives, says so through `tx`; returns when

@@ -86,44 +86,15 @@ fn kind(effect: &Effect) -> &'static str {
 
 /// Appends `effect` (inside the caller's transaction); returns its `seq`.
 pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<u64, Error> {
-    let (environment, revision, key, data) = match effect {
-        Effect::Flag {
-            environment,
-            revision,
-            flag,
-        } => (
-            environment.as_str(),
-            *revision,
-            flag.key.as_str(),
-            Some(to_json(flag)),
-        ),
-        Effect::FlagRemoved {
-            environment,
-            revision,
-            key,
+    let (environment, revision) = effect.target().unwrap_or(("", 0));
+    let (key, data) = match effect {
+        Effect::Flag { flag, .. } => (flag.key.as_str(), Some(to_json(flag))),
+        Effect::Segment { segment, .. } => (segment.key.as_str(), Some(to_json(segment))),
+        Effect::FlagRemoved { key, .. } | Effect::SegmentRemoved { key, .. } => {
+            (key.as_str(), None)
         }
-        | Effect::SegmentRemoved {
-            environment,
-            revision,
-            key,
-        } => (environment.as_str(), *revision, key.as_str(), None),
-        Effect::Segment {
-            environment,
-            revision,
-            segment,
-        } => (
-            environment.as_str(),
-            *revision,
-            segment.key.as_str(),
-            Some(to_json(segment)),
-        ),
-        Effect::Environment(snapshot) => (
-            snapshot.environment.as_str(),
-            snapshot.revision,
-            snapshot.environment.as_str(),
-            Some(to_json(snapshot)),
-        ),
-        Effect::Tokens => ("", 0, "", None),
+        Effect::Environment(snapshot) => (snapshot.environment.as_str(), Some(to_json(snapshot))),
+        Effect::Tokens => ("", None),
     };
     conn.query_one(
         "INSERT INTO changes (environment, revision, kind, key, data, at) \

@@ -125,26 +125,22 @@ impl FromValue for i64 {
     }
 }
 
-impl FromValue for u64 {
-    const EXPECTED: &'static str = "a non-negative integer";
-    fn from_value(value: &Value) -> Option<Self> {
-        i64::from_value(value).and_then(|i| u64::try_from(i).ok())
-    }
+/// Unsigned integers: the stored integer when it fits.
+macro_rules! unsigned_values {
+    ($($t:ty => $expected:literal),*) => {$(
+        impl FromValue for $t {
+            const EXPECTED: &'static str = $expected;
+            fn from_value(value: &Value) -> Option<Self> {
+                i64::from_value(value).and_then(|i| <$t>::try_from(i).ok())
+            }
+        }
+    )*};
 }
-
-impl FromValue for u32 {
-    const EXPECTED: &'static str = "a small non-negative integer";
-    fn from_value(value: &Value) -> Option<Self> {
-        i64::from_value(value).and_then(|i| u32::try_from(i).ok())
-    }
-}
-
-impl FromValue for u16 {
-    const EXPECTED: &'static str = "a 16-bit non-negative integer";
-    fn from_value(value: &Value) -> Option<Self> {
-        i64::from_value(value).and_then(|i| u16::try_from(i).ok())
-    }
-}
+unsigned_values!(
+    u64 => "a non-negative integer",
+    u32 => "a small non-negative integer",
+    u16 => "a 16-bit non-negative integer"
+);
 
 impl FromValue for bool {
     const EXPECTED: &'static str = "a boolean (0 or 1)";
@@ -324,8 +320,8 @@ enum Inner {
 struct Pg {
     client: OffRuntime,
     statements: HashMap<String, postgres::Statement>,
-    /// Where to connect again when the session is lost (`None`: a client handed in).
-    url: Option<String>,
+    /// Where to connect again when the session is lost.
+    url: String,
 }
 
 impl Conn {
@@ -337,26 +333,17 @@ impl Conn {
         }
     }
 
-    /// A connection over an open PostgreSQL client.
-    pub fn postgres(client: postgres::Client) -> Conn {
-        Conn {
-            inner: Inner::Postgres(Box::new(RefCell::new(Pg {
-                client: OffRuntime(Some(client)),
-                statements: HashMap::new(),
-                url: None,
-            }))),
-            changed: Cell::new(0),
-        }
-    }
-
     /// Connects to the PostgreSQL database at `url`; [`Conn::reconnect_if_closed`] connects
     /// there again after the session is lost.
     pub fn connect_postgres(url: &str) -> Result<Conn, Error> {
-        let conn = Conn::postgres(postgres::Client::connect(url, postgres::NoTls)?);
-        if let Inner::Postgres(pg) = &conn.inner {
-            pg.borrow_mut().url = Some(url.to_owned());
-        }
-        Ok(conn)
+        Ok(Conn {
+            inner: Inner::Postgres(Box::new(RefCell::new(Pg {
+                client: OffRuntime(Some(postgres::Client::connect(url, postgres::NoTls)?)),
+                statements: HashMap::new(),
+                url: url.to_owned(),
+            }))),
+            changed: Cell::new(0),
+        })
     }
 
     /// After PostgreSQL ended the session (a restart, a failover, a killed backend): connects
@@ -367,10 +354,11 @@ impl Conn {
             return Ok(false);
         };
         let mut pg = pg.borrow_mut();
-        let Some(url) = pg.url.clone().filter(|_| pg.client.is_closed()) else {
+        if !pg.client.is_closed() {
             return Ok(false);
-        };
-        pg.client = OffRuntime(Some(postgres::Client::connect(&url, postgres::NoTls)?));
+        }
+        let client = postgres::Client::connect(&pg.url, postgres::NoTls)?;
+        pg.client = OffRuntime(Some(client));
         pg.statements.clear();
         Ok(true)
     }
