@@ -105,8 +105,9 @@ impl ClientBuilder {
         }
     }
 
-    /// How long `build()` waits for the first snapshot (default 5 s). On timeout the client
-    /// is returned anyway, serving the cache file or the callers' defaults, and keeps trying.
+    /// How long `build()` waits for the first snapshot (default 5 s; zero: not at all). On
+    /// timeout the client is returned anyway, serving the cache file or the callers'
+    /// defaults, and keeps trying.
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = timeout;
         self
@@ -224,6 +225,11 @@ impl ClientBuilder {
             }),
         };
 
+        // A zero timeout means "do not wait": without this, whether a fast refusal beats the
+        // timer's first tick would decide between an error and a client.
+        if self.init_timeout.is_zero() {
+            return Ok(client);
+        }
         let ready = async {
             while status.changed().await.is_ok() {
                 match *status.borrow_and_update() {
