@@ -96,6 +96,29 @@ async fn a_stale_version_is_refused_on_every_replica() {
     assert_eq!(stale.status(), 412);
 }
 
+/// A token revoked through one replica ends its streams on the others at once (their
+/// heartbeats are far apart, so it is the revocation that ends them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_one_replica_is_cut_off_on_the_others() {
+    let url = postgres::database();
+    let a = LiveServer::start(Location::Postgres(url.clone()), None, |_| {}).await;
+    let b = LiveServer::start(Location::Postgres(url), None, |c| {
+        c.sse_heartbeat_ms = 600_000;
+    })
+    .await;
+    a.enabled_flag("f").await;
+    let (id, token) = a.sdk_token().await;
+    let on_b = client_of(&b, &token).await;
+    eventually("a stream on B", || b.subscribers() == 1).await;
+    a.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    eventually("the stream on B cut off", || {
+        matches!(on_b.status(), Status::Refused { http_status: 401 })
+    })
+    .await;
+    assert_eq!(b.subscribers(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_notification_is_recovered_by_the_periodic_read() {
     let (servers, url) = replicas(2).await;

@@ -245,7 +245,8 @@ async fn corrupt_cache_is_ignored_and_rewritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_token_is_cut_off_and_shows_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&db(&dir), None, |c| c.sse_heartbeat_ms = 50).await;
+    // Heartbeats far apart: the revocation itself must end the stream, not the next beat.
+    let server = Server::start(&db(&dir), None, |c| c.sse_heartbeat_ms = 600_000).await;
     server.enabled_flag("checkout").await;
     let (id, token) = server.sdk_token().await;
     let client = server.client(&token).build().await.unwrap();

@@ -46,7 +46,7 @@ pub struct StreamEvent {
 /// The SSE stream: `retry:`, then a `put` of the snapshot (or, with `Last-Event-ID`, the
 /// changes missed when still held), then `patch`/`delete` events with `id:` = revision, and
 /// heartbeat comments. A subscriber too slow to keep up is cut off and resyncs; the stream of
-/// a revoked token ends at the next heartbeat.
+/// a revoked token ends at once (on every replica).
 #[utoipa::path(get, path = "/sdk/v1/stream", tag = "sdk",
     params(("Last-Event-ID" = Option<u64>, Header, description = "the last revision received")),
     responses(

@@ -112,7 +112,10 @@ pub(super) fn after_commit(
     published.snapshots.replace(compiled);
     if effects.iter().any(|e| matches!(e, Effect::Tokens)) {
         match super::tokens::load_active(conn) {
-            Ok(list) => published.tokens.replace(list),
+            Ok(list) => {
+                published.tokens.replace(list);
+                published.broadcaster.check_tokens();
+            }
             Err(e) => tracing::error!(error = %e, "cannot reload tokens"),
         }
     }

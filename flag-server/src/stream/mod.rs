@@ -275,6 +275,13 @@ impl Broadcaster {
         });
     }
 
+    /// Sends every subscriber a heartbeat now, at which each checks its token: called after
+    /// the token table changed (here or on another replica), so a revoked token's streams
+    /// end at once rather than at the next beat.
+    pub fn check_tokens(&self) {
+        self.beat();
+    }
+
     fn beat(&self) {
         let envs: Vec<Arc<EnvStream>> = self.read_envs().values().cloned().collect();
         for env in envs {
