@@ -96,6 +96,34 @@ async fn a_stale_version_is_refused_on_every_replica() {
     assert_eq!(stale.status(), 412);
 }
 
+/// An SDK that moves to another replica with `Last-Event-ID` gets just the changes it
+/// missed, read from the change log (this replica started after they were made, so it never
+/// held them), and then the live ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_is_answered_from_the_log_on_any_replica() {
+    let (servers, url) = replicas(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    a.enabled_flag("f").await;
+    let (_, token) = a.sdk_token().await;
+    let seen = a.revision();
+    for i in 0..3 {
+        a.put_config(
+            "f",
+            json!([{"variation": "off", "keys": [format!("user-{i}")]}]),
+        )
+        .await;
+    }
+    eventually("B has the changes", || b.revision() == seen + 3).await;
+    let c = LiveServer::start(Location::Postgres(url), None, |_| {}).await;
+    let events = c.events_after(&token, seen, seen + 3).await;
+    let patches: Vec<_> = (seen + 1..=seen + 3)
+        .map(|r| ("patch".to_owned(), r))
+        .collect();
+    assert_eq!(events, patches, "replayed from the log, not a put");
+    // B too: it holds them in memory.
+    assert_eq!(b.events_after(&token, seen, seen + 3).await, patches);
+}
+
 /// A token revoked through one replica ends its streams on the others at once (their
 /// heartbeats are far apart, so it is the revocation that ends them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -394,3 +394,34 @@ async fn a_closed_connection_leaves_the_subscriber_count_at_once() {
     assert_eq!(outcome["subscribers"], 0, "{outcome}");
     server.stop().await;
 }
+
+/// After a restart the server holds no changes in memory: an SDK reconnecting with
+/// `Last-Event-ID` still gets just what it missed, from the change log; when the log no
+/// longer holds them all (pruned), a `put`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_after_a_restart_replays_from_the_log_or_puts_when_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&db(&dir), None, |_| {}).await;
+    server.enabled_flag("checkout").await;
+    let (_, token) = server.sdk_token().await;
+    let seen = server.revision();
+    server.kill("checkout").await;
+    server.restore("checkout").await;
+    let addr = server.stop().await;
+    let server = Server::start(&db(&dir), Some(addr), |_| {}).await;
+    let patches = vec![
+        ("patch".to_owned(), seen + 1),
+        ("patch".to_owned(), seen + 2),
+    ];
+    assert_eq!(server.events_after(&token, seen, seen + 2).await, patches);
+    // Prune what the SDK missed first: the log can no longer say all it missed.
+    rusqlite::Connection::open(db(&dir))
+        .unwrap()
+        .execute(
+            "DELETE FROM changes WHERE revision = ?1",
+            [i64::try_from(seen + 1).unwrap()],
+        )
+        .unwrap();
+    let events = server.events_after(&token, seen, seen + 2).await;
+    assert_eq!(events, vec![("put".to_owned(), seen + 2)]);
+}

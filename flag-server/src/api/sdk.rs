@@ -44,7 +44,7 @@ pub struct StreamEvent {
 }
 
 /// The SSE stream: `retry:`, then a `put` of the snapshot (or, with `Last-Event-ID`, the
-/// changes missed when still held), then `patch`/`delete` events with `id:` = revision, and
+/// changes missed, from memory or from the change log, when still kept), then `patch`/`delete` events with `id:` = revision, and
 /// heartbeat comments. A subscriber too slow to keep up is cut off and resyncs; the stream of
 /// a revoked token ends at once (on every replica).
 #[utoipa::path(get, path = "/sdk/v1/stream", tag = "sdk",
@@ -69,7 +69,7 @@ pub async fn stream(
     let alive = move || tokens.is_active(id);
     let snapshots = state.snapshots.clone();
     let environment = token.environment;
-    let body = state
+    let joining = state
         .broadcaster
         .subscribe(
             &environment,
@@ -78,6 +78,20 @@ pub async fn stream(
             alive,
         )
         .ok_or_else(|| ApiError::NotFound(format!("no environment `{environment}`")))?;
+    // Missed changes this replica does not hold come from the change log; when the log no
+    // longer has them all either, the stream starts with a `put`.
+    let from_log = match joining.missing() {
+        Some((after, upto)) => state
+            .store
+            .changes(environment, after, upto)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot read the change log; starting with a put");
+                None
+            }),
+        None => None,
+    };
+    let body = joining.start(from_log);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -127,7 +127,7 @@ pub(super) fn after_commit(
 }
 
 /// The stream's `patch`/`delete` for an effect on a flag or a segment.
-fn to_change(effect: &Effect) -> Option<Change> {
+pub(super) fn to_change(effect: &Effect) -> Option<Change> {
     let (kind, key, data) = match effect {
         Effect::Flag { flag, .. } => (ChangeKind::Flag, &flag.key, serde_json::to_value(flag).ok()),
         Effect::FlagRemoved { key, .. } => (ChangeKind::Flag, key, None),

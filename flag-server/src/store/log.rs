@@ -143,6 +143,50 @@ pub fn since(conn: &Conn, seq: u64, limit: u64) -> Result<Vec<(u64, Effect)>, Er
     })
 }
 
+/// `environment`'s changes after revision `after` up to `upto`, in order, when the log
+/// still holds each of them as a change of a flag or a segment; `None` when it does not
+/// (pruned, unreadable, or a change the stream cannot carry such as the environment's
+/// creation): the stream then starts with a `put`.
+pub fn between(
+    conn: &Conn,
+    environment: &str,
+    after: u64,
+    upto: u64,
+) -> Result<Option<Vec<Effect>>, Error> {
+    let rows = conn.query_map(
+        "SELECT revision, kind, key, data FROM changes \
+         WHERE environment = ?1 AND revision > ?2 AND revision <= ?3 ORDER BY revision, seq",
+        params![environment, after, upto],
+        |r| {
+            let revision: u64 = r.get(0)?;
+            let kind: String = r.get(1)?;
+            let key: String = r.get(2)?;
+            let data: Option<String> = r.get(3)?;
+            Ok((revision, kind, key, data))
+        },
+    )?;
+    let mut effects = Vec::with_capacity(rows.len());
+    let mut at = after;
+    for (revision, kind, key, data) in rows {
+        // Revisions are gap-free: a missing one was pruned.
+        if revision != at && revision != at + 1 {
+            return Ok(None);
+        }
+        at = revision;
+        match to_effect(
+            environment.to_owned(),
+            revision,
+            &kind,
+            key,
+            data.as_deref(),
+        ) {
+            Some(Effect::Environment(_) | Effect::Tokens) | None => return Ok(None),
+            Some(effect) => effects.push(effect),
+        }
+    }
+    Ok((at == upto).then_some(effects))
+}
+
 /// Drops rows beyond the last [`KEEP_ROWS`] that are older than [`KEEP_MILLIS`].
 pub fn prune(conn: &Conn, now_millis: i64) -> Result<u64, Error> {
     let head = head(conn)?;

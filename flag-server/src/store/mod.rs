@@ -240,6 +240,22 @@ impl Store {
         self.health.fault()
     }
 
+    /// `environment`'s changes after revision `after` up to `upto`, as the stream carries
+    /// them, read from the change log; `None` when the log no longer holds them all (see
+    /// [`log::between`]).
+    pub async fn changes(
+        &self,
+        environment: String,
+        after: u64,
+        upto: u64,
+    ) -> Result<Option<Vec<crate::stream::Change>>, ApiError> {
+        self.read(move |conn| {
+            let effects = log::between(conn, &environment, after, upto)?;
+            Ok(effects.map(|effects| effects.iter().filter_map(effects::to_change).collect()))
+        })
+        .await
+    }
+
     /// Runs `f` on a reader connection on a blocking thread.
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where

@@ -175,46 +175,27 @@ impl Broadcaster {
     ///
     /// `current` reads the environment's current snapshot. It is called after subscribing,
     /// under the lock `publish` sends under, so no change can fall between the snapshot and
-    /// the stream. With `last_event_id`, the missed changes are replayed when still held;
-    /// otherwise the stream starts with a `put`. `alive` is asked at every heartbeat (e.g.
-    /// "is the token still valid"); `false` ends the stream.
+    /// the stream. With `last_event_id`, the missed changes are replayed when this replica
+    /// still holds them; when it does not, [`Joining::missing`] says which to read from the
+    /// change log, and [`Joining::start`] takes them. `alive` is asked at every heartbeat
+    /// (e.g. "is the token still valid"); `false` ends the stream.
     pub fn subscribe(
         self: &Arc<Self>,
         environment: &str,
         current: &dyn Fn() -> Option<Arc<CompiledSnapshot>>,
         last_event_id: Option<u64>,
         alive: impl Fn() -> bool + Send + Sync + 'static,
-    ) -> Option<impl Stream<Item = Result<Bytes, Infallible>> + 'static> {
+    ) -> Option<Joining> {
         self.start_heartbeat();
         let env = self.env(environment, 0);
         let joined = env.join(current, last_event_id)?;
-        let mut start = VecDeque::from([self.retry_frame.clone()]);
-        let replayed = joined.replayed.is_some();
-        let last_sent = match joined.replayed {
-            Some((frames, last)) => {
-                start.extend(frames);
-                last
-            }
-            None => {
-                start.push_back(env.put(&joined.snapshot).frame());
-                joined.snapshot.revision()
-            }
-        };
-        tracing::debug!(
-            environment,
-            revision = joined.snapshot.revision(),
-            replay = ?last_event_id,
-            replayed,
-            "SDK stream subscribed"
-        );
-        let subscription = Subscription {
-            rx: joined.rx,
-            start,
-            held_back: None,
-            last_sent,
+        Some(Joining {
+            retry: self.retry_frame.clone(),
+            env,
+            joined,
+            last_event_id,
             alive: Box::new(alive),
-        };
-        Some(subscription.into_body())
+        })
     }
 
     /// Ends every open stream (before a graceful shutdown, which would otherwise wait for
@@ -287,5 +268,80 @@ impl Broadcaster {
         for env in envs {
             env.beat(&self.heartbeat_frame);
         }
+    }
+}
+
+/// A subscriber that has joined its environment's ring and not started yet: the changes it
+/// missed may have to come from the change log first (another replica made them, or this
+/// one no longer holds them).
+pub struct Joining {
+    retry: Bytes,
+    env: Arc<EnvStream>,
+    joined: ring::Joined,
+    last_event_id: Option<u64>,
+    alive: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Joining {
+    /// `(after, upto)`: the revisions after `Last-Event-ID` up to the snapshot's that this
+    /// replica does not hold; `None` when it needs nothing from the log (replayed from
+    /// memory, nothing missed, or no `Last-Event-ID`).
+    pub fn missing(&self) -> Option<(u64, u64)> {
+        let upto = self.joined.snapshot.revision();
+        match (self.last_event_id, &self.joined.replayed) {
+            (Some(after), None) if after < upto => Some((after, upto)),
+            _ => None,
+        }
+    }
+
+    /// The stream's body: `retry:`, then the replay (from memory, or `from_log`: every change
+    /// [`missing`](Self::missing) named, in order), else a `put`; then the ring.
+    pub fn start(
+        self,
+        from_log: Option<Vec<Change>>,
+    ) -> impl Stream<Item = Result<Bytes, Infallible>> {
+        let Joining {
+            retry,
+            env,
+            joined,
+            last_event_id,
+            alive,
+        } = self;
+        let mut start = VecDeque::from([retry]);
+        let from_log = from_log.filter(|changes| !changes.is_empty());
+        let source = match (&joined.replayed, &from_log) {
+            (Some(_), _) => "memory",
+            (None, Some(_)) => "change log",
+            (None, None) => "put",
+        };
+        let last_sent = match (joined.replayed, from_log) {
+            (Some((frames, last)), _) => {
+                start.extend(frames);
+                last
+            }
+            (None, Some(changes)) => {
+                start.extend(changes.iter().map(wire::change));
+                changes.last().map_or(0, |c| c.revision)
+            }
+            (None, None) => {
+                start.push_back(env.put(&joined.snapshot).frame());
+                joined.snapshot.revision()
+            }
+        };
+        tracing::debug!(
+            environment = joined.snapshot.environment(),
+            revision = joined.snapshot.revision(),
+            replay = ?last_event_id,
+            source,
+            "SDK stream subscribed"
+        );
+        Subscription {
+            rx: joined.rx,
+            start,
+            held_back: None,
+            last_sent,
+            alive,
+        }
+        .into_body()
     }
 }

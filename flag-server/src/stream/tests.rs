@@ -29,6 +29,7 @@ fn sub(
         || true,
     )
     .unwrap()
+    .start(None)
 }
 
 fn change(revision: u64) -> Change {
@@ -207,7 +208,8 @@ async fn a_large_put_is_shared_and_goes_out_a_piece_per_flush() {
     for _ in 0..2 {
         let mut s = Box::pin(
             b.subscribe("production", &|| Some(big.clone()), None, || true)
-                .unwrap(),
+                .unwrap()
+                .start(None),
         );
         let writes = writes(&mut s);
         for write in &writes {

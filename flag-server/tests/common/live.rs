@@ -166,3 +166,45 @@ pub async fn raw_stream(addr: SocketAddr, token: &str) -> tokio::net::TcpStream 
     }
     socket
 }
+
+impl LiveServer {
+    /// Opens `/sdk/v1/stream` with `Last-Event-ID: last_event_id` and reads events until one
+    /// brings the environment to `until`: each event's name and id, in order.
+    pub async fn events_after(
+        &self,
+        token: &str,
+        last_event_id: u64,
+        until: u64,
+    ) -> Vec<(String, u64)> {
+        let mut response = self
+            .http
+            .get(format!("{}/sdk/v1/stream", self.url))
+            .bearer_auth(token)
+            .header("Last-Event-ID", last_event_id.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let (mut text, mut events) = (String::new(), Vec::new());
+        while events.last().is_none_or(|(_, id)| *id < until) {
+            let chunk = tokio::time::timeout(WAIT, response.chunk())
+                .await
+                .expect("events within the wait")
+                .unwrap()
+                .expect("the stream stays open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(str::to_owned))
+                };
+                if let (Some(event), Some(id)) = (field("event: "), field("id: ")) {
+                    events.push((event, id.parse().unwrap()));
+                }
+            }
+        }
+        events
+    }
+}
