@@ -308,3 +308,87 @@ async fn a_replica_reconnects_after_its_sessions_end() {
         assert!(std::time::Instant::now() < deadline, "not ready again");
     }
 }
+
+/// `/readyz` takes a replica out of rotation while it cannot catch up with the database: its
+/// writer waits behind a lock held elsewhere (another replica's stuck transaction), or the
+/// database refuses its connections. Both heal by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_reports_a_replica_that_cannot_catch_up_or_reach_its_database() {
+    let (servers, url) = replicas(1).await;
+    let a = &servers[0];
+    let readyz = format!("{}/readyz", a.url);
+    let ready = || async {
+        let r = a.http.get(&readyz).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(ready().await.0, 200);
+
+    let held = hold_write_lock(&url);
+    let (status, body) = ready().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("has not caught up"), "{body}");
+    drop(held);
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    while ready().await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready after the lock"
+        );
+    }
+
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    admin_sql(
+        &url,
+        format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = '{name}'"
+        ),
+    )
+    .await;
+    let (status, body) = ready().await;
+    assert_eq!(status, 503, "{body}");
+    admin_sql(
+        &url,
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    while ready().await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready after the outage"
+        );
+    }
+}
+
+/// Holds the replicas' write lock from a session of its own until dropped.
+fn hold_write_lock(url: &str) -> std::sync::mpsc::Sender<()> {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (taken, is_taken) = std::sync::mpsc::channel();
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut session = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        session
+            .execute(
+                "SELECT pg_advisory_lock($1)",
+                &[&flag_server::store::WRITE_LOCK],
+            )
+            .unwrap();
+        taken.send(()).unwrap();
+        let _ = wait.recv(); // until the sender is dropped
+    });
+    is_taken.recv().expect("the write lock taken");
+    release
+}
+
+/// Runs `sql` on the cluster's `postgres` database (statements about the test's database).
+async fn admin_sql(url: &str, sql: String) {
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let admin = format!("{base}/postgres");
+    tokio::task::spawn_blocking(move || {
+        let mut client = ::postgres::Client::connect(&admin, ::postgres::NoTls).unwrap();
+        client.batch_execute(&sql).unwrap();
+    })
+    .await
+    .unwrap();
+}

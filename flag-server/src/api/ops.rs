@@ -33,12 +33,17 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// Readiness: a reader connection answers a query and the writer thread a no-op write. After
+/// How long the writer may take to answer the readiness check's no-op write.
+const WRITER_ANSWERS_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Readiness: a reader connection answers a query and the writer thread a no-op write within
+/// [`WRITER_ANSWERS_WITHIN`]. On PostgreSQL that write first reads the change log up to its
+/// end, so "ready" also means the replica serves everything committed before the check. After
 /// a write failed on a storage fault (disk full, read-only, I/O error), the writer must also
 /// write for real (a header rewrite that changes nothing) until it succeeds again.
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "ops", security(()),
     responses((status = 200, description = "ready", body = Status),
-              (status = 503, description = "the database does not answer or cannot be written", body = crate::error::Problem)))]
+              (status = 503, description = "the database does not answer or cannot be written, or this replica has not caught up with it", body = crate::error::Problem)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .store
@@ -48,13 +53,28 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
                 .map_err(|e| ApiError::Unavailable(format!("database: {e}")))
         })
         .await?;
-    if state.store.write_fault().is_some() {
-        // The last write failed on the storage: ready once a real write succeeds again.
-        state.store.write(|ctx| ctx.probe()).await?;
-    } else {
-        // The writer thread answers too (an empty group commit writes nothing).
-        state.store.write(|_| Ok(())).await?;
-    }
+    let probe = state.store.write_fault().is_some();
+    let written = tokio::time::timeout(
+        WRITER_ANSWERS_WITHIN,
+        state.store.write(move |ctx| {
+            if probe {
+                // The last write failed on the storage: ready once a real write succeeds.
+                ctx.probe()
+            } else {
+                // The writer thread answers too (an empty group commit writes nothing).
+                Ok(())
+            }
+        }),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::Unavailable(format!(
+            "the writer has not caught up with the database within {} s (a long transaction, \
+             or a lock held elsewhere); this replica may serve stale flags",
+            WRITER_ANSWERS_WITHIN.as_secs()
+        ))
+    })?;
+    written?;
     Ok(HttpResponse::Ok().json(Status {
         status: "ok".into(),
     }))

@@ -41,7 +41,7 @@ pub use effects::Effect;
 pub use lease::Leadership;
 pub use lock::DbLock;
 pub use migrations::SCHEMA_VERSION;
-pub use writer::WriteCtx;
+pub use writer::{WriteCtx, WRITE_LOCK};
 
 use crate::auth::Tokens;
 use crate::error::ApiError;

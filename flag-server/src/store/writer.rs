@@ -96,7 +96,7 @@ const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
 /// The advisory lock every PostgreSQL group holds from BEGIN to COMMIT ("flag" 3): one writer
 /// at a time across replicas, so `changes.seq` grows in commit order and every group starts
 /// from the latest committed state.
-const WRITE_LOCK: i64 = 0x666c_6167_0003;
+pub const WRITE_LOCK: i64 = 0x666c_6167_0003;
 
 /// One queued write request: runs inside the writer's transaction (`Some`), or is told it will
 /// not run (`None`, then its reply gets the reason); says how it went.
