@@ -2,7 +2,9 @@
 //!
 //! A change that notifies writes its deliveries into the `webhook_deliveries` outbox in the
 //! same transaction as the change, so a notification is never lost and never delays the
-//! write. The delivery task sends them in the background, signed with HMAC-SHA256, retried
+//! write. The delivery task (on the leading replica) claims due deliveries in a write before
+//! it sends them, so no delivery is sent twice even when the lead moves; one whose sender
+//! died mid-attempt is given up with a message saying so. It sends them in the background, signed with HMAC-SHA256, retried
 //! with exponential backoff, and records every attempt for `GET /api/v1/webhooks/{id}/deliveries`.
 //!
 //! SSRF: link-local and cloud metadata addresses are always refused; loopback and private
@@ -162,15 +164,36 @@ pub async fn run(state: AppState, outbox: Arc<Outbox>, allow_private: bool) {
         }
     };
     let mut leadership = state.leadership.clone();
+    let mut leading = false;
     loop {
         // One replica sends (see `store::Leadership`); the others wait their turn.
+        leading &= leadership.leads();
         leadership.acquired().await;
+        if !leading {
+            // What the last sender took and never finished is not sent again.
+            match state.store.write(store::give_up_interrupted).await {
+                Ok(0) => leading = true,
+                Ok(n) => {
+                    tracing::warn!(deliveries = n, "webhooks: interrupted deliveries given up");
+                    leading = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhooks: cannot settle interrupted deliveries")
+                }
+            }
+        }
         let now = crate::release::scheduler::now_millis();
         let due = state.store.read(move |conn| store::due(conn, now)).await;
         let wait = match due {
             Ok((due, next)) => {
-                for delivery in due {
-                    attempt(&state, &client, delivery, allow_private).await;
+                if due && leading {
+                    let claimed = state.store.write(move |ctx| store::claim(ctx, now)).await;
+                    for delivery in claimed.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "webhooks: cannot claim deliveries");
+                        Vec::new()
+                    }) {
+                        attempt(&state, &client, delivery, allow_private).await;
+                    }
                 }
                 // Changes made outside the API handlers (none wake us) are picked up
                 // within OUTBOX_POLL; a queued retry is picked up when due.

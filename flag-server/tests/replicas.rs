@@ -392,3 +392,206 @@ async fn admin_sql(url: &str, sql: String) {
     .await
     .unwrap();
 }
+
+/// The leader is killed with `kill -9` while it sends a webhook and runs a release: another
+/// replica takes over, the release reaches its end with every stage taken once, and the
+/// delivery in flight is given up (saying why), never sent a second time; later deliveries
+/// go out from the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_mid_release_and_mid_webhook_hands_over_without_repeats() {
+    let url = postgres::database();
+    let mut a = ServerProcess::spawn(server_command(&url).env("FLAG_WEBHOOK_ALLOW_PRIVATE", "1"));
+    // A leads before B exists.
+    let probe = url.clone();
+    eventually_blocking("A holds the lead", move || {
+        let mut admin = ::postgres::Client::connect(&probe, ::postgres::NoTls).unwrap();
+        let row = admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .unwrap();
+        row.get::<_, i64>(0) > 0
+    })
+    .await;
+    let b = LiveServer::start(Location::Postgres(url), None, |c| {
+        c.webhook_allow_private = true;
+    })
+    .await;
+    assert!(!b.running.state.leadership.leads());
+
+    let (hook_url, mut received) = hanging_receiver().await;
+    let hook =
+        json!({"url": hook_url, "secret": "a-secret-of-16-chars", "events": ["flag.changed"]});
+    let hook = b.call(Method::POST, "/api/v1/webhooks", Some(hook)).await;
+    b.enabled_flag("f").await; // one delivery: A takes it and waits for an answer
+    let first = tokio::time::timeout(crate::common::live::WAIT, received.recv())
+        .await
+        .expect("A sends the first delivery");
+    let release = "/api/v1/flags/f/environments/production/release";
+    let plan = json!({"variation": "on", "stages": [10, 50, 100], "hold_seconds": 2,
+        "guard": {"max_error_rate_increase": 0.02, "min_evaluations": 1},
+        "on_regression": "rollback"});
+    b.call(Method::POST, release, Some(plan)).await;
+    a.kill();
+    // Healthy SDK counters all along, posted to B: the guard lets every stage pass.
+    let (_, sdk) = b.sdk_token().await;
+    let (http, events) = (b.http.clone(), format!("{}/sdk/v1/events", b.url));
+    let counters = tokio::spawn(async move {
+        let batch = json!({"counters": [
+            {"flag": "f", "variation": "off", "evaluations": 100, "errors": 0},
+            {"flag": "f", "variation": "on", "evaluations": 100, "errors": 0}]});
+        loop {
+            let _ = http
+                .post(&events)
+                .bearer_auth(&sdk)
+                .json(&batch)
+                .send()
+                .await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+
+    eventually("B leads", || b.running.state.leadership.leads()).await;
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    loop {
+        let got = b.call(Method::GET, release, None).await;
+        if got["state"] == "completed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    counters.abort();
+    let audit = b
+        .call(Method::GET, "/api/v1/audit?flag=f&limit=500", None)
+        .await;
+    let moves: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("release."))
+        })
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    // Newest first: each stage taken once, whichever replica took it.
+    assert_eq!(
+        moves,
+        [
+            "completed at 100%",
+            "advanced to 100%",
+            "advanced to 50%",
+            "release of `on` started at 10%"
+        ],
+        "{audit}"
+    );
+
+    // The delivery A had in flight is given up, not sent again; the next one goes out.
+    let id = hook["id"].as_i64().unwrap();
+    let deliveries = format!("/api/v1/webhooks/{id}/deliveries");
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    let interrupted = loop {
+        let list = b.call(Method::GET, &deliveries, None).await;
+        let oldest = list.as_array().and_then(|l| l.last()).cloned();
+        if let Some(d) = oldest.filter(|d| d["status"] == "failed") {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        interrupted["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not sent again"),
+        "{interrupted}"
+    );
+    b.kill("f").await;
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    let list = loop {
+        let list = b.call(Method::GET, &deliveries, None).await;
+        let settled = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "delivered" || d["status"] == "failed");
+        if settled && list.as_array().unwrap().len() > 1 {
+            break list;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let first = first.unwrap();
+    let mut bodies = vec![first.clone()];
+    while let Ok(body) = received.try_recv() {
+        assert!(!bodies.contains(&body), "sent twice: {body}");
+        bodies.push(body);
+    }
+    // Every later delivery went out from B, once.
+    let delivered = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "delivered");
+    assert_eq!(delivered.count(), bodies.len() - 1, "{list}");
+}
+
+/// Polls a blocking `check` (a PostgreSQL query) until it holds, for at most the wait.
+async fn eventually_blocking(what: &str, check: impl Fn() -> bool + Send + Clone + 'static) {
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    while !tokio::task::spawn_blocking(check.clone()).await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A loopback webhook receiver that never answers its first request (the sender is killed
+/// while it waits) and answers 200 to the others; every request's body, in order.
+async fn hanging_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Headers and body: the body is the JSON after the blank line, read until it parses.
+            let body = loop {
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((_, body)) = text.split_once("\r\n\r\n") {
+                    if serde_json::from_str::<serde_json::Value>(body).is_ok() {
+                        break Some(body.to_owned());
+                    }
+                }
+            };
+            let Some(body) = body else { continue };
+            let _ = tx.send(body);
+            if first {
+                first = false;
+                // Never answered: held open until the sender goes away.
+                tokio::spawn(async move {
+                    let _ = socket.read(&mut chunk).await;
+                });
+                continue;
+            }
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    (url, rx)
+}

@@ -96,7 +96,8 @@ pub fn list(
     let rows = conn.query_map(
         "SELECT id, at, actor, action, flag, segment, environment, before, after, reason
          FROM audit
-         WHERE (?1 IS NULL OR flag = ?1) AND (?2 IS NULL OR environment = ?2) AND id < ?3
+         WHERE (CAST(?1 AS TEXT) IS NULL OR flag = ?1)
+           AND (CAST(?2 AS TEXT) IS NULL OR environment = ?2) AND id < ?3
          ORDER BY id DESC LIMIT ?4",
         params![flag, environment, cursor.unwrap_or(i64::MAX), limit + 1],
         |r| {

@@ -74,7 +74,8 @@ pub struct DeliveryRecord {
     pub id: i64,
     /// The event name.
     pub event: String,
-    /// `pending`, `delivered` or `failed` (given up after the last attempt).
+    /// `pending`, `sending` (an attempt in flight), `delivered` or `failed` (given up after
+    /// the last attempt, or interrupted: see `last_error`).
     pub status: String,
     /// Attempts made.
     pub attempts: u32,
@@ -204,9 +205,29 @@ pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize
     Ok(queued)
 }
 
-/// Deliveries due at `now` (at most 100), and when the next one after them is due.
-pub fn due(conn: &Conn, now: Millis) -> Result<(Vec<Delivery>, Option<Millis>), ApiError> {
-    let due = conn.query_map(
+/// Whether any delivery is due at `now`, and when the next one after them is due.
+pub fn due(conn: &Conn, now: Millis) -> Result<(bool, Option<Millis>), ApiError> {
+    let due = conn
+        .query_opt(
+            "SELECT id FROM webhook_deliveries WHERE next_at IS NOT NULL AND next_at <= ?1 LIMIT 1",
+            params![now],
+        )?
+        .is_some();
+    let next = conn
+        .query_opt(
+            "SELECT MIN(next_at) FROM webhook_deliveries WHERE next_at > ?1",
+            params![now],
+        )?
+        .map(|r| r.get::<Option<Millis>>(0))
+        .transpose()?
+        .flatten();
+    Ok((due, next))
+}
+
+/// Takes the deliveries due at `now` (at most 100) for sending: in the same transaction they
+/// become `sending`, so no other sender (a replica that leads next) takes them again.
+pub fn claim(ctx: &mut WriteCtx<'_>, now: Millis) -> Result<Vec<Delivery>, ApiError> {
+    let due = ctx.conn.query_map(
         "SELECT d.id, d.webhook_id, w.url, w.secret, d.event, d.payload, d.attempts
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE d.next_at IS NOT NULL AND d.next_at <= ?1 ORDER BY d.next_at LIMIT 100",
@@ -223,15 +244,26 @@ pub fn due(conn: &Conn, now: Millis) -> Result<(Vec<Delivery>, Option<Millis>), 
             })
         },
     )?;
-    let next = conn
-        .query_opt(
-            "SELECT MIN(next_at) FROM webhook_deliveries WHERE next_at > ?1",
-            params![now],
-        )?
-        .map(|r| r.get::<Option<Millis>>(0))
-        .transpose()?
-        .flatten();
-    Ok((due, next))
+    for d in &due {
+        ctx.conn.execute(
+            "UPDATE webhook_deliveries SET status = 'sending', next_at = NULL WHERE id = ?1",
+            params![d.id],
+        )?;
+    }
+    Ok(due)
+}
+
+/// What a delivery left `sending` by a sender that stopped (a crash, a lost lead) says.
+pub const INTERRUPTED: &str = "the server sending it stopped before it recorded the outcome; \
+                               it is not sent again, so that it is never received twice";
+
+/// Gives up deliveries that a previous sender took and never finished (see [`INTERRUPTED`]);
+/// how many. Run by a sender when it starts leading, before it claims anything.
+pub fn give_up_interrupted(ctx: &mut WriteCtx<'_>) -> Result<u64, ApiError> {
+    Ok(ctx.conn.execute(
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = ?1 WHERE status = 'sending'",
+        params![INTERRUPTED],
+    )?)
 }
 
 /// Records an attempt: delivered, retry at `retry_at`, or given up.
