@@ -3,30 +3,21 @@
 
 use std::time::{Duration, Instant};
 
-use flag_server::Config;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::common::live::WAIT;
-use crate::common::{TestServer, ADMIN};
+use crate::common::{self, TestServer};
 
 pub(crate) const FLAG: &str = "new-checkout";
 pub(crate) const CONFIG: &str = "/api/v1/flags/new-checkout/environments/production";
 pub(crate) const RELEASE: &str = "/api/v1/flags/new-checkout/environments/production/release";
 
 /// A server that may send webhooks to loopback (the receiver runs on 127.0.0.1).
-async fn server_allowing_loopback_webhooks(dir: tempfile::TempDir) -> TestServer {
-    let mut config = Config::ephemeral(dir.path().join("flags.db"), ADMIN);
-    config.webhook_allow_private = true;
-    let running = flag_server::start(&config).await.expect("server starts");
-    TestServer {
-        base: format!("http://{}", running.addr),
-        client: reqwest::Client::new(),
-        running,
-        _dir: dir,
-    }
+async fn server_allowing_loopback_webhooks() -> TestServer {
+    TestServer::start_tuned(|c| c.webhook_allow_private = true).await
 }
 
 /// A flag serving `off` to everyone, enabled: the starting point of a release of `on`.
@@ -157,7 +148,7 @@ async fn webhook_receiver() -> (String, mpsc::Receiver<(Vec<(String, String)>, V
 
 #[tokio::test]
 async fn a_regression_rolls_the_release_back_with_audit_and_signed_webhook() {
-    let server = server_allowing_loopback_webhooks(tempfile::tempdir().unwrap()).await;
+    let server = server_allowing_loopback_webhooks().await;
     flag_serving_off(&server).await;
     let (url, mut received) = webhook_receiver().await;
     let secret = "s3cret-s3cret-s3cret";
@@ -383,17 +374,9 @@ async fn bad_plans_name_the_field_and_change_nothing() {
 #[tokio::test]
 async fn a_release_survives_a_restart_and_carries_on() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flags.db");
+    let db = common::database(&dir);
     {
-        let running = flag_server::start(&Config::ephemeral(&db, ADMIN))
-            .await
-            .unwrap();
-        let server = TestServer {
-            base: format!("http://{}", running.addr),
-            client: reqwest::Client::new(),
-            running,
-            _dir: tempfile::tempdir().unwrap(),
-        };
+        let server = TestServer::on(db.clone(), tempfile::tempdir().unwrap(), |_| {}).await;
         flag_serving_off(&server).await;
         server.post(RELEASE, plan("rollback")).await.ok(201);
         server
@@ -402,15 +385,7 @@ async fn a_release_survives_a_restart_and_carries_on() {
             .ok(200);
         server.running.handle.stop(true).await;
     }
-    let running = flag_server::start(&Config::ephemeral(&db, ADMIN))
-        .await
-        .unwrap();
-    let server = TestServer {
-        base: format!("http://{}", running.addr),
-        client: reqwest::Client::new(),
-        running,
-        _dir: dir,
-    };
+    let server = TestServer::on(db, dir, |_| {}).await;
     let status = server.get(RELEASE).await.ok(200).clone();
     assert_eq!(
         (status["state"].clone(), status["percent"].clone()),

@@ -4,6 +4,9 @@
 
 mod common;
 
+/// The suites here run on SQLite; `on_postgres` runs the API suites again on PostgreSQL.
+const ON_POSTGRES: bool = false;
+
 mod concurrency;
 mod durability;
 mod environments;

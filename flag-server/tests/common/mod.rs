@@ -5,6 +5,7 @@ pub mod live;
 pub mod postgres;
 pub mod process;
 
+use flag_server::store::Location;
 use flag_server::{Config, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -73,10 +74,37 @@ impl Reply {
     }
 }
 
+/// A fresh database on this binary's backend (`crate::ON_POSTGRES`: SQLite in `tests`,
+/// PostgreSQL in `on_postgres`): `dir/flags.db`, or a new PostgreSQL database.
+pub fn database(dir: &tempfile::TempDir) -> Location {
+    if crate::ON_POSTGRES {
+        Location::Postgres(postgres::database())
+    } else {
+        dir.path().join("flags.db").into()
+    }
+}
+
 impl TestServer {
+    /// On a fresh database.
     pub async fn start() -> TestServer {
+        Self::start_tuned(|_| {}).await
+    }
+
+    /// On a fresh database, with `tune` applied to the defaults.
+    pub async fn start_tuned(tune: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config::ephemeral(dir.path().join("flags.db"), ADMIN);
+        let db = database(&dir);
+        Self::on(db, dir, tune).await
+    }
+
+    /// On `db` (kept with `dir` until the server is dropped), with `tune` applied.
+    pub async fn on(
+        db: Location,
+        dir: tempfile::TempDir,
+        tune: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let mut config = Config::ephemeral(db, ADMIN);
+        tune(&mut config);
         let running = flag_server::start(&config).await.expect("server starts");
         TestServer {
             base: format!("http://{}", running.addr),
