@@ -18,6 +18,8 @@ mod evaluate;
 mod flags;
 mod hostile;
 mod kill;
+mod ops;
 mod releases;
+mod sdk_stream;
 mod segments;
 mod tokens;

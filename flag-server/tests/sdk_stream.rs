@@ -2,7 +2,6 @@
 //! `client` feature) streaming from it. No fixed sleeps: every wait is on the SDK's change
 //! subscription or a bounded poll.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use flag_sdk::{Client, Context, ErrorKind, Reason, Status};
@@ -14,20 +13,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const CLOSED_GONE_WITHIN: Duration = Duration::from_secs(2);
 
 use crate::common::live::{eventually, raw_stream, within, LiveServer as Server, WAIT};
-use crate::common::ADMIN;
+use crate::common::{database, execute, ADMIN};
 
 fn ctx() -> Context {
     Context::new("user-1")
 }
 
-fn db(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("flags.db")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_snapshot_then_a_kill_reaches_the_sdk() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&db(&dir), None, |_| {}).await;
+    let db = database(&dir);
+    let server = Server::start(db.clone(), None, |_| {}).await;
     server.enabled_flag("checkout").await;
     let (_, token) = server.sdk_token().await;
 
@@ -74,7 +70,8 @@ async fn first_snapshot_then_a_kill_reaches_the_sdk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_endpoint_etag_and_token_scoping() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&db(&dir), None, |_| {}).await;
+    let db = database(&dir);
+    let server = Server::start(db.clone(), None, |_| {}).await;
     server.enabled_flag("checkout").await;
     let (_, token) = server.sdk_token().await;
     let http = &server.http;
@@ -130,7 +127,8 @@ async fn snapshot_endpoint_etag_and_token_scoping() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_then_catch_up() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&db(&dir), None, |_| {}).await;
+    let db = database(&dir);
+    let server = Server::start(db.clone(), None, |_| {}).await;
     server.enabled_flag("checkout").await;
     let (_, token) = server.sdk_token().await;
     let client = server.client(&token).build().await.unwrap();
@@ -143,7 +141,7 @@ async fn server_restart_then_catch_up() {
         "keeps the last data"
     );
 
-    let server = Server::start(&db(&dir), Some(addr), |_| {}).await;
+    let server = Server::start(db.clone(), Some(addr), |_| {}).await;
     eventually("the reconnect", || client.status() == Status::Valid).await;
     let mut changes = client.subscribe();
     server.kill("checkout").await;
@@ -160,8 +158,9 @@ async fn server_restart_then_catch_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_at_start_with_and_without_cache_then_up() {
     let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
     let cache = dir.path().join("cache.json");
-    let server = Server::start(&db(&dir), None, |_| {}).await;
+    let server = Server::start(db.clone(), None, |_| {}).await;
     server.enabled_flag("checkout").await;
     let (_, token) = server.sdk_token().await;
     let client = server
@@ -204,7 +203,7 @@ async fn server_down_at_start_with_and_without_cache_then_up() {
     );
 
     // Up again: both connect by themselves.
-    let server = Server::start(&db(&dir), Some(addr), |_| {}).await;
+    let server = Server::start(db.clone(), Some(addr), |_| {}).await;
     eventually("both valid", || {
         cached.status() == Status::Valid && bare.status() == Status::Valid
     })
@@ -218,9 +217,10 @@ async fn server_down_at_start_with_and_without_cache_then_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_cache_is_ignored_and_rewritten() {
     let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
     let cache = dir.path().join("cache.json");
     std::fs::write(&cache, b"{\"environment\": \"production\", \"rev").unwrap();
-    let server = Server::start(&db(&dir), None, |_| {}).await;
+    let server = Server::start(db.clone(), None, |_| {}).await;
     server.enabled_flag("checkout").await;
     let (_, token) = server.sdk_token().await;
     let client = server
@@ -245,8 +245,9 @@ async fn corrupt_cache_is_ignored_and_rewritten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_token_is_cut_off_and_shows_refused() {
     let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
     // Heartbeats far apart: the revocation itself must end the stream, not the next beat.
-    let server = Server::start(&db(&dir), None, |c| c.sse_heartbeat_ms = 600_000).await;
+    let server = Server::start(db.clone(), None, |c| c.sse_heartbeat_ms = 600_000).await;
     server.enabled_flag("checkout").await;
     let (id, token) = server.sdk_token().await;
     let client = server.client(&token).build().await.unwrap();
@@ -285,7 +286,8 @@ async fn revoked_token_is_cut_off_and_shows_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_is_cut_off_while_others_keep_up() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&db(&dir), None, |c| c.sse_buffer = 4).await;
+    let db = database(&dir);
+    let server = Server::start(db.clone(), None, |c| c.sse_buffer = 4).await;
     server.enabled_flag("big").await;
     // ~150 KB per event, so a reader that stops reading blocks its connection quickly.
     let keys: Vec<String> = (0..8000).map(|i| format!("user-{i:06}")).collect();
@@ -356,8 +358,9 @@ async fn slow_subscriber_is_cut_off_while_others_keep_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_connection_leaves_the_subscriber_count_at_once() {
     let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
     // The default heartbeat (10 s): a write failing at the next beat cannot be what notices.
-    let server = Server::start(&db(&dir), None, |_| {}).await;
+    let server = Server::start(db.clone(), None, |_| {}).await;
     let heartbeat = server.running.state.broadcaster.settings().heartbeat;
     assert!(heartbeat >= CLOSED_GONE_WITHIN * 4, "{heartbeat:?}");
     server.enabled_flag("checkout").await;
@@ -401,27 +404,26 @@ async fn a_closed_connection_leaves_the_subscriber_count_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_event_id_after_a_restart_replays_from_the_log_or_puts_when_pruned() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&db(&dir), None, |_| {}).await;
+    let db = database(&dir);
+    let server = Server::start(db.clone(), None, |_| {}).await;
     server.enabled_flag("checkout").await;
     let (_, token) = server.sdk_token().await;
     let seen = server.revision();
     server.kill("checkout").await;
     server.restore("checkout").await;
     let addr = server.stop().await;
-    let server = Server::start(&db(&dir), Some(addr), |_| {}).await;
+    let server = Server::start(db.clone(), Some(addr), |_| {}).await;
     let patches = vec![
         ("patch".to_owned(), seen + 1),
         ("patch".to_owned(), seen + 2),
     ];
     assert_eq!(server.events_after(&token, seen, seen + 2).await, patches);
     // Prune what the SDK missed first: the log can no longer say all it missed.
-    rusqlite::Connection::open(db(&dir))
-        .unwrap()
-        .execute(
-            "DELETE FROM changes WHERE revision = ?1",
-            [i64::try_from(seen + 1).unwrap()],
-        )
-        .unwrap();
+    execute(
+        &db,
+        format!("DELETE FROM changes WHERE revision = {}", seen + 1),
+    )
+    .await;
     let events = server.events_after(&token, seen, seen + 2).await;
     assert_eq!(events, vec![("put".to_owned(), seen + 2)]);
 }

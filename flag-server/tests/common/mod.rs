@@ -5,6 +5,7 @@ pub mod live;
 pub mod postgres;
 pub mod process;
 
+use flag_server::store::sql::Conn;
 use flag_server::store::Location;
 use flag_server::{Config, Running};
 use reqwest::{Method, StatusCode};
@@ -82,6 +83,20 @@ pub fn database(dir: &tempfile::TempDir) -> Location {
     } else {
         dir.path().join("flags.db").into()
     }
+}
+
+/// Runs `sql` on `db` behind the server's back (what an operator or a fault would do).
+pub async fn execute(db: &Location, sql: String) {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = match &db {
+            Location::Sqlite(path) => Conn::sqlite(rusqlite::Connection::open(path).unwrap()),
+            Location::Postgres(url) => Conn::connect_postgres(url).unwrap(),
+        };
+        conn.batch(&sql).unwrap();
+    })
+    .await
+    .unwrap();
 }
 
 impl TestServer {
