@@ -121,6 +121,7 @@ pub fn storage_fault(e: &sql::Error) -> Option<&'static str> {
     match e {
         sql::Error::Sqlite(e) => sqlite_fault(e),
         sql::Error::Postgres(e) => postgres_unreachable(e).then_some(UNREACHABLE),
+        sql::Error::Runtime(_) => Some(UNREACHABLE),
         sql::Error::NoRows | sql::Error::Type { .. } => None,
     }
 }

@@ -8,7 +8,7 @@
 //! bytes and NULL, the types the schema uses on both sides (`BIGINT`, `DOUBLE PRECISION`,
 //! `TEXT`, `BYTEA` on PostgreSQL). Nothing here knows a table.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
@@ -28,6 +28,9 @@ pub enum Error {
     /// A query that must return a row returned none.
     #[error("the query returned no row")]
     NoRows,
+    /// The runtime that drives a PostgreSQL session could not be built.
+    #[error("cannot start a PostgreSQL session: {0}")]
+    Runtime(std::io::Error),
     /// A column held a value of another type than the store expects.
     #[error("column {column}: expected {expected}, found {found}")]
     Type {
@@ -62,6 +65,56 @@ pub enum Param<'a> {
     Text(&'a str),
     /// Bytes.
     Blob(&'a [u8]),
+}
+
+/// A [`Param`] kept for a deferred statement.
+#[derive(Debug, Clone)]
+enum OwnedParam {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<&Param<'_>> for OwnedParam {
+    fn from(p: &Param<'_>) -> Self {
+        match *p {
+            Param::Null => OwnedParam::Null,
+            Param::Int(i) => OwnedParam::Int(i),
+            Param::Real(r) => OwnedParam::Real(r),
+            Param::Text(t) => OwnedParam::Text(t.to_owned()),
+            Param::Blob(b) => OwnedParam::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl OwnedParam {
+    fn as_param(&self) -> Param<'_> {
+        match self {
+            OwnedParam::Null => Param::Null,
+            OwnedParam::Int(i) => Param::Int(*i),
+            OwnedParam::Real(r) => Param::Real(*r),
+            OwnedParam::Text(t) => Param::Text(t),
+            OwnedParam::Blob(b) => Param::Blob(b),
+        }
+    }
+}
+
+impl PgToSql for OwnedParam {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        self.as_param().to_sql(ty, out)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
 }
 
 /// A column's value.
@@ -306,9 +359,6 @@ impl fmt::Display for Backend {
 /// a reader checked out of the pool).
 pub struct Conn {
     inner: Inner,
-    /// Rows changed by statements on a PostgreSQL connection (SQLite counts its own), for
-    /// the writer's "did this reach the disk" check.
-    changed: Cell<u64>,
 }
 
 enum Inner {
@@ -317,11 +367,132 @@ enum Inner {
     Postgres(Box<RefCell<Pg>>),
 }
 
+/// A PostgreSQL session: tokio-postgres on a current-thread runtime of its own, driven by
+/// the one thread using the connection (as the blocking `postgres` crate does), so that
+/// several statements can be in flight at once ([`Conn::defer`]).
 struct Pg {
-    client: OffRuntime,
-    statements: HashMap<String, postgres::Statement>,
+    client: tokio_postgres::Client,
+    /// Drives the connection while a statement runs. Dropped off async threads (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+    statements: HashMap<String, tokio_postgres::Statement>,
+    /// Statements sent with the next round trip ([`Conn::defer`]).
+    deferred: Vec<Deferred>,
+    /// Rows changed through this session, for the writer's "did this reach the disk" check.
+    changed: u64,
     /// Where to connect again when the session is lost.
     url: String,
+}
+
+/// A statement waiting for the next round trip.
+enum Deferred {
+    Execute(tokio_postgres::Statement, Vec<OwnedParam>),
+    Batch(String),
+}
+
+impl Pg {
+    fn connect(url: &str) -> Result<Pg, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let (client, connection) =
+            runtime.block_on(tokio_postgres::connect(url, tokio_postgres::NoTls))?;
+        runtime.spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "PostgreSQL connection ended");
+            }
+        });
+        Ok(Pg {
+            client,
+            runtime: Some(runtime),
+            statements: HashMap::new(),
+            deferred: Vec::new(),
+            changed: 0,
+            url: url.to_owned(),
+        })
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<tokio_postgres::Statement, Error> {
+        if let Some(stmt) = self.statements.get(sql) {
+            return Ok(stmt.clone());
+        }
+        let sql_dollar = dollar_placeholders(sql);
+        let Out::Statement(stmt) = self.run(Op::Prepare(&sql_dollar))? else {
+            unreachable!("a prepare answers a statement")
+        };
+        self.statements.insert(sql.to_owned(), stmt.clone());
+        Ok(stmt)
+    }
+
+    /// Runs `op` after every deferred statement, all sent in one round trip (tokio-postgres
+    /// pipelines the requests that are in flight together); the first error wins, and rows
+    /// changed by deferred statements are counted.
+    fn run(&mut self, op: Op<'_>) -> Result<Out, Error> {
+        let deferred = std::mem::take(&mut self.deferred);
+        let client = &self.client;
+        let runtime = self.runtime.as_ref().expect("present until dropped");
+        let (earlier, result) = runtime.block_on(async {
+            let earlier = futures_util::future::join_all(deferred.iter().map(|d| async move {
+                match d {
+                    Deferred::Execute(stmt, params) => {
+                        let refs: Vec<&(dyn PgToSql + Sync)> =
+                            params.iter().map(|p| p as &(dyn PgToSql + Sync)).collect();
+                        client.execute(stmt, &refs).await
+                    }
+                    Deferred::Batch(sql) => client.batch_execute(sql).await.map(|()| 0),
+                }
+            }));
+            let op = async {
+                Ok(match op {
+                    Op::Prepare(sql) => Out::Statement(client.prepare(sql).await?),
+                    Op::Execute(stmt, params) => Out::Changed(client.execute(stmt, params).await?),
+                    Op::Query(stmt, params) => Out::Rows(client.query(stmt, params).await?),
+                    Op::Batch(sql) => Out::Changed(client.batch_execute(sql).await.map(|()| 0)?),
+                    Op::Flush => Out::Changed(0),
+                })
+            };
+            futures_util::join!(earlier, op)
+        });
+        for outcome in earlier {
+            self.changed += outcome?;
+        }
+        result
+    }
+}
+
+/// What [`Pg::run`] runs after the deferred statements.
+enum Op<'a> {
+    Prepare(&'a str),
+    Execute(
+        &'a tokio_postgres::Statement,
+        &'a [&'a (dyn PgToSql + Sync)],
+    ),
+    Query(
+        &'a tokio_postgres::Statement,
+        &'a [&'a (dyn PgToSql + Sync)],
+    ),
+    Batch(&'a str),
+    /// Nothing: just the deferred statements.
+    Flush,
+}
+
+/// What it answered.
+enum Out {
+    Statement(tokio_postgres::Statement),
+    Changed(u64),
+    Rows(Vec<postgres::Row>),
+}
+
+impl Drop for Pg {
+    /// A runtime must not be dropped on an async thread (it would panic): a session dropped
+    /// there is dropped on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                std::thread::spawn(move || drop(runtime));
+            }
+        }
+    }
 }
 
 impl Conn {
@@ -329,7 +500,6 @@ impl Conn {
     pub fn sqlite(conn: rusqlite::Connection) -> Conn {
         Conn {
             inner: Inner::Sqlite(conn),
-            changed: Cell::new(0),
         }
     }
 
@@ -337,12 +507,7 @@ impl Conn {
     /// there again after the session is lost.
     pub fn connect_postgres(url: &str) -> Result<Conn, Error> {
         Ok(Conn {
-            inner: Inner::Postgres(Box::new(RefCell::new(Pg {
-                client: OffRuntime(Some(postgres::Client::connect(url, postgres::NoTls)?)),
-                statements: HashMap::new(),
-                url: url.to_owned(),
-            }))),
-            changed: Cell::new(0),
+            inner: Inner::Postgres(Box::new(RefCell::new(Pg::connect(url)?))),
         })
     }
 
@@ -357,9 +522,7 @@ impl Conn {
         if !pg.client.is_closed() {
             return Ok(false);
         }
-        let client = postgres::Client::connect(&pg.url, postgres::NoTls)?;
-        pg.client = OffRuntime(Some(client));
-        pg.statements.clear();
+        *pg = Pg::connect(&pg.url.clone())?;
         Ok(true)
     }
 
@@ -383,7 +546,7 @@ impl Conn {
     pub fn changed(&self) -> u64 {
         match &self.inner {
             Inner::Sqlite(c) => c.total_changes(),
-            Inner::Postgres(_) => self.changed.get(),
+            Inner::Postgres(pg) => pg.borrow().changed,
         }
     }
 
@@ -397,8 +560,10 @@ impl Conn {
             Inner::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
                 let stmt = pg.statement(sql)?;
-                let n = pg.client.execute(&stmt, &pg_params(params))?;
-                self.changed.set(self.changed.get() + n);
+                let Out::Changed(n) = pg.run(Op::Execute(&stmt, &pg_params(params)))? else {
+                    unreachable!("an execute answers a count")
+                };
+                pg.changed += n;
                 Ok(n)
             }
         }
@@ -433,13 +598,16 @@ impl Conn {
             Inner::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
                 let stmt = pg.statement(sql)?;
-                let rows = pg.client.query(&stmt, &pg_params(params))?;
+                let Out::Rows(rows) = pg.run(Op::Query(&stmt, &pg_params(params)))? else {
+                    unreachable!("a query answers rows")
+                };
+                if returns_changes(sql) {
+                    pg.changed += rows.len() as u64;
+                }
+                drop(pg);
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
                     out.push(f(&pg_row(r)?)?);
-                }
-                if returns_changes(sql) {
-                    self.changed.set(self.changed.get() + rows.len() as u64);
                 }
                 Ok(out)
             }
@@ -460,9 +628,48 @@ impl Conn {
     pub fn batch(&self, sql: &str) -> Result<(), Error> {
         match &self.inner {
             Inner::Sqlite(c) => c.execute_batch(sql)?,
-            Inner::Postgres(pg) => pg.borrow_mut().client.batch_execute(sql)?,
+            Inner::Postgres(pg) => {
+                pg.borrow_mut().run(Op::Batch(sql))?;
+            }
         }
         Ok(())
+    }
+
+    /// Runs one statement whose outcome the caller does not need now: SQLite runs it at
+    /// once; PostgreSQL sends it with the next round trip (the next statement that answers,
+    /// or [`Conn::flush`]), whose error it then is. Order is kept.
+    pub fn defer(&self, sql: &str, params: &[Param<'_>]) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Sqlite(_) => self.execute(sql, params).map(drop),
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let stmt = pg.statement(sql)?;
+                let owned = params.iter().map(OwnedParam::from).collect();
+                pg.deferred.push(Deferred::Execute(stmt, owned));
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Conn::defer`] for statements without parameters (transaction control).
+    pub fn defer_batch(&self, sql: &str) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Inner::Postgres(pg) => {
+                pg.borrow_mut()
+                    .deferred
+                    .push(Deferred::Batch(sql.to_owned()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends every deferred statement now; the first one's error, if any failed.
+    pub fn flush(&self) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Sqlite(_) => Ok(()),
+            Inner::Postgres(pg) => pg.borrow_mut().run(Op::Flush).map(drop),
+        }
     }
 
     /// Whether the connection to the database is gone (PostgreSQL; SQLite never is).
@@ -470,45 +677,6 @@ impl Conn {
         match &self.inner {
             Inner::Sqlite(_) => false,
             Inner::Postgres(pg) => pg.borrow().client.is_closed(),
-        }
-    }
-}
-
-impl Pg {
-    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, Error> {
-        if let Some(stmt) = self.statements.get(sql) {
-            return Ok(stmt.clone());
-        }
-        let stmt = self.client.prepare(&dollar_placeholders(sql))?;
-        self.statements.insert(sql.to_owned(), stmt.clone());
-        Ok(stmt)
-    }
-}
-
-/// The blocking client, whose drop (it says goodbye to the server through its own runtime)
-/// never runs on an async thread, where that would panic: a connection dropped there is
-/// dropped on a thread of its own.
-struct OffRuntime(Option<postgres::Client>);
-
-impl std::ops::Deref for OffRuntime {
-    type Target = postgres::Client;
-    fn deref(&self) -> &postgres::Client {
-        self.0.as_ref().expect("present until dropped")
-    }
-}
-
-impl std::ops::DerefMut for OffRuntime {
-    fn deref_mut(&mut self) -> &mut postgres::Client {
-        self.0.as_mut().expect("present until dropped")
-    }
-}
-
-impl Drop for OffRuntime {
-    fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                std::thread::spawn(move || drop(client));
-            }
         }
     }
 }
