@@ -61,11 +61,11 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
-/// Inserts an audit row inside the caller's transaction.
+/// Inserts an audit row inside the caller's transaction (with the next round trip).
 pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) -> Result<(), ApiError> {
     let before = row.before.as_ref().map(to_json);
     let after = row.after.as_ref().map(to_json);
-    ctx.conn.execute(
+    ctx.conn.defer(
         "INSERT INTO audit (at, actor, action, flag, segment, environment, before, after, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![

@@ -119,7 +119,7 @@ fn write_config(
     pre_kill: Option<&Flag>,
 ) -> Result<(), ApiError> {
     let pre_kill = pre_kill.map(to_json);
-    ctx.conn.execute(
+    ctx.conn.defer(
         "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
          WHERE flag = ?1 AND environment = ?2",
         params![

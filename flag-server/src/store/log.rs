@@ -84,8 +84,8 @@ fn kind(effect: &Effect) -> &'static str {
     }
 }
 
-/// Appends `effect` (inside the caller's transaction); returns its `seq`.
-pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<u64, Error> {
+/// Appends `effect` (inside the caller's transaction), with the next round trip.
+pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<(), Error> {
     let (environment, revision) = effect.target().unwrap_or(("", 0));
     let (key, data) = match effect {
         Effect::Flag { flag, .. } => (flag.key.as_str(), Some(to_json(flag))),
@@ -96,9 +96,9 @@ pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<u64, Error
         Effect::Environment(snapshot) => (snapshot.environment.as_str(), Some(to_json(snapshot))),
         Effect::Tokens => ("", None),
     };
-    conn.query_one(
+    conn.defer(
         "INSERT INTO changes (environment, revision, kind, key, data, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             environment,
             revision,
@@ -107,8 +107,7 @@ pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<u64, Error
             data.as_deref(),
             at_millis
         ],
-    )?
-    .get(0)
+    )
 }
 
 /// The last `seq` committed (0 for an empty log).

@@ -194,7 +194,7 @@ pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize
     let mut queued = 0;
     for hook in list(ctx.conn)? {
         if hook.events.iter().any(|e| e == "*" || e == event) {
-            ctx.conn.execute(
+            ctx.conn.defer(
                 "INSERT INTO webhook_deliveries (webhook_id, event, payload, created_at, next_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![hook.id, event, &body, ctx.now, now],

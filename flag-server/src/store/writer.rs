@@ -123,8 +123,8 @@ pub struct WriteCtx<'a> {
     pub now: &'a str,
     working: &'a HashMap<String, Snapshot>,
     effects: Vec<Effect>,
-    /// The change log's `seq` of this request's last effect.
-    last_seq: Option<u64>,
+    /// Revisions this request has bumped, not yet in `working`.
+    revisions: HashMap<String, u64>,
     probed: bool,
 }
 
@@ -143,22 +143,28 @@ impl WriteCtx<'_> {
         keys
     }
 
-    /// Bumps the environment's revision and returns the new one.
-    pub fn bump_revision(&self, environment: &str) -> Result<u64, ApiError> {
-        let revision = self.conn.query_opt(
-            "UPDATE environments SET revision = revision + 1 WHERE key = ?1 RETURNING revision",
-            params![environment],
+    /// Bumps the environment's revision and returns the new one. The writer's working state
+    /// is the committed one (one writer at a time, and on PostgreSQL the group read the log
+    /// under the write lock first), so the next revision is known without asking: the UPDATE
+    /// goes with the next round trip.
+    pub fn bump_revision(&mut self, environment: &str) -> Result<u64, ApiError> {
+        let current = match self.revisions.get(environment) {
+            Some(&revision) => revision,
+            None => self.snapshot(environment)?.revision,
+        };
+        let revision = current + 1;
+        self.conn.defer(
+            "UPDATE environments SET revision = ?2 WHERE key = ?1",
+            params![environment, revision],
         )?;
-        revision
-            .map(|r| r.get::<i64>(0).map(|r| r as u64))
-            .transpose()?
-            .ok_or_else(|| ApiError::NotFound(format!("no environment `{environment}`")))
+        self.revisions.insert(environment.to_owned(), revision);
+        Ok(revision)
     }
 
     /// Records what this request does to the in-memory state (applied if it succeeds).
     /// Appends it to the change log in this request's savepoint.
     pub fn emit(&mut self, effect: Effect) -> Result<(), ApiError> {
-        self.last_seq = Some(log::append(self.conn, &effect, clock_millis())?);
+        log::append(self.conn, &effect, clock_millis())?;
         self.effects.push(effect);
         Ok(())
     }
@@ -249,11 +255,10 @@ pub(crate) fn run(
             }
         }
         let mut effects: Vec<Effect> = Vec::new();
-        let mut last_seq = None;
         if let Err(e) = begin(&conn).and_then(|()| {
             // Only PostgreSQL has other writers: a SQLite file has this server alone (its lock).
             if conn.backend() == Backend::Postgres {
-                last_seq = catch_up_from(&conn, applied, &mut working, &mut effects)?;
+                catch_up_from(&conn, applied, &mut working, &mut effects)?;
             }
             Ok(())
         }) {
@@ -270,41 +275,58 @@ pub(crate) fn run(
         let changes = conn.changed();
         let mut probed = false;
         let now = crate::store::now();
-        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        // Each reply with the group's verdict on it: `Some` when its request failed after it
+        // ran (its deferred statements did not go through).
+        let mut replies: Vec<(Reply, Option<ApiError>)> = Vec::with_capacity(batch.len());
         let mut fault: Option<String> = None;
         let mut lost = false;
         let mut queue = batch.into_iter();
         for job in queue.by_ref() {
-            exec(&conn, "SAVEPOINT request");
+            defer(&conn, "SAVEPOINT request");
             let mut ctx = WriteCtx {
                 conn: &conn,
                 now: &now,
                 working: &working,
                 effects: Vec::new(),
-                last_seq: None,
+                revisions: HashMap::new(),
                 probed: false,
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| job(Some(&mut ctx))));
             let new_effects = std::mem::take(&mut ctx.effects);
             let job_probed = ctx.probed;
-            let job_seq = ctx.last_seq;
-            match outcome {
+            // What the request deferred goes through now, with its RELEASE: one round trip.
+            let outcome = match outcome {
                 Ok((Outcome::Done, reply)) => {
-                    exec(&conn, "RELEASE request");
+                    match conn
+                        .defer_batch("RELEASE request")
+                        .and_then(|()| conn.flush())
+                    {
+                        Ok(()) => Ok((Outcome::Done, reply, None)),
+                        Err(e) => {
+                            let fault = storage_fault(&e).map(str::to_owned);
+                            Ok((Outcome::Failed { fault }, reply, Some(ApiError::from(e))))
+                        }
+                    }
+                }
+                Ok((failed, reply)) => Ok((failed, reply, None)),
+                Err(panic) => Err(panic),
+            };
+            match outcome {
+                Ok((Outcome::Done, reply, _)) => {
                     probed |= job_probed;
-                    last_seq = job_seq.or(last_seq);
                     for effect in &new_effects {
                         apply(&mut working, effect);
                     }
                     effects.extend(new_effects);
-                    replies.push(reply);
+                    replies.push((reply, None));
                 }
-                Ok((Outcome::Failed { fault: f }, reply)) => {
+                Ok((Outcome::Failed { fault: f }, reply, late)) => {
                     exec(&conn, "ROLLBACK TO request");
                     exec(&conn, "RELEASE request");
                     fault = f.or(fault);
-                    // Answered after the group, with its own error (a storage fault's 503).
-                    replies.push(reply);
+                    // Answered after the group, with its own error (a storage fault's 503),
+                    // or the error its deferred statements met.
+                    replies.push((reply, late));
                 }
                 Err(_) => {
                     tracing::error!("a write request panicked; rolled back");
@@ -328,7 +350,7 @@ pub(crate) fn run(
                 "the database rolled the transaction back; the change was not saved".to_owned()
             });
             tracing::error!(%detail, "a group's transaction was rolled back by SQLite");
-            for reply in replies {
+            for (reply, _) in replies {
                 reply(Some(ApiError::Unavailable(detail.clone())));
             }
             reject(queue.collect(), &detail);
@@ -348,24 +370,27 @@ pub(crate) fn run(
             }
         }
         let notify = conn.backend() == Backend::Postgres && !effects.is_empty();
-        let committed = if notify {
-            conn.batch(log::NOTIFY)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = committed.and_then(|()| conn.batch("COMMIT")) {
-            let detail = failure_detail(&conn, &e);
-            tracing::error!(error = %e, %detail, "group commit failed; rolled back");
-            let _ = conn.batch("ROLLBACK");
-            if storage_fault(&e).is_some() {
-                health.set(Some(detail.clone()));
-            }
-            stale = !reload(&conn, &mut working);
-            for reply in replies {
-                reply(Some(ApiError::Unavailable(detail.clone())));
-            }
-            continue;
+        if notify {
+            defer(&conn, log::NOTIFY);
         }
+        // The log's end as this group leaves it (read under the write lock), then COMMIT.
+        let committed = log::head(&conn).and_then(|head| conn.batch("COMMIT").map(|()| head));
+        let head = match committed {
+            Ok(head) => head,
+            Err(e) => {
+                let detail = failure_detail(&conn, &e);
+                tracing::error!(error = %e, %detail, "group commit failed; rolled back");
+                let _ = conn.batch("ROLLBACK");
+                if storage_fault(&e).is_some() {
+                    health.set(Some(detail.clone()));
+                }
+                stale = !reload(&conn, &mut working);
+                for (reply, _) in replies {
+                    reply(Some(ApiError::Unavailable(detail.clone())));
+                }
+                continue;
+            }
+        };
         if probed || conn.changed() > changes {
             // Something reached the disk: the database takes writes (again).
             health.set(None);
@@ -376,12 +401,10 @@ pub(crate) fn run(
             .metrics
             .write_latency
             .observe(commit_time.as_secs_f64());
-        if let Some(seq) = last_seq {
-            applied = applied.max(seq);
-        }
+        applied = applied.max(head);
         after_commit(&conn, &working, &effects, &published);
-        for reply in replies {
-            reply(None);
+        for (reply, late) in replies {
+            reply(late);
         }
     }
     // Every sender is gone: the server is shutting down. Checkpoint so the WAL is small.
@@ -424,10 +447,10 @@ fn clock_millis() -> i64 {
 fn begin(conn: &Conn) -> Result<(), sql::Error> {
     match conn.backend() {
         Backend::Sqlite => conn.batch("BEGIN IMMEDIATE"),
+        // Sent with the group's first statement that answers (its read of the log).
         Backend::Postgres => {
-            conn.batch("BEGIN")?;
-            conn.query_one("SELECT pg_advisory_xact_lock(?1)", params![WRITE_LOCK])
-                .map(drop)
+            conn.defer_batch("BEGIN")?;
+            conn.defer("SELECT pg_advisory_xact_lock(?1)", params![WRITE_LOCK])
         }
     }
 }
@@ -458,6 +481,11 @@ fn reject(jobs: Vec<Job>, detail: &str) {
 /// Runs a statement without parameters from the statement cache; errors surface at COMMIT.
 fn exec(conn: &Conn, sql: &str) {
     let _ = conn.execute(sql, params![]);
+}
+
+/// [`exec`] with the next round trip.
+fn defer(conn: &Conn, sql: &str) {
+    let _ = conn.defer_batch(sql);
 }
 
 /// Replaces `working` with what is committed; false when the database cannot be read.
