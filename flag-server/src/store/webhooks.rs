@@ -112,6 +112,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewWebhook) -> Result<We
             ));
         }
     }
+    ctx.webhooks().take();
     let id: i64 = ctx
         .conn
         .query_one(
@@ -137,6 +138,10 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewWebhook) -> Result<We
     Ok(hook)
 }
 
+/// Live webhooks' ids and events, as a group commit keeps them between its requests
+/// ([`WriteCtx::webhooks`]).
+pub type Subscriptions = Vec<(i64, Vec<String>)>;
+
 /// Every live webhook.
 pub fn list(conn: &Conn) -> Result<Vec<Webhook>, ApiError> {
     let rows = conn.query_map(
@@ -158,6 +163,7 @@ pub fn list(conn: &Conn) -> Result<Vec<Webhook>, ApiError> {
 
 /// Stops a webhook; its pending deliveries are dropped.
 pub fn delete(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<(), ApiError> {
+    ctx.webhooks().take();
     let changed = ctx.conn.execute(
         "UPDATE webhooks SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
         params![id, ctx.now],
@@ -192,12 +198,17 @@ pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize
     let body = to_json(&body);
     let now = crate::release::scheduler::now_millis();
     let mut queued = 0;
-    for hook in list(ctx.conn)? {
-        if hook.events.iter().any(|e| e == "*" || e == event) {
+    let cache = ctx.webhooks();
+    if cache.borrow().is_none() {
+        let hooks = list(ctx.conn)?;
+        *cache.borrow_mut() = Some(hooks.into_iter().map(|h| (h.id, h.events)).collect());
+    }
+    for (id, events) in cache.borrow().iter().flatten() {
+        if events.iter().any(|e| e == "*" || e == event) {
             ctx.conn.defer(
                 "INSERT INTO webhook_deliveries (webhook_id, event, payload, created_at, next_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![hook.id, event, &body, ctx.now, now],
+                params![*id, event, &body, ctx.now, now],
             )?;
             queued += 1;
         }

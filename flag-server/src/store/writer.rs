@@ -12,6 +12,7 @@
 //! and the in-memory state is reloaded from what is committed. [`Health`] remembers the fault
 //! until a commit writes again, for `/readyz`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -24,6 +25,7 @@ use super::effects::{after_commit, apply, Effect};
 use super::health::{failure_detail, Health};
 use super::log;
 use super::sql::{self, params, Backend, Conn};
+use super::webhooks::Subscriptions;
 use super::Published;
 use crate::error::{storage_fault, ApiError, UNREACHABLE};
 
@@ -125,6 +127,7 @@ pub struct WriteCtx<'a> {
     effects: Vec<Effect>,
     /// Revisions this request has bumped, not yet in `working`.
     revisions: HashMap<String, u64>,
+    webhooks: &'a RefCell<Option<Subscriptions>>,
     probed: bool,
 }
 
@@ -167,6 +170,12 @@ impl WriteCtx<'_> {
         log::append(self.conn, &effect, clock_millis())?;
         self.effects.push(effect);
         Ok(())
+    }
+
+    /// The live webhooks, read once per group (`None` until a request needs them; a request
+    /// that creates or deletes one empties it).
+    pub(super) fn webhooks(&self) -> &RefCell<Option<Subscriptions>> {
+        self.webhooks
     }
 
     /// A real write that changes nothing: whether the database can be written again after a
@@ -280,6 +289,7 @@ pub(crate) fn run(
         let mut replies: Vec<(Reply, Option<ApiError>)> = Vec::with_capacity(batch.len());
         let mut fault: Option<String> = None;
         let mut lost = false;
+        let webhooks = RefCell::new(None);
         let mut queue = batch.into_iter();
         for job in queue.by_ref() {
             defer(&conn, "SAVEPOINT request");
@@ -289,6 +299,7 @@ pub(crate) fn run(
                 working: &working,
                 effects: Vec::new(),
                 revisions: HashMap::new(),
+                webhooks: &webhooks,
                 probed: false,
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| job(Some(&mut ctx))));
@@ -323,6 +334,7 @@ pub(crate) fn run(
                 Ok((Outcome::Failed { fault: f }, reply, late)) => {
                     exec(&conn, "ROLLBACK TO request");
                     exec(&conn, "RELEASE request");
+                    webhooks.take(); // it may have read what it then rolled back
                     fault = f.or(fault);
                     // Answered after the group, with its own error (a storage fault's 503),
                     // or the error its deferred statements met.
