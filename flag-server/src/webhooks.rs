@@ -182,7 +182,7 @@ pub async fn run(state: AppState, outbox: Arc<Outbox>, allow_private: bool) {
                 }
             }
         }
-        let now = crate::release::scheduler::now_millis();
+        let now = crate::clock::now_millis();
         let due = state.store.read(move |conn| store::due(conn, now)).await;
         let wait = match due {
             Ok((due, next)) => {
@@ -228,7 +228,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery, allow_
         }
     }
     let retry_at = (outcome.is_err() && attempts < MAX_ATTEMPTS).then(|| {
-        crate::release::scheduler::now_millis()
+        crate::clock::now_millis()
             + (FIRST_RETRY.as_millis() as i64) * (1i64 << (attempts - 1).min(20))
     });
     let (id, result) = (d.id, outcome.map_err(|e| e.to_string()));

@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use super::{method_not_allowed, optional_json, Body};
 use crate::auth::AdminToken;
+use crate::clock::{self, now_millis};
 use crate::error::{ApiError, Problem};
 use crate::release::guard::{Counts, GuardConfig};
 use crate::release::plan::{OnRegression, Release, ReleasePlan, ReleaseState};
-use crate::release::scheduler::now_millis;
 use crate::state::AppState;
 use crate::store::releases::{self, Command};
 
@@ -79,11 +78,7 @@ pub struct Observed {
 
 impl ReleaseView {
     fn new(flag: String, environment: String, r: Release) -> Self {
-        let next_at = r.next_at().and_then(|ms| {
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                .ok()
-                .and_then(|t| t.format(&Rfc3339).ok())
-        });
+        let next_at = r.next_at().and_then(clock::rfc3339);
         let observed = r
             .observed
             .iter()

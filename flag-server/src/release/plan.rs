@@ -11,8 +11,7 @@ use utoipa::ToSchema;
 
 use super::guard::{Counts, GuardConfig, Verdict};
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
+pub use crate::clock::Millis;
 
 /// What happens when the guard finds a regression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::plan::Millis;
+use crate::clock::{now_millis, Millis};
 use crate::state::AppState;
 use crate::store::releases;
 
@@ -27,11 +27,6 @@ impl Scheduler {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
-}
-
-/// Now, in Unix milliseconds.
-pub fn now_millis() -> Millis {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as Millis
 }
 
 /// Runs until the process ends.

@@ -33,7 +33,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use anyhow::Context as _;
 use flag_sdk::Snapshot;
 use rusqlite::{Connection, OpenFlags};
-use time::format_description::well_known::Rfc3339;
 
 use sql::Conn;
 
@@ -364,15 +363,6 @@ pub(crate) fn load_snapshots(conn: &Conn) -> anyhow::Result<HashMap<String, Snap
         }
     }
     Ok(out)
-}
-
-/// Now, RFC 3339 UTC with milliseconds.
-pub fn now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
 }
 
 /// Parses a JSON column written by this store.

@@ -203,7 +203,7 @@ pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo,
 /// showed its token is replaced, so the next start prints a token again and nobody is locked
 /// out by a secret that was never shown.
 pub(crate) fn bootstrap(conn: &Conn, secret: Option<&str>) -> anyhow::Result<Option<String>> {
-    let now = super::now();
+    let now = crate::clock::now_rfc3339();
     if let Some(secret) = secret {
         let hash = crate::auth::hash(secret);
         conn.execute(

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use super::audit::{self, NewAudit};
 use super::sql::{params, Conn};
 use super::{json, to_json, WriteCtx};
+use crate::clock::Millis;
 use crate::error::ApiError;
-use crate::release::plan::Millis;
 
 /// The events a webhook can subscribe to (`*` is every one).
 pub const EVENTS: &[&str] = &[
@@ -196,7 +196,7 @@ pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize
         map.insert("at".into(), Value::from(ctx.now));
     }
     let body = to_json(&body);
-    let now = crate::release::scheduler::now_millis();
+    let now = crate::clock::now_millis();
     let mut queued = 0;
     let cache = ctx.webhooks();
     if cache.borrow().is_none() {

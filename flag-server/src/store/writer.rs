@@ -27,6 +27,7 @@ use super::log;
 use super::sql::{self, params, Backend, Conn};
 use super::webhooks::Subscriptions;
 use super::Published;
+use crate::clock::now_millis;
 use crate::error::{storage_fault, ApiError, UNREACHABLE};
 
 /// How many requests one group commit takes at most.
@@ -167,7 +168,7 @@ impl WriteCtx<'_> {
     /// Records what this request does to the in-memory state (applied if it succeeds).
     /// Appends it to the change log in this request's savepoint.
     pub fn emit(&mut self, effect: Effect) -> Result<(), ApiError> {
-        log::append(self.conn, &effect, clock_millis())?;
+        log::append(self.conn, &effect, now_millis())?;
         self.effects.push(effect);
         Ok(())
     }
@@ -283,7 +284,7 @@ pub(crate) fn run(
         }
         let changes = conn.changed();
         let mut probed = false;
-        let now = crate::store::now();
+        let now = crate::clock::now_rfc3339();
         // Each reply with the group's verdict on it: `Some` when its request failed after it
         // ran (its deferred statements did not go through).
         let mut replies: Vec<(Reply, Option<ApiError>)> = Vec::with_capacity(batch.len());
@@ -372,7 +373,7 @@ pub(crate) fn run(
         groups += 1;
         if groups.is_multiple_of(PRUNE_EVERY) {
             exec(&conn, "SAVEPOINT prune");
-            match log::prune(&conn, clock_millis()) {
+            match log::prune(&conn, now_millis()) {
                 Ok(_) => exec(&conn, "RELEASE prune"),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot prune the change log");
@@ -447,11 +448,6 @@ const PRUNE_EVERY: u64 = 1024;
 
 /// Rows one catch-up reads at most; the rest come with the next one.
 const MAX_CATCH_UP: u64 = 10_000;
-
-/// Clock time in Unix milliseconds (the change log's `at`).
-fn clock_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 /// Starts a group's transaction. SQLite: `IMMEDIATE`, so the write lock is taken up front
 /// and a busy database fails here rather than at the first write. PostgreSQL: the write lock
