@@ -5,6 +5,8 @@
 //! cargo run --release -p flag-benches --bin propagation -- [--clients 1000] [--kills 20]
 //! cargo run --release -p flag-benches --bin propagation -- --idle 10000 [--kills 10] [--raw]
 //!     [--flags 1000]
+//! cargo run --release -p flag-benches --bin propagation -- --db postgres://... --replicas 3
+//!     [--clients 1000] [--kills 20] [--restart]
 //! ```
 //!
 //! Default mode: one process holds the real `flag-server` (in-process, 127.0.0.1:0, temp
@@ -12,6 +14,14 @@
 //! and waits, on every client's change subscription, until all N have swapped in the new
 //! snapshot; the round's time is the last client's swap minus the moment the API answered
 //! (a client may swap before the answer arrives: the stream is published right after COMMIT).
+//!
+//! `--db postgres://... --replicas R`: R replicas in this process on that (empty) PostgreSQL
+//! database; the clients are spread over them in turn and every kill goes through the first,
+//! so a round is the time until the change reached every replica's SDKs through the change
+//! log. With `--restart`, the last replica is then stopped, a few changes are made through the
+//! first while it is down, and it is started again on the same address: the harness reports
+//! how long until all of its clients hold the last change, and checks that every client of
+//! every replica is at the same revision (none missed a change).
 //!
 //! `--idle N`: the server runs in this process; the N clients run in a child process (this
 //! binary with `--child`), so this process's RSS growth (`VmRSS` in /proc/self/status) while
@@ -43,6 +53,9 @@ struct Args {
     raw: bool,
     flags: usize,
     child: Option<(String, String)>,
+    db: Option<String>,
+    replicas: usize,
+    restart: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -53,6 +66,9 @@ fn args() -> anyhow::Result<Args> {
         raw: false,
         flags: 0,
         child: None,
+        db: None,
+        replicas: 1,
+        restart: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -64,6 +80,9 @@ fn args() -> anyhow::Result<Args> {
             "--child" => args.child = Some((value()?, value()?)),
             "--raw" => args.raw = true,
             "--flags" => args.flags = value()?.parse()?,
+            "--db" => args.db = Some(value()?),
+            "--replicas" => args.replicas = value()?.parse()?,
+            "--restart" => args.restart = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -77,7 +96,14 @@ async fn main() -> anyhow::Result<()> {
         return child(url, token, args.clients, args.kills, args.raw).await;
     }
     let dir = tempfile::tempdir()?;
-    let mut config = flag_server::Config::ephemeral(dir.path().join("flags.db"), ADMIN);
+    let db: flag_server::store::Location = match &args.db {
+        Some(url) => url.parse()?,
+        None => dir.path().join("flags.db").into(),
+    };
+    if args.replicas > 1 && !matches!(db, flag_server::store::Location::Postgres(_)) {
+        bail!("--replicas needs --db postgres://... (replicas share one PostgreSQL database)");
+    }
+    let mut config = flag_server::Config::ephemeral(db, ADMIN);
     config.workers = Some(2);
     let server = flag_server::start(&config).await?;
     let url = format!("http://{}", server.addr);
@@ -108,6 +134,9 @@ async fn main() -> anyhow::Result<()> {
         .context("no token")?
         .to_owned();
 
+    if args.replicas > 1 {
+        return replicas(server, &config, &token, &args).await;
+    }
     match args.idle {
         None => {
             println!(
@@ -122,6 +151,106 @@ async fn main() -> anyhow::Result<()> {
     }
     server.state.broadcaster.shutdown();
     server.handle.stop(false).await;
+    Ok(())
+}
+
+/// `--replicas`: `first` and R-1 more replicas on the same database, the clients spread over
+/// them, every kill through `first`; then, with `--restart`, the last replica restarted.
+async fn replicas(
+    first: flag_server::Running,
+    config: &flag_server::Config,
+    token: &str,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let mut servers = vec![first];
+    for _ in 1..args.replicas {
+        servers.push(flag_server::start(config).await?);
+    }
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("http://{}", s.addr))
+        .collect();
+    let per = args.clients / urls.len();
+    let mut groups = Vec::new();
+    for url in &urls {
+        // The token was made through the first replica: wait until this one knows it.
+        let deadline = Instant::now() + ROUND_TIMEOUT;
+        loop {
+            let r = reqwest::Client::new()
+                .get(format!("{url}/sdk/v1/snapshot"))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            if r.status().is_success() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{url} never accepted the token");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        groups.push(connect_clients(url, token, per, ROUND_TIMEOUT).await?);
+    }
+    println!(
+        "propagation: {} SDK clients over {} replicas on PostgreSQL ({per} each), {} kills \
+         through the first",
+        per * urls.len(),
+        urls.len(),
+        args.kills
+    );
+    let api = Api::new(&urls[0]);
+    let all: Vec<Client> = groups.iter().flatten().cloned().collect();
+    let rounds = kill_rounds(&api, &all, args.kills).await?;
+    report(&rounds);
+    if args.restart {
+        let last = servers.pop().context("a replica to restart")?;
+        let addr = last.addr;
+        last.state.broadcaster.shutdown();
+        last.handle.stop(false).await;
+        // Changes while it is down; the last one leaves the flag killed.
+        for action in ["kill", "restore", "kill", "restore", "kill"] {
+            api.call(
+                reqwest::Method::POST,
+                &format!("/api/v1/flags/{FLAG}/environments/production/{action}"),
+                json!({"reason": "propagation bench: while a replica is down"}),
+            )
+            .await?;
+        }
+        let mut restarted = config.clone();
+        restarted.listen = addr;
+        let stopped = Instant::now();
+        servers.push(flag_server::start(&restarted).await?);
+        let started = Instant::now();
+        let ctx = Context::new("user-1");
+        let moved = groups.last().context("clients of the restarted replica")?;
+        while moved.iter().any(|c| c.bool_variation(FLAG, &ctx, true)) {
+            if started.elapsed() > ROUND_TIMEOUT {
+                bail!("the restarted replica's clients never caught up");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let revision = servers[0]
+            .state
+            .snapshots
+            .get("production")
+            .map(|s| s.revision());
+        let behind = all.iter().filter(|c| c.revision() != revision).count();
+        println!(
+            "restart: {} clients of the restarted replica hold the last of 5 changes made while \
+             it was down {:.0} ms after it started ({:.0} ms after the restart began); clients \
+             not at revision {revision:?}: {behind}",
+            moved.len(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            stopped.elapsed().as_secs_f64() * 1000.0,
+        );
+        if behind > 0 {
+            bail!("{behind} clients missed a change");
+        }
+    }
+    for server in servers {
+        server.state.broadcaster.shutdown();
+        server.handle.stop(false).await;
+    }
     Ok(())
 }
 
