@@ -412,6 +412,20 @@ impl Pg {
         })
     }
 
+    /// Whether the session is gone, including what the server said since the last round
+    /// trip: the connection reads what is waiting on its socket first (a terminated backend's
+    /// last message, or the end of the stream), without a round trip of its own.
+    fn closed(&self) -> bool {
+        if let Some(runtime) = &self.runtime {
+            // A yield lets the runtime poll its I/O driver, and the connection task read.
+            runtime.block_on(async {
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
+            });
+        }
+        self.client.is_closed()
+    }
+
     fn statement(&mut self, sql: &str) -> Result<tokio_postgres::Statement, Error> {
         if let Some(stmt) = self.statements.get(sql) {
             return Ok(stmt.clone());
@@ -519,7 +533,7 @@ impl Conn {
             return Ok(false);
         };
         let mut pg = pg.borrow_mut();
-        if !pg.client.is_closed() {
+        if !pg.closed() {
             return Ok(false);
         }
         *pg = Pg::connect(&pg.url.clone())?;
