@@ -191,13 +191,19 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let server = server.listen(listener)?.run();
     let handle = server.handle();
-    // Background work hangs off the same state and stops with the server: the release
-    // scheduler and webhook deliveries.
-    let s = state.get_ref().clone();
+    // Background work stops with the server: the release scheduler and webhook deliveries,
+    // each given what it uses.
+    let s = state.get_ref();
     let background = [
-        tokio::spawn(release::scheduler::run(s.clone(), s.scheduler.clone())),
+        tokio::spawn(release::scheduler::run(
+            s.store.clone(),
+            s.leadership.clone(),
+            s.scheduler.clone(),
+            s.outbox.clone(),
+        )),
         tokio::spawn(webhooks::run(
-            s.clone(),
+            s.store.clone(),
+            s.leadership.clone(),
             s.outbox.clone(),
             s.webhook_allow_private,
         )),

@@ -20,8 +20,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
-use crate::state::AppState;
 use crate::store::webhooks::{self as store, Delivery};
+use crate::store::{Leadership, Store};
 
 /// The header carrying the signature: `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Flag-Signature";
@@ -151,7 +151,12 @@ impl Outbox {
 }
 
 /// Runs until the process ends: sends due deliveries, sleeps until the next retry is due.
-pub async fn run(state: AppState, outbox: Arc<Outbox>, allow_private: bool) {
+pub async fn run(
+    store: Store,
+    mut leadership: Leadership,
+    outbox: Arc<Outbox>,
+    allow_private: bool,
+) {
     let client = match reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(ATTEMPT_TIMEOUT)
@@ -163,7 +168,6 @@ pub async fn run(state: AppState, outbox: Arc<Outbox>, allow_private: bool) {
             return;
         }
     };
-    let mut leadership = state.leadership.clone();
     let mut leading = false;
     loop {
         // One replica sends (see `store::Leadership`); the others wait their turn.
@@ -171,7 +175,7 @@ pub async fn run(state: AppState, outbox: Arc<Outbox>, allow_private: bool) {
         leadership.acquired().await;
         if !leading {
             // What the last sender took and never finished is not sent again.
-            match state.store.write(store::give_up_interrupted).await {
+            match store.write(store::give_up_interrupted).await {
                 Ok(0) => leading = true,
                 Ok(n) => {
                     tracing::warn!(deliveries = n, "webhooks: interrupted deliveries given up");
@@ -183,16 +187,16 @@ pub async fn run(state: AppState, outbox: Arc<Outbox>, allow_private: bool) {
             }
         }
         let now = crate::clock::now_millis();
-        let due = state.store.read(move |conn| store::due(conn, now)).await;
+        let due = store.read(move |conn| store::due(conn, now)).await;
         let wait = match due {
             Ok((due, next)) => {
                 if due && leading {
-                    let claimed = state.store.write(move |ctx| store::claim(ctx, now)).await;
+                    let claimed = store.write(move |ctx| store::claim(ctx, now)).await;
                     for delivery in claimed.unwrap_or_else(|e| {
                         tracing::warn!(error = %e, "webhooks: cannot claim deliveries");
                         Vec::new()
                     }) {
-                        attempt(&state, &client, delivery, allow_private).await;
+                        attempt(&store, &client, delivery, allow_private).await;
                     }
                 }
                 // Changes made outside the API handlers (none wake us) are picked up
@@ -213,7 +217,7 @@ pub async fn run(state: AppState, outbox: Arc<Outbox>, allow_private: bool) {
     }
 }
 
-async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery, allow_private: bool) {
+async fn attempt(store: &Store, client: &reqwest::Client, d: Delivery, allow_private: bool) {
     let outcome = send(client, &d, allow_private).await;
     let attempts = d.attempts + 1;
     match &outcome {
@@ -232,8 +236,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery, allow_
             + (FIRST_RETRY.as_millis() as i64) * (1i64 << (attempts - 1).min(20))
     });
     let (id, result) = (d.id, outcome.map_err(|e| e.to_string()));
-    if let Err(e) = state
-        .store
+    if let Err(e) = store
         .write(move |ctx| store::record_attempt(ctx, id, attempts, result, retry_at))
         .await
     {

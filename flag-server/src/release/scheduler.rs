@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::clock::{now_millis, Millis};
-use crate::state::AppState;
-use crate::store::releases;
+use crate::store::{releases, Leadership, Store};
+use crate::webhooks::Outbox;
 
 /// The longest sleep with nothing due (a safety net; moves wake the task at once).
 pub const IDLE: Duration = Duration::from_secs(3600);
@@ -29,13 +29,18 @@ impl Scheduler {
     }
 }
 
-/// Runs until the process ends.
-pub async fn run(state: AppState, scheduler: Arc<Scheduler>) {
-    let mut leadership = state.leadership.clone();
+/// Runs until the process ends: takes due release steps while this replica leads, and
+/// wakes the webhook sender after each round of steps.
+pub async fn run(
+    store: Store,
+    mut leadership: Leadership,
+    scheduler: Arc<Scheduler>,
+    outbox: Arc<Outbox>,
+) {
     loop {
         // One replica runs releases (see `store::Leadership`); the others wait their turn.
         leadership.acquired().await;
-        let wait = match step_due(&state).await {
+        let wait = match step_due(&store, &outbox).await {
             Ok(next) => next.map_or(IDLE, |at| {
                 Duration::from_millis(at.saturating_sub(now_millis()).max(0) as u64).min(IDLE)
             }),
@@ -52,9 +57,12 @@ pub async fn run(state: AppState, scheduler: Arc<Scheduler>) {
 }
 
 /// Takes every due step; returns when the next release is due.
-async fn step_due(state: &AppState) -> Result<Option<Millis>, crate::error::ApiError> {
+async fn step_due(
+    store: &Store,
+    outbox: &Outbox,
+) -> Result<Option<Millis>, crate::error::ApiError> {
     loop {
-        let schedule = state.store.read(releases::schedule).await?;
+        let schedule = store.read(releases::schedule).await?;
         let now = now_millis();
         let (due, later): (Vec<_>, Vec<_>) =
             schedule.into_iter().partition(|(_, _, at)| *at <= now);
@@ -63,11 +71,10 @@ async fn step_due(state: &AppState) -> Result<Option<Millis>, crate::error::ApiE
         }
         for (flag, env, _) in due {
             tracing::info!(flag, environment = env, "release due");
-            state
-                .store
+            store
                 .write(move |ctx| releases::tick(ctx, &flag, &env, now))
                 .await?;
         }
-        state.outbox.wake();
+        outbox.wake();
     }
 }
