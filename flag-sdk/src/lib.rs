@@ -41,6 +41,7 @@ pub mod model;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
 mod operators;
+pub mod resolution;
 pub mod validate;
 
 pub use compile::CompiledSnapshot;
