@@ -144,14 +144,17 @@ mod tests {
 
     #[test]
     fn every_reason_is_one_openfeature_clients_know() {
-        let plain = flag(serde_json::json!({"key": "f", "kind": "boolean", "enabled": true,
+        let plain = flag(
+            serde_json::json!({"key": "f", "kind": "boolean", "enabled": true,
             "variations": [{"key": "on", "value": true}], "off_variation": "on",
-            "fallthrough": {"variation": "on"}}));
+            "fallthrough": {"variation": "on"}}),
+        );
         let mut targeted = plain.clone();
-        targeted.targets = vec![serde_json::from_value(
-            serde_json::json!({"variation": "on", "keys": ["u"]}),
-        )
-        .unwrap()];
+        targeted.targets =
+            vec![
+                serde_json::from_value(serde_json::json!({"variation": "on", "keys": ["u"]}))
+                    .unwrap(),
+            ];
         let fallthrough = Reason::Fallthrough { in_rollout: false };
         assert_eq!(
             reason(Some(&plain), &fallthrough),
