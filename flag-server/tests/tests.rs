@@ -13,6 +13,7 @@ mod faults;
 mod flags;
 mod hostile;
 mod kill;
+mod ofrep;
 mod openapi;
 mod ops;
 mod postgres_sql;

@@ -75,8 +75,14 @@ impl Reply {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Starts with `tune` applied to the test configuration.
+    pub async fn start_with(tune: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config::ephemeral(dir.path().join("flags.db"), ADMIN);
+        let mut config = Config::ephemeral(dir.path().join("flags.db"), ADMIN);
+        tune(&mut config);
         let running = flag_server::start(&config).await.expect("server starts");
         TestServer {
             base: format!("http://{}", running.addr),
@@ -151,6 +157,17 @@ impl TestServer {
             .post(
                 "/api/v1/tokens",
                 json!({"kind": "sdk", "environment": env, "name": "app"}),
+            )
+            .await;
+        r.ok(201)["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a client token for `env` answering `origins`; returns its secret.
+    pub async fn client_token(&self, env: &str, origins: &[&str]) -> String {
+        let r = self
+            .post(
+                "/api/v1/tokens",
+                json!({"kind": "client", "environment": env, "name": "web", "origins": origins}),
             )
             .await;
         r.ok(201)["token"].as_str().unwrap().to_owned()
