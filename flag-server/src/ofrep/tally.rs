@@ -18,6 +18,9 @@ pub const FLUSH: Duration = Duration::from_secs(1);
 
 type Variations = HashMap<String, u64>;
 
+/// Counters of one environment as the guard takes them: (flag, variation, counts).
+pub type Counters = Vec<(String, String, Counts)>;
+
 /// Evaluations not yet handed to the guard: environment → flag → variation → count.
 #[derive(Default)]
 pub struct Tally {
@@ -58,7 +61,7 @@ impl Tally {
     }
 
     /// Everything counted since the last call, as the guard takes it, by environment.
-    pub fn take(&self) -> Vec<(String, Vec<(String, String, Counts)>)> {
+    pub fn take(&self) -> Vec<(String, Counters)> {
         let counts =
             std::mem::take(&mut *self.counts.lock().unwrap_or_else(PoisonError::into_inner));
         counts
