@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 pub struct EvaluationSuccess<'a> {
     /// The flag's key.
     pub key: &'a str,
-    /// The value served.
-    #[schema(value_type = Object)]
+    /// The value served: a boolean, string, number or JSON value, as the flag's kind says.
+    #[schema(value_type = serde_json::Value)]
     pub value: &'a Value,
     /// The OpenFeature reason: `STATIC`, `DEFAULT`, `TARGETING_MATCH`, `SPLIT` or `DISABLED`.
     #[schema(example = "TARGETING_MATCH")]
