@@ -14,6 +14,7 @@ mod flags;
 mod hostile;
 mod kill;
 mod ofrep;
+mod ofrep_browser;
 mod ofrep_clients;
 mod openapi;
 mod ops;
