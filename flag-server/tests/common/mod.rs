@@ -2,6 +2,7 @@
 //! HTTP helpers that speak to it with the admin token.
 
 pub mod live;
+pub mod page;
 pub mod postgres;
 pub mod process;
 
