@@ -5,7 +5,7 @@
 # Installs a pinned schemathesis with pip into a venv under the cargo target directory, builds
 # and starts flag-server on 127.0.0.1 (an ephemeral port, a temporary database, an admin
 # token), creates a few resources for the path parameters to find (schemathesis.toml), runs
-# two passes against the served /openapi.json (the SDK endpoints with an SDK token, then all
+# two passes against the served /openapi.json (the SDK and OFREP endpoints with an SDK token, then all
 # the others with the admin token), stops the server, and exits non-zero on any failure.
 # Bounded: a fixed seed, --max-examples per operation, and a wall-clock timeout per pass.
 # Webhooks stay behind the SSRF rules and every generated webhook URL is made loopback
@@ -140,8 +140,8 @@ run_pass() {
 }
 
 failed=0
-run_pass sdk "$sdk_token" --include-path-regex '^/sdk/' || failed=1
-run_pass admin "$admin_token" --exclude-path-regex '^/sdk/' || failed=1
+run_pass sdk "$sdk_token" --include-path-regex '^/(sdk|ofrep)/' || failed=1
+run_pass admin "$admin_token" --exclude-path-regex '^/(sdk|ofrep)/' || failed=1
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "schemathesis: the server died" >&2

@@ -10,6 +10,7 @@ use flag_sdk::{Client, CompiledSnapshot, Context, Snapshot, Status};
 use serde_json::{json, Value};
 
 pub mod http;
+pub mod load;
 
 /// How many connections the harnesses open at once (inside the server's listen backlog).
 pub const CONNECT_BATCH: usize = 250;

@@ -57,6 +57,19 @@ pub enum Reason<'a> {
 }
 
 impl Reason<'_> {
+    /// Whether the value came through a rollout: the evaluations a release guard counts
+    /// (the SDK's counters and the server's OFREP tally alike).
+    pub fn in_rollout(&self) -> bool {
+        matches!(
+            self,
+            Reason::Fallthrough { in_rollout: true }
+                | Reason::RuleMatch {
+                    in_rollout: true,
+                    ..
+                }
+        )
+    }
+
     /// A copy that owns its strings.
     pub fn into_owned(self) -> Reason<'static> {
         match self {

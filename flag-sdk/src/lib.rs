@@ -41,10 +41,11 @@ pub mod model;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
 mod operators;
+pub mod resolution;
 pub mod validate;
 
 pub use compile::CompiledSnapshot;
-pub use context::{Attribute, Context, ContextError};
+pub use context::{Attribute, Context, ContextError, KEY_ATTRIBUTE};
 pub use eval::{ErrorKind, Evaluation, Reason, MAX_DEPTH};
 pub use model::{
     Clause, Flag, FlagKind, Op, Prerequisite, Rollout, Rule, Segment, SegmentRule, Serve, Snapshot,

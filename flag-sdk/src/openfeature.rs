@@ -2,10 +2,9 @@
 //! against the `open-feature` crate evaluate this platform's flags through a [`Client`].
 //!
 //! Mapping: the evaluation context's `targeting_key` is the context key (required); custom
-//! fields become attributes (date-times as RFC 3339 strings; structures are skipped). Reasons:
-//! `OFF` → `DISABLED`, `TARGET_MATCH`/`RULE_MATCH` → `TARGETING_MATCH` (`SPLIT` from a
-//! rollout), `FALLTHROUGH` → `DEFAULT` (`SPLIT` from a rollout), `PREREQUISITE_FAILED` →
-//! `OTHER("PREREQUISITE_FAILED")`. Errors: `FLAG_NOT_FOUND` → `FlagNotFound`, `WRONG_TYPE` →
+//! fields become attributes (date-times as RFC 3339 strings; structures are skipped). Reasons
+//! and flag metadata come from [`crate::resolution`], the mapping the server's OFREP endpoints
+//! use too. Errors: `FLAG_NOT_FOUND` → `FlagNotFound`, `WRONG_TYPE` →
 //! `TypeMismatch`, `CLIENT_NOT_READY` → `ProviderNotReady`, `MALFORMED_FLAG` → `ParseError`.
 //! Nothing here touches the network: it reads the client's snapshot.
 
@@ -14,7 +13,7 @@ use open_feature::provider::{
 };
 use open_feature::{
     EvaluationContext, EvaluationContextFieldValue, EvaluationError, EvaluationErrorCode,
-    EvaluationReason, EvaluationResult, StructValue, Value,
+    EvaluationReason, EvaluationResult, FlagMetadata, FlagMetadataValue, StructValue, Value,
 };
 use time::format_description::well_known::Rfc3339;
 
@@ -22,6 +21,7 @@ use crate::client::{Client, Status};
 use crate::context::Context;
 use crate::eval::{ErrorKind, Reason};
 use crate::model::FlagKind;
+use crate::resolution::{self, MetadataValue, OpenFeatureReason};
 
 /// An OpenFeature provider backed by a [`Client`].
 #[derive(Debug, Clone)]
@@ -52,10 +52,10 @@ impl FlagProvider {
             return Err(error(ErrorKind::ClientNotReady));
         };
         let evaluation = flags.evaluate_kind(key, &context, kind);
-        let reason = match evaluation.reason {
-            Reason::Error { error: kind } => return Err(error(kind)),
-            reason => map_reason(&reason),
-        };
+        if let Reason::Error { error: kind } = evaluation.reason {
+            return Err(error(kind));
+        }
+        let reason = resolution::reason(flags.snapshot().flags.get(key), &evaluation.reason);
         let value = evaluation
             .value
             .and_then(read)
@@ -63,8 +63,8 @@ impl FlagProvider {
         Ok(ResolutionDetails {
             value,
             variant: evaluation.variation.map(str::to_owned),
-            reason: Some(reason),
-            flag_metadata: None,
+            reason: Some(openfeature_reason(reason)),
+            flag_metadata: Some(metadata(&evaluation.reason)),
         })
     }
 }
@@ -157,21 +157,29 @@ fn context(ctx: &EvaluationContext) -> EvaluationResult<Context> {
     Ok(context)
 }
 
-fn map_reason(reason: &Reason<'_>) -> EvaluationReason {
+fn openfeature_reason(reason: OpenFeatureReason) -> EvaluationReason {
     match reason {
-        Reason::Off => EvaluationReason::Disabled,
-        Reason::TargetMatch => EvaluationReason::TargetingMatch,
-        Reason::RuleMatch {
-            in_rollout: true, ..
-        }
-        | Reason::Fallthrough { in_rollout: true } => EvaluationReason::Split,
-        Reason::RuleMatch { .. } => EvaluationReason::TargetingMatch,
-        Reason::Fallthrough { .. } => EvaluationReason::Default,
-        Reason::PrerequisiteFailed { .. } => {
-            EvaluationReason::Other("PREREQUISITE_FAILED".to_owned())
-        }
-        Reason::Error { .. } => EvaluationReason::Error,
+        OpenFeatureReason::Static => EvaluationReason::Static,
+        OpenFeatureReason::Default => EvaluationReason::Default,
+        OpenFeatureReason::TargetingMatch => EvaluationReason::TargetingMatch,
+        OpenFeatureReason::Split => EvaluationReason::Split,
+        OpenFeatureReason::Disabled => EvaluationReason::Disabled,
+        OpenFeatureReason::Unknown => EvaluationReason::Unknown,
+        OpenFeatureReason::Error => EvaluationReason::Error,
     }
+}
+
+fn metadata(reason: &Reason<'_>) -> FlagMetadata {
+    let mut metadata = FlagMetadata::default();
+    for (name, value) in resolution::metadata(reason) {
+        let value = match value {
+            MetadataValue::Bool(b) => FlagMetadataValue::Bool(b),
+            MetadataValue::Int(i) => FlagMetadataValue::Int(i64::try_from(i).unwrap_or(i64::MAX)),
+            MetadataValue::Str(s) => FlagMetadataValue::String(s.to_owned()),
+        };
+        metadata.add_value(name, value);
+    }
+    metadata
 }
 
 fn error(kind: ErrorKind) -> EvaluationError {
@@ -203,7 +211,12 @@ mod tests {
         let d = provider.resolve_bool_value("f", &ctx).await.unwrap();
         assert!(d.value);
         assert_eq!(d.variant.as_deref(), Some("on"));
-        assert_eq!(d.reason, Some(EvaluationReason::Default));
+        // No targets or rules: a static value; our own reason is in the metadata.
+        assert_eq!(d.reason, Some(EvaluationReason::Static));
+        assert_eq!(
+            d.flag_metadata.unwrap().values["reason"],
+            FlagMetadataValue::String("FALLTHROUGH".into())
+        );
 
         td.update(td.flag("f").on(false));
         let d = provider.resolve_bool_value("f", &ctx).await.unwrap();

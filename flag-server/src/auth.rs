@@ -4,9 +4,13 @@
 //! a presented secret is hashed and compared with every active token's hash in constant time
 //! (no early exit). Secrets are never logged: the request log names the token's `name`.
 //!
-//! [`AdminToken`] guards `/api/v1`: no or an unknown token → 401, an SDK token → 403.
-//! [`SdkToken`] guards `/sdk/v1` and yields the token's environment: an admin token → 403
-//! (an SDK endpoint serves exactly one environment, which only an SDK token names).
+//! A secret comes as `Authorization: Bearer <secret>` or, as OFREP clients may send it,
+//! `X-API-Key: <secret>`.
+//!
+//! [`AdminToken`] guards `/api/v1`: no or an unknown token → 401, an SDK or client token →
+//! 403. [`SdkToken`] guards the SDK stream and snapshot and yields the token's environment:
+//! any other kind → 403 (they hold rules, segments and targets). [`EnvironmentToken`] guards
+//! OFREP and the events intake: an SDK or a client token, bound to one environment.
 
 use std::future::{ready, Ready};
 use std::sync::{Arc, RwLock};
@@ -60,11 +64,21 @@ impl Tokens {
                 found = Some(record);
             }
         }
-        found.map(|r| Principal {
-            id: r.id,
-            name: r.name.clone(),
-            kind: r.kind,
-            environment: r.environment.clone(),
+        found.map(Principal::from)
+    }
+
+    /// The active token with this id (the OFREP event stream's ticket names its token by id).
+    pub fn by_id(&self, id: i64) -> Option<TokenRecord> {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        active.iter().find(|record| record.id == id).cloned()
+    }
+
+    /// Whether any active client token lists `origin` (a CORS preflight carries no token, so
+    /// it is answered for the origins client tokens name).
+    pub fn origin_listed(&self, origin: &str) -> bool {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        active.iter().any(|record| {
+            record.kind == TokenKind::Client && record.origins.iter().any(|o| o == origin)
         })
     }
 
@@ -83,10 +97,24 @@ pub struct Principal {
     pub id: i64,
     /// The token's name, as the audit log and the request log show it.
     pub name: String,
-    /// Admin or SDK.
+    /// Admin, SDK or client.
     pub kind: TokenKind,
-    /// The environment of an SDK token.
+    /// The environment of an SDK or client token.
     pub environment: Option<String>,
+    /// The browser origins of a client token.
+    pub origins: Vec<String>,
+}
+
+impl From<&TokenRecord> for Principal {
+    fn from(r: &TokenRecord) -> Self {
+        Principal {
+            id: r.id,
+            name: r.name.clone(),
+            kind: r.kind,
+            environment: r.environment.clone(),
+            origins: r.origins.clone(),
+        }
+    }
 }
 
 /// The bearer token of a request, authenticated; also recorded in the request's extensions
@@ -95,22 +123,25 @@ pub fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("no app state".into()))?;
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::Unauthorized)?;
-    let secret = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .ok_or(ApiError::Unauthorized)?
-        .trim();
+    let secret = presented_secret(req).ok_or(ApiError::Unauthorized)?;
     let principal = state
         .tokens
         .authenticate(secret)
         .ok_or(ApiError::Unauthorized)?;
     req.extensions_mut().insert(principal.clone());
     Ok(principal)
+}
+
+/// The secret a request presents: `Authorization: Bearer`, else `X-API-Key`.
+fn presented_secret(req: &HttpRequest) -> Option<&str> {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(value) = header(actix_web::http::header::AUTHORIZATION.as_str()) {
+        return value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim);
+    }
+    header("x-api-key").map(str::trim)
 }
 
 /// An admin token (extractor for `/api/v1`).
@@ -126,6 +157,9 @@ impl FromRequest for AdminToken {
             TokenKind::Admin => Ok(AdminToken(p)),
             TokenKind::Sdk => Err(ApiError::Forbidden(
                 "an SDK token can only read the SDK endpoints".into(),
+            )),
+            TokenKind::Client => Err(ApiError::Forbidden(
+                "a client token can only evaluate flags over OFREP".into(),
             )),
         }))
     }
@@ -159,6 +193,35 @@ impl FromRequest for SdkToken {
     }
 }
 
+/// A token bound to one environment, SDK or client (extractor for OFREP and
+/// `/sdk/v1/events`).
+#[derive(Debug, Clone)]
+pub struct EnvironmentToken {
+    /// The token.
+    pub principal: Principal,
+    /// The environment it evaluates.
+    pub environment: String,
+}
+
+impl FromRequest for EnvironmentToken {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            authenticate(req).and_then(|p| match (&p.kind, p.environment.clone()) {
+                (TokenKind::Sdk | TokenKind::Client, Some(environment)) => Ok(EnvironmentToken {
+                    principal: p,
+                    environment,
+                }),
+                _ => Err(ApiError::Forbidden(
+                    "this endpoint takes an SDK or client token (bound to one environment)".into(),
+                )),
+            }),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +242,7 @@ mod tests {
             name: "ops".into(),
             kind: TokenKind::Admin,
             environment: None,
+            origins: Vec::new(),
             hash: hash("s3cret"),
         }]);
         assert_eq!(tokens.authenticate("s3cret").unwrap().name, "ops");

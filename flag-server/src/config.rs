@@ -34,6 +34,10 @@ pub struct Config {
     /// Events an SDK stream may fall behind before it is cut off (it then resyncs).
     #[arg(long, env = "FLAG_SSE_BUFFER", default_value_t = 256)]
     pub sse_buffer: usize,
+    /// OFREP requests per second each token may make (bursts of as many); over it, 429 with
+    /// `Retry-After`. 0 turns the limit off.
+    #[arg(long, env = "FLAG_OFREP_RATE_LIMIT", default_value_t = crate::ofrep::rate::DEFAULT_PER_SECOND)]
+    pub ofrep_rate_limit: u32,
     /// Let webhooks target loopback and private addresses (link-local and metadata
     /// addresses are refused whatever this says). BOOL: 1/0, true/false, yes/no, on/off.
     #[arg(
@@ -70,6 +74,7 @@ impl Config {
             workers: Some(2),
             sse_heartbeat_ms: 10_000,
             sse_buffer: 256,
+            ofrep_rate_limit: crate::ofrep::rate::DEFAULT_PER_SECOND,
             webhook_allow_private: false,
             command: None,
         }

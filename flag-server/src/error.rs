@@ -292,6 +292,13 @@ pub fn is_problem(headers: &header::HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
 }
 
+/// Whether a response carries a plain JSON body (OFREP's errors).
+pub fn is_json(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
 /// Maps a serde_json error on a request body to 400 (syntax, depth) or 422 (shape), naming the
 /// field when serde's message does.
 pub fn from_json_error(e: &serde_json::Error) -> ApiError {

@@ -6,7 +6,8 @@
 //! Module map: `config` (CLI/env), `error` (problem+json), `auth` (tokens), `api/` (thin
 //! handlers, one file per resource), `store/` (all SQL; the group-commit writer),
 //! `snapshots` (live compiled snapshots per environment), `stream` (commit point → SSE
-//! subscribers), `metrics`, `release/` (progressive delivery).
+//! subscribers), `metrics`, `release/` (progressive delivery), `ofrep/` (the OpenFeature
+//! Remote Evaluation Protocol).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod ofrep;
 pub mod release;
 pub mod snapshots;
 pub mod state;
@@ -34,7 +36,7 @@ pub use config::Config;
 pub use state::AppState;
 
 use crate::auth::Principal;
-use crate::error::{is_problem, problem_for_status};
+use crate::error::{is_json, is_problem, problem_for_status};
 
 /// The application: routes, extractor limits, the request log and metrics, the 404 fallback.
 pub fn app(
@@ -52,6 +54,7 @@ pub fn app(
         .app_data(state)
         .configure(api::configure)
         .configure(api::sdk::configure)
+        .configure(api::ofrep::configure)
         .default_service(web::to(api::not_found))
         .wrap_fn(|req, srv| {
             let started = Instant::now();
@@ -63,8 +66,12 @@ pub fn app(
             let fut = srv.call(req);
             async move {
                 let res = fut.await?;
-                // Every error is problem+json, also those actix raises before a handler runs.
-                let res = if res.status().as_u16() >= 400 && !is_problem(res.headers()) {
+                // Every error is problem+json, also those actix raises before a handler runs;
+                // OFREP's errors are its own JSON (`ofrep::OfrepError`).
+                let res = if res.status().as_u16() >= 400
+                    && !is_problem(res.headers())
+                    && !is_json(res.headers())
+                {
                     let status = res.status();
                     let (req, _) = res.into_parts();
                     ServiceResponse::new(req, problem_for_status(status))
@@ -206,6 +213,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             s.leadership.clone(),
             s.outbox.clone(),
             s.webhook_allow_private,
+        )),
+        tokio::spawn(ofrep::tally::run(
+            s.ofrep.tally.clone(),
+            s.store.clone(),
+            s.outbox.clone(),
         )),
     ];
     let task = tokio::spawn(async move {

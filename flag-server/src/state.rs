@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::ofrep::Ofrep;
 use crate::release::scheduler::Scheduler;
 use crate::snapshots::Snapshots;
 use crate::store::{Leadership, Location, Published, Store};
@@ -25,6 +26,8 @@ pub struct AppState {
     pub broadcaster: Arc<Broadcaster>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// OFREP: evaluation for OpenFeature providers, its rate limit and tally.
+    pub ofrep: Arc<Ofrep>,
     /// Wakes the release scheduler after a person's move.
     pub scheduler: Arc<Scheduler>,
     /// Wakes the webhook delivery task after a change queued deliveries.
@@ -54,6 +57,10 @@ impl AppState {
         Ok((
             AppState {
                 store,
+                ofrep: Arc::new(Ofrep::new(
+                    published.snapshots.clone(),
+                    config.ofrep_rate_limit,
+                )),
                 snapshots: published.snapshots,
                 tokens: published.tokens,
                 broadcaster: published.broadcaster,

@@ -18,11 +18,11 @@
 //! the server keeps the cores it would have in production, and the fleet catches up with
 //! what it was denied after the storm, which the convergence time includes.
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use flag_benches::load::{report, run_phase};
 use flag_benches::{connect_clients, http::Connection};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -42,27 +42,6 @@ fn config(key: &str, marker: u64) -> Value {
         "fallthrough": {"rollout": {"bucket_by": "key",
             "weights": [{"variation": "on", "weight": 25000}, {"variation": "off", "weight": 75000}]}}
     })
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
-    latencies.sort();
-    println!(
-        "{name}: {} requests in {:.2} s = {:.0}/s; p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        latencies.len(),
-        elapsed.as_secs_f64(),
-        latencies.len() as f64 / elapsed.as_secs_f64(),
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-    );
 }
 
 struct Args {
@@ -104,41 +83,6 @@ fn args() -> anyhow::Result<Args> {
 
 const AUTH: (&str, &str) = ("Authorization", "Bearer bench-admin-token");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-/// Runs `clients` tasks for `phase`, each with its own connection; every task runs `step`
-/// back to back and the latencies of all steps are returned with the wall time.
-async fn run_phase<F, Fut>(
-    addr: SocketAddr,
-    clients: std::ops::Range<usize>,
-    phase: Duration,
-    step: F,
-) -> anyhow::Result<(Vec<Duration>, Duration)>
-where
-    F: Fn(usize, u64, Connection) -> Fut + Send + Sync + Copy + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<Connection>> + Send,
-{
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in clients {
-        tasks.push(tokio::spawn(async move {
-            let mut connection = Connection::open(addr).await?;
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while start.elapsed() < phase {
-                let t = Instant::now();
-                connection = step(c, n, connection).await?;
-                latencies.push(t.elapsed());
-                n += 1;
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok((all, start.elapsed()))
-}
 
 /// `PUT`s flag `bench-{c}` over its version `n + 1` (`If-Match`), as the CLI does.
 async fn put(c: usize, n: u64, connection: Connection) -> anyhow::Result<Connection> {

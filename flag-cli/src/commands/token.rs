@@ -13,15 +13,19 @@ use crate::output::{emit, emit_json, table};
 pub enum TokenCommand {
     /// Create a token; its secret is printed once.
     #[command(
-        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind admin --name alice"
+        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind client --name web --env production --origin https://app.example.com\n  flag token create --kind admin --name alice"
     )]
     Create {
-        /// `admin` or `sdk`.
-        #[arg(long, value_parser = ["admin", "sdk"])]
+        /// `admin`, `sdk`, or `client` (OFREP only, for code on users' devices).
+        #[arg(long, value_parser = ["admin", "sdk", "client"])]
         kind: String,
         /// A name for the audit log.
         #[arg(long)]
         name: String,
+        /// A browser origin a client token answers (CORS), e.g. `https://app.example.com`;
+        /// repeat for several. Required for `--kind client`.
+        #[arg(long = "origin", value_name = "ORIGIN")]
+        origins: Vec<String>,
     },
     /// List tokens (never their secrets).
     #[command(after_help = "Example:\n  flag token list")]
@@ -49,10 +53,17 @@ struct TokenInfo {
 pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
     let (api, env) = ctx.api()?;
     match c {
-        TokenCommand::Create { kind, name } => {
+        TokenCommand::Create {
+            kind,
+            name,
+            origins,
+        } => {
             let mut body = json!({ "kind": kind, "name": name });
-            if kind == "sdk" {
+            if kind != "admin" {
                 body["environment"] = json!(env);
+            }
+            if !origins.is_empty() {
+                body["origins"] = json!(origins);
             }
             let raw: Value = api.post("/api/v1/tokens", &body, What::Environment(&env))?;
             if ctx.json {
@@ -61,7 +72,7 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
             }
             let id = raw.get("id").cloned().unwrap_or_default();
             let secret = raw.get("token").and_then(Value::as_str).unwrap_or_default();
-            let scope = if kind == "sdk" {
+            let scope = if kind != "admin" {
                 format!(" for {env}")
             } else {
                 String::new()

@@ -50,14 +50,7 @@ fn shard_index() -> usize {
 
 /// Whether an evaluation came through a rollout (the only ones a release guard needs).
 pub(crate) fn in_rollout(reason: &Reason<'_>) -> bool {
-    matches!(
-        reason,
-        Reason::Fallthrough { in_rollout: true }
-            | Reason::RuleMatch {
-                in_rollout: true,
-                ..
-            }
-    )
+    reason.in_rollout()
 }
 
 impl Recorder {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod environments;
 pub mod evaluate;
 pub mod flags;
+pub mod ofrep;
 pub mod ops;
 pub mod releases;
 pub mod sdk;
@@ -207,6 +208,7 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         audit::list,
         tokens::create, tokens::list, tokens::revoke,
         sdk::stream, sdk::snapshot, sdk::events, sdk::subscribers,
+        ofrep::single, ofrep::bulk, ofrep::events,
         releases::start, releases::status, releases::act,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
     ),
@@ -255,8 +257,8 @@ impl Modify for StorageFaults {
             )
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            // The playground evaluates; it writes nothing.
-            if path.ends_with("/evaluate") {
+            // The playground and OFREP evaluate; they write nothing.
+            if path.ends_with("/evaluate") || path.starts_with("/ofrep/") {
                 continue;
             }
             let writes = [
@@ -298,7 +300,13 @@ impl Modify for ExtractorErrors {
                 )
                 .build()
         };
-        for item in openapi.paths.paths.values_mut() {
+        // OFREP documents its own answers, in its own JSON (`ofrep::OfrepError`).
+        for (_, item) in openapi
+            .paths
+            .paths
+            .iter_mut()
+            .filter(|(path, _)| !path.starts_with("/ofrep/"))
+        {
             let operations = [
                 &mut item.get,
                 &mut item.post,
@@ -354,7 +362,13 @@ struct ProblemContent;
 impl Modify for ProblemContent {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
-        for item in openapi.paths.paths.values_mut() {
+        // OFREP documents its own answers, in its own JSON (`ofrep::OfrepError`).
+        for (_, item) in openapi
+            .paths
+            .paths
+            .iter_mut()
+            .filter(|(path, _)| !path.starts_with("/ofrep/"))
+        {
             let operations = [
                 &mut item.get,
                 &mut item.post,

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use flag_sdk::events::EventBatch;
 
 use super::Body;
-use crate::auth::{AdminToken, SdkToken};
+use crate::auth::{AdminToken, EnvironmentToken, SdkToken};
 use crate::error::ApiError;
 use crate::release::guard::Counts;
 use crate::state::AppState;
@@ -146,16 +146,18 @@ pub struct Accepted {
     pub events: usize,
 }
 
-/// Takes a batch of counters and events. Counters of flags under a running release feed its
-/// guard at once: a regression rolls the release back in the same transaction.
+/// Takes a batch of counters and events, from an SDK token or a client token (a browser
+/// reporting errors against the variants OFREP served it). Counters of flags under a running
+/// release feed its guard at once: a regression rolls the release back in the same
+/// transaction.
 #[utoipa::path(post, path = "/sdk/v1/events", tag = "sdk", request_body = EventBatch,
     responses(
         (status = 202, description = "accepted", body = Accepted),
         (status = 400, description = "not an event batch", body = crate::error::Problem),
         (status = 401, description = "no valid token", body = crate::error::Problem),
-        (status = 403, description = "not an SDK token", body = crate::error::Problem)))]
+        (status = 403, description = "not an SDK or client token", body = crate::error::Problem)))]
 pub async fn events(
-    token: SdkToken,
+    token: EnvironmentToken,
     state: web::Data<AppState>,
     batch: Body<EventBatch>,
 ) -> Result<HttpResponse, ApiError> {

@@ -12,6 +12,9 @@ use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 use crate::store::tokens::{self, TokenInfo, TokenKind};
 
+/// The most origins a client token lists.
+pub const MAX_ORIGINS: usize = 50;
+
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -31,13 +34,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// `admin` or `sdk`.
+    /// `admin`, `sdk` or `client` (OFREP only, for code on users' devices).
     #[schema(example = "sdk")]
     pub kind: String,
-    /// The environment an SDK token reads (required for `sdk`, absent for `admin`).
+    /// The environment an SDK or client token reads (required for both, absent for `admin`).
     pub environment: Option<String>,
     /// A name for the audit log, 1 to 100 characters.
     pub name: String,
+    /// The browser origins a client token answers, e.g. `https://app.example.com` (scheme,
+    /// host and port only; CORS answers exactly these). Only for `client` tokens.
+    pub origins: Option<Vec<String>>,
 }
 
 /// A new token: the only time its secret is shown.
@@ -45,12 +51,15 @@ pub struct NewToken {
 pub struct CreatedToken {
     /// The token's id.
     pub id: i64,
-    /// Admin or SDK.
+    /// Admin, SDK or client.
     pub kind: TokenKind,
-    /// The environment of an SDK token.
+    /// The environment of an SDK or client token.
     pub environment: Option<String>,
     /// Its name.
     pub name: String,
+    /// A client token's browser origins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origins: Option<Vec<String>>,
     /// The secret (64 hex characters): send as `Authorization: Bearer <token>`.
     pub token: String,
     /// RFC 3339 UTC.
@@ -71,17 +80,23 @@ pub async fn create(
         kind,
         environment,
         name,
+        origins,
     } = body.into_inner();
-    let kind = match kind.as_str() {
-        "admin" => TokenKind::Admin,
-        "sdk" => TokenKind::Sdk,
-        _ => return Err(ApiError::invalid("kind", "must be `admin` or `sdk`")),
-    };
+    let kind = TokenKind::parse(&kind)
+        .ok_or_else(|| ApiError::invalid("kind", "must be `admin`, `sdk` or `client`"))?;
     match (kind, &environment) {
-        (TokenKind::Sdk, None) => {
+        (TokenKind::Sdk | TokenKind::Client, None) => {
             return Err(ApiError::invalid(
                 "environment",
-                "an SDK token is bound to one environment",
+                format!(
+                    "a{} {} token is bound to one environment",
+                    if kind == TokenKind::Sdk { "n" } else { "" },
+                    if kind == TokenKind::Sdk {
+                        "SDK"
+                    } else {
+                        "client"
+                    }
+                ),
             ))
         }
         (TokenKind::Admin, Some(_)) => {
@@ -95,21 +110,67 @@ pub async fn create(
     if name.trim().is_empty() || name.len() > 100 {
         return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
     }
+    let origins = match (kind, origins) {
+        (TokenKind::Client, origins) => check_origins(origins.unwrap_or_default())?,
+        (_, None) => Vec::new(),
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "origins",
+                "only a client token lists browser origins",
+            ))
+        }
+    };
     let secret = new_secret();
     let digest = hash(&secret);
     let actor = admin.0.name;
+    let token = tokens::NewToken {
+        kind,
+        environment,
+        name,
+        origins,
+    };
     let info = state
         .store
-        .write(move |ctx| tokens::create(ctx, &actor, kind, environment, &name, digest))
+        .write(move |ctx| tokens::create(ctx, &actor, token, digest))
         .await?;
     Ok(HttpResponse::Created().json(CreatedToken {
         id: info.id,
         kind: info.kind,
         environment: info.environment,
         name: info.name,
+        origins: info.origins,
         token: secret,
         created_at: info.created_at,
     }))
+}
+
+/// A client token's origins, each `scheme://host[:port]` as a browser sends it in `Origin`
+/// (`http` or `https`, no path, no trailing slash); at least one, at most [`MAX_ORIGINS`].
+fn check_origins(origins: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if origins.is_empty() || origins.len() > MAX_ORIGINS {
+        return Err(ApiError::invalid(
+            "origins",
+            format!("a client token lists 1 to {MAX_ORIGINS} browser origins, e.g. [\"https://app.example.com\"]"),
+        ));
+    }
+    for (i, origin) in origins.iter().enumerate() {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let valid = rest.is_some_and(|host| {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        });
+        if !valid || origin.len() > 200 {
+            return Err(ApiError::invalid(
+                format!("origins[{i}]"),
+                "must be an origin as a browser sends it: `https://host[:port]`, no path",
+            ));
+        }
+    }
+    Ok(origins)
 }
 
 /// Every active token (never a secret).

@@ -16,15 +16,44 @@ pub enum TokenKind {
     Admin,
     /// The SDK endpoints under `/sdk/v1`, for one environment.
     Sdk,
+    /// Code on users' devices: OFREP (and the events intake) for one environment, from the
+    /// browser origins it lists; never rules, segments or targets.
+    Client,
 }
 
 impl TokenKind {
-    fn as_str(self) -> &'static str {
+    /// The kind as stored and as the API spells it.
+    pub fn as_str(self) -> &'static str {
         match self {
             TokenKind::Admin => "admin",
             TokenKind::Sdk => "sdk",
+            TokenKind::Client => "client",
         }
     }
+
+    /// The kind `text` names, if any.
+    pub fn parse(text: &str) -> Option<TokenKind> {
+        [TokenKind::Admin, TokenKind::Sdk, TokenKind::Client]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+
+    /// The kind of a stored row (a kind this build does not know reads as the least
+    /// privileged one, a client token).
+    fn stored(text: &str) -> TokenKind {
+        TokenKind::parse(text).unwrap_or(TokenKind::Client)
+    }
+}
+
+/// A client token's browser origins, as stored (a JSON array; `NULL` for other kinds).
+fn origins_column(origins: &[String]) -> Option<String> {
+    (!origins.is_empty()).then(|| serde_json::to_string(origins).unwrap_or_default())
+}
+
+fn read_origins(column: Option<String>) -> Vec<String> {
+    column
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
 }
 
 /// An active token as the authenticator holds it.
@@ -36,8 +65,10 @@ pub struct TokenRecord {
     pub name: String,
     /// Admin or SDK.
     pub kind: TokenKind,
-    /// The environment an SDK token is bound to.
+    /// The environment an SDK or client token is bound to.
     pub environment: Option<String>,
+    /// The browser origins a client token answers (CORS).
+    pub origins: Vec<String>,
     /// SHA-256 of the secret.
     pub hash: [u8; 32],
 }
@@ -49,10 +80,13 @@ pub struct TokenInfo {
     pub id: i64,
     /// Admin or SDK.
     pub kind: TokenKind,
-    /// The environment an SDK token is bound to (`null` for admin tokens).
+    /// The environment an SDK or client token is bound to (`null` for admin tokens).
     pub environment: Option<String>,
     /// Its name.
     pub name: String,
+    /// The browser origins of a client token (absent for other kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origins: Option<Vec<String>>,
     /// RFC 3339 UTC.
     pub created_at: String,
 }
@@ -60,7 +94,7 @@ pub struct TokenInfo {
 /// Every token that is not revoked.
 pub fn load_active(conn: &Conn) -> anyhow::Result<Vec<TokenRecord>> {
     let rows = conn.query_map(
-        "SELECT id, name, kind, environment, hash FROM tokens WHERE revoked_at IS NULL",
+        "SELECT id, name, kind, environment, hash, origins FROM tokens WHERE revoked_at IS NULL",
         params![],
         |r| {
             Ok((
@@ -69,24 +103,21 @@ pub fn load_active(conn: &Conn) -> anyhow::Result<Vec<TokenRecord>> {
                 r.get::<String>(2)?,
                 r.get::<Option<String>>(3)?,
                 r.get::<Vec<u8>>(4)?,
+                r.get::<Option<String>>(5)?,
             ))
         },
     )?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, name, kind, environment, hash) in rows {
+    for (id, name, kind, environment, hash, origins) in rows {
         let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
             continue;
-        };
-        let kind = if kind == "admin" {
-            TokenKind::Admin
-        } else {
-            TokenKind::Sdk
         };
         out.push(TokenRecord {
             id,
             name,
-            kind,
+            kind: TokenKind::stored(&kind),
             environment,
+            origins: read_origins(origins),
             hash,
         });
     }
@@ -96,34 +127,50 @@ pub fn load_active(conn: &Conn) -> anyhow::Result<Vec<TokenRecord>> {
 /// Every active token, by id.
 pub fn list(conn: &Conn) -> Result<Vec<TokenInfo>, ApiError> {
     Ok(conn.query_map(
-        "SELECT id, kind, environment, name, created_at FROM tokens
+        "SELECT id, kind, environment, name, created_at, origins FROM tokens
          WHERE revoked_at IS NULL ORDER BY id",
         params![],
         |r| {
+            let kind = TokenKind::stored(&r.get::<String>(1)?);
             Ok(TokenInfo {
                 id: r.get(0)?,
-                kind: if r.get::<String>(1)? == "admin" {
-                    TokenKind::Admin
-                } else {
-                    TokenKind::Sdk
-                },
+                kind,
                 environment: r.get(2)?,
                 name: r.get(3)?,
+                origins: (kind == TokenKind::Client).then(|| read_origins(r.get(5).ok().flatten())),
                 created_at: r.get(4)?,
             })
         },
     )?)
 }
 
+/// What a new token is.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Its kind.
+    pub kind: TokenKind,
+    /// The environment of an SDK or client token.
+    pub environment: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// A client token's browser origins.
+    pub origins: Vec<String>,
+}
+
 /// Stores a new token's hash.
 pub fn create(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
-    kind: TokenKind,
-    environment: Option<String>,
-    name: &str,
+    token: NewToken,
     hash: [u8; 32],
 ) -> Result<TokenInfo, ApiError> {
+    let NewToken {
+        kind,
+        environment,
+        name,
+        origins,
+    } = token;
+    let name = name.as_str();
     if let Some(env) = &environment {
         ctx.snapshot(env)
             .map_err(|_| ApiError::invalid("environment", format!("no environment `{env}`")))?;
@@ -131,9 +178,16 @@ pub fn create(
     let id: i64 = ctx
         .conn
         .query_one(
-            "INSERT INTO tokens (name, kind, environment, hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-            params![name, kind.as_str(), environment.as_ref(), &hash, ctx.now],
+            "INSERT INTO tokens (name, kind, environment, hash, created_at, origins)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            params![
+                name,
+                kind.as_str(),
+                environment.as_ref(),
+                &hash,
+                ctx.now,
+                origins_column(&origins).as_ref()
+            ],
         )?
         .get(0)?;
     let info = TokenInfo {
@@ -141,6 +195,7 @@ pub fn create(
         kind,
         environment,
         name: name.to_owned(),
+        origins: (kind == TokenKind::Client).then_some(origins),
         created_at: ctx.now.to_owned(),
     };
     audit::record(

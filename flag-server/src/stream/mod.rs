@@ -198,6 +198,29 @@ impl Broadcaster {
         })
     }
 
+    /// Subscribes to `environment`'s change notifications (OFREP, ADR-0008): `retry:`, then
+    /// one `refetchEvaluation` event per change committed from now on, and the heartbeats.
+    /// The same ring as the SDK stream, so a notification leaves at the same instant as the
+    /// SDKs' `patch`. `None` for an unknown environment.
+    pub fn notifications(
+        self: &Arc<Self>,
+        environment: &str,
+        current: &dyn Fn() -> Option<Arc<CompiledSnapshot>>,
+        alive: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Option<impl Stream<Item = Result<Bytes, Infallible>> + 'static> {
+        self.start_heartbeat();
+        let joined = self.env(environment, 0).join(current, None)?;
+        let subscription = Subscription {
+            rx: joined.rx,
+            start: VecDeque::from([self.retry_frame.clone()]),
+            held_back: None,
+            last_sent: joined.snapshot.revision(),
+            alive: Box::new(alive),
+            notify: true,
+        };
+        Some(subscription.into_body())
+    }
+
     /// Ends every open stream (before a graceful shutdown, which would otherwise wait for
     /// them). SDKs reconnect to whatever serves next.
     pub fn shutdown(&self) {
@@ -341,6 +364,7 @@ impl Joining {
             held_back: None,
             last_sent,
             alive,
+            notify: false,
         }
         .into_body()
     }

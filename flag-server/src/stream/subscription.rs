@@ -35,6 +35,9 @@ pub(super) struct Subscription {
     pub(super) held_back: Option<Bytes>,
     pub(super) last_sent: u64,
     pub(super) alive: Box<dyn Fn() -> bool + Send + Sync>,
+    /// An OFREP change notification stream: each change becomes a `refetchEvaluation`
+    /// event instead of its `patch`/`delete`.
+    pub(super) notify: bool,
 }
 
 impl Subscription {
@@ -102,6 +105,10 @@ impl Subscription {
     fn accept(&mut self, frame: Frame) -> Option<Option<Bytes>> {
         match frame.revision {
             Some(revision) if revision <= self.last_sent => Some(None),
+            Some(revision) if self.notify => {
+                self.last_sent = revision;
+                Some(Some(super::wire::refetch(revision)))
+            }
             Some(revision) => {
                 self.last_sent = revision;
                 Some(Some(frame.bytes))

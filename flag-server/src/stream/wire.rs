@@ -36,6 +36,14 @@ pub(super) fn change(change: &Change) -> Bytes {
     ))
 }
 
+/// An OFREP change notification (ADR-0008): the SSE event is always `message`, its data says
+/// `refetchEvaluation`, and `etag` the revision the environment is at.
+pub(super) fn refetch(revision: u64) -> Bytes {
+    Bytes::from(format!(
+        "event: message\nid: {revision}\ndata: {{\"type\":\"refetchEvaluation\",\"etag\":\"{revision}\"}}\n\n"
+    ))
+}
+
 /// An environment's `put` event for one revision, encoded once and shared by every
 /// subscriber it is sent to; its `data:` line is the snapshot JSON that `/sdk/v1/snapshot`
 /// serves, a slice of the same bytes.

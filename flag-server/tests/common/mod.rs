@@ -2,6 +2,7 @@
 //! HTTP helpers that speak to it with the admin token.
 
 pub mod live;
+pub mod page;
 pub mod postgres;
 pub mod process;
 
@@ -194,6 +195,17 @@ impl TestServer {
             .post(
                 "/api/v1/tokens",
                 json!({"kind": "sdk", "environment": env, "name": "app"}),
+            )
+            .await;
+        r.ok(201)["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a client token for `env` answering `origins`; returns its secret.
+    pub async fn client_token(&self, env: &str, origins: &[&str]) -> String {
+        let r = self
+            .post(
+                "/api/v1/tokens",
+                json!({"kind": "client", "environment": env, "name": "web", "origins": origins}),
             )
             .await;
         r.ok(201)["token"].as_str().unwrap().to_owned()

@@ -1,0 +1,26 @@
+//! The server's one clock, in the two forms it is stored and shown in: Unix milliseconds
+//! (release schedules, webhook retries, the change log's age) and RFC 3339 UTC with
+//! milliseconds (every `at` and `created_at` the API and the audit log show).
+
+use time::format_description::well_known::Rfc3339;
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+/// Now, in Unix milliseconds.
+pub fn now_millis() -> Millis {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as Millis
+}
+
+/// Now, as RFC 3339 UTC with milliseconds (`2026-12-01T08:00:00.123Z`).
+pub fn now_rfc3339() -> String {
+    rfc3339(now_millis()).unwrap_or_default()
+}
+
+/// `at` as RFC 3339 UTC with milliseconds; `None` outside the calendar's range.
+pub fn rfc3339(at: Millis) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .ok()?
+        .format(&Rfc3339)
+        .ok()
+}
