@@ -37,7 +37,7 @@ pub async fn healthz() -> HttpResponse {
 const WRITER_ANSWERS_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Readiness: a reader connection answers a query and the writer thread a no-op write within
-/// [`WRITER_ANSWERS_WITHIN`]. On PostgreSQL that write first reads the change log up to its
+/// 5 s. On PostgreSQL that write first reads the change log up to its
 /// end, so "ready" also means the replica serves everything committed before the check. After
 /// a write failed on a storage fault (disk full, read-only, I/O error), the writer must also
 /// write for real (a header rewrite that changes nothing) until it succeeds again.

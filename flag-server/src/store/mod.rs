@@ -241,7 +241,7 @@ impl Store {
 
     /// `environment`'s changes after revision `after` up to `upto`, as the stream carries
     /// them, read from the change log; `None` when the log no longer holds them all (see
-    /// [`log::between`]).
+    /// `log::between`).
     pub async fn changes(
         &self,
         environment: String,

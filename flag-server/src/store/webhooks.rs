@@ -139,7 +139,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewWebhook) -> Result<We
 }
 
 /// Live webhooks' ids and events, as a group commit keeps them between its requests
-/// ([`WriteCtx::webhooks`]).
+/// (`WriteCtx::webhooks`).
 pub type Subscriptions = Vec<(i64, Vec<String>)>;
 
 /// Every live webhook.
