@@ -18,6 +18,7 @@ mod evaluate;
 mod flags;
 mod hostile;
 mod kill;
+mod ofrep;
 mod ops;
 mod releases;
 mod sdk_stream;
