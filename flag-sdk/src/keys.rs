@@ -185,6 +185,27 @@ impl<V> KeyMap<V> {
         self.get(key).is_some()
     }
 
+    /// The same keys with each value mapped; the table is reused as it is.
+    pub fn map_values<W>(self, mut f: impl FnMut(V) -> W) -> KeyMap<W> {
+        KeyMap {
+            slots: self
+                .slots
+                .into_vec()
+                .into_iter()
+                .map(|slot| {
+                    slot.map(|e| Entry {
+                        hash: e.hash,
+                        print: e.print,
+                        key: e.key,
+                        value: f(e.value),
+                    })
+                })
+                .collect(),
+            shift: self.shift,
+            len: self.len,
+        }
+    }
+
     /// Whether the map holds no key.
     pub fn is_empty(&self) -> bool {
         self.len == 0

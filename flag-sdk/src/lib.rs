@@ -42,6 +42,7 @@ pub mod model;
 pub mod openfeature;
 mod operators;
 pub mod validate;
+mod variation;
 
 pub use compile::CompiledSnapshot;
 pub use context::{Attribute, Context, ContextError};
@@ -51,8 +52,9 @@ pub use model::{
     Target, Variation, WeightedVariation,
 };
 pub use operators::REGEX_SIZE_LIMIT;
+pub use variation::Detail;
 
 #[cfg(feature = "client")]
 pub use client::{
-    Client, ClientBuilder, ClientError, Detail, FlagBuilder, FlagChange, Status, TestData,
+    AllFlags, Client, ClientBuilder, ClientError, FlagBuilder, FlagChange, Status, TestData,
 };

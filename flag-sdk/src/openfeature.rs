@@ -21,7 +21,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::client::{Client, Status};
 use crate::context::Context;
 use crate::eval::{ErrorKind, Reason};
-use crate::model::FlagKind;
+use crate::variation::Detail;
+use serde_json::Value as Json;
 
 /// An OpenFeature provider backed by a [`Client`].
 #[derive(Debug, Clone)]
@@ -39,30 +40,15 @@ impl FlagProvider {
         }
     }
 
-    fn resolve<T>(
-        &self,
-        key: &str,
-        ctx: &EvaluationContext,
-        kind: FlagKind,
-        read: impl FnOnce(&serde_json::Value) -> Option<T>,
-    ) -> EvaluationResult<ResolutionDetails<T>> {
-        let context = context(ctx)?;
-        let guard = self.client.snapshot();
-        let Some(flags) = guard.as_deref() else {
-            return Err(error(ErrorKind::ClientNotReady));
-        };
-        let evaluation = flags.evaluate_kind(key, &context, kind);
-        let reason = match evaluation.reason {
+    /// Maps a client detail to OpenFeature's: an `ERROR` reason becomes the error.
+    fn resolve<T>(detail: Detail<T>) -> EvaluationResult<ResolutionDetails<T>> {
+        let reason = match detail.reason {
             Reason::Error { error: kind } => return Err(error(kind)),
             reason => map_reason(&reason),
         };
-        let value = evaluation
-            .value
-            .and_then(read)
-            .ok_or_else(|| error(ErrorKind::WrongType))?;
         Ok(ResolutionDetails {
-            value,
-            variant: evaluation.variation.map(str::to_owned),
+            value: detail.value,
+            variant: detail.variation,
             reason: Some(reason),
             flag_metadata: None,
         })
@@ -90,7 +76,8 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<bool>> {
-        self.resolve(key, ctx, FlagKind::Boolean, serde_json::Value::as_bool)
+        let ctx = context(ctx)?;
+        Self::resolve(self.client.bool_variation_detail(key, &ctx, false))
     }
 
     async fn resolve_int_value(
@@ -98,7 +85,8 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
-        self.resolve(key, ctx, FlagKind::Number, serde_json::Value::as_i64)
+        let ctx = context(ctx)?;
+        Self::resolve(self.client.int_variation_detail(key, &ctx, 0))
     }
 
     async fn resolve_float_value(
@@ -106,7 +94,8 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<f64>> {
-        self.resolve(key, ctx, FlagKind::Number, serde_json::Value::as_f64)
+        let ctx = context(ctx)?;
+        Self::resolve(self.client.float_variation_detail(key, &ctx, 0.0))
     }
 
     async fn resolve_string_value(
@@ -114,9 +103,8 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<String>> {
-        self.resolve(key, ctx, FlagKind::String, |v| {
-            v.as_str().map(str::to_owned)
-        })
+        let ctx = context(ctx)?;
+        Self::resolve(self.client.string_variation_detail(key, &ctx, ""))
     }
 
     async fn resolve_struct_value(
@@ -124,10 +112,17 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        self.resolve(key, ctx, FlagKind::Json, |v| match Value::try_from(v) {
-            Ok(Value::Struct(s)) => Some(s),
-            _ => None,
-        })
+        let ctx = context(ctx)?;
+        let detail = Self::resolve(self.client.json_variation_detail(key, &ctx, Json::Null))?;
+        match Value::try_from(&detail.value) {
+            Ok(Value::Struct(value)) => Ok(ResolutionDetails {
+                value,
+                variant: detail.variant,
+                reason: detail.reason,
+                flag_metadata: None,
+            }),
+            _ => Err(error(ErrorKind::WrongType)),
+        }
     }
 }
 

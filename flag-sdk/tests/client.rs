@@ -67,7 +67,9 @@ async fn first_snapshot_then_live_patches() {
     assert_eq!(change.flags, vec!["checkout".to_owned()]);
     assert!(!client.bool_variation("checkout", &ctx(), true));
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         Reason::Off
     );
 
@@ -81,7 +83,9 @@ async fn first_snapshot_then_live_patches() {
     let change = next_change(&mut changes).await;
     assert_eq!(change.revision, 3, "revisions 2 and 1 were ignored");
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         Reason::Error {
             error: ErrorKind::FlagNotFound
         }
@@ -178,7 +182,9 @@ async fn refused_token_without_waiting_shows_in_the_status() {
     eventually("the refusal", || client.status() == refused).await;
     assert!(client.bool_variation("checkout", &ctx(), true));
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         not_ready()
     );
     // Retried in minutes (backoff::AUTH_INITIAL), not at the 20 ms reconnection delay.
@@ -246,7 +252,9 @@ async fn server_down_at_start_without_cache_serves_defaults() {
     assert_eq!(client.status(), Status::Initializing);
     assert!(client.bool_variation("checkout", &ctx(), true));
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         not_ready()
     );
     assert_eq!(client.data_age(), None);
@@ -285,7 +293,9 @@ async fn corrupt_cache_is_ignored() {
         .unwrap();
     assert_eq!(client.status(), Status::Initializing);
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         not_ready()
     );
     client.close().await;
