@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use flag_sdk::client::STREAM_PATH;
 use flag_sdk::{Client, ClientError, Context, ErrorKind, FlagChange, Reason, Snapshot, Status};
 use serde_json::json;
-use tokio::sync::broadcast;
 
 use crate::common::sse_server::{closed_port, patch, put, snapshot, Fake, Reply};
 
@@ -33,7 +32,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// The next change notification, within [`WAIT`].
-async fn next_change(changes: &mut broadcast::Receiver<FlagChange>) -> FlagChange {
+async fn next_change(changes: &mut flag_sdk::client::Changes) -> FlagChange {
     let next = tokio::time::timeout(WAIT, changes.recv()).await;
     next.expect("a change in time").expect("a change")
 }

@@ -41,13 +41,13 @@ mod state;
 mod stream;
 mod test_data;
 mod update;
+mod watch;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -63,7 +63,7 @@ pub use events::DEFAULT_EVENTS_INTERVAL;
 pub use state::{FlagChange, Status};
 pub use stream::STREAM_PATH;
 pub use test_data::{FlagBuilder, TestData};
-pub use update::UpdateError;
+pub use watch::{Changes, ChangesError, Closed, StatusWatch};
 
 use state::Shared;
 
@@ -130,8 +130,8 @@ impl Client {
     }
 
     /// Watches [`status`](Self::status) changes.
-    pub fn watch_status(&self) -> watch::Receiver<Status> {
-        self.shared.watch_status()
+    pub fn watch_status(&self) -> StatusWatch {
+        StatusWatch::new(self.shared.watch_status())
     }
 
     /// How long ago the data was last known current (last event or heartbeat, or the cache
@@ -152,9 +152,10 @@ impl Client {
     }
 
     /// Notifications of flags changed by each update. A receiver that falls more than a few
-    /// hundred updates behind gets `Lagged` and should re-read what it cares about.
-    pub fn subscribe(&self) -> broadcast::Receiver<FlagChange> {
-        self.shared.subscribe()
+    /// hundred updates behind gets [`ChangesError::Lagged`] and should re-read what it cares
+    /// about.
+    pub fn subscribe(&self) -> Changes {
+        Changes::new(self.shared.subscribe())
     }
 
     /// A boolean flag's value for `ctx`, or `default` (unknown flag, another kind, no data).

@@ -33,9 +33,8 @@ pub enum Status {
     /// The server refused the SDK token (HTTP 401: unknown or revoked token; 403: a token
     /// that is not an SDK token, e.g. an admin token). This does not heal by itself: check
     /// the token is an SDK token for this environment. Any data held (an earlier snapshot or
-    /// the cache file) is still served; the stream retries every few minutes
-    /// ([`AUTH_INITIAL`](super::AUTH_INITIAL) doubling to [`AUTH_MAX`](super::AUTH_MAX)) and
-    /// goes back to `Valid` once the server accepts the token.
+    /// the cache file) is still served; the stream retries every few minutes (doubling up to
+    /// ten minutes) and goes back to `Valid` once the server accepts the token.
     Refused {
         /// The HTTP status the server answered (401 or 403).
         http_status: u16,
