@@ -34,6 +34,7 @@ mod backoff;
 mod builder;
 mod cache;
 mod events;
+mod offline;
 mod read;
 #[doc(hidden)]
 pub mod sse;
@@ -43,7 +44,6 @@ mod test_data;
 mod update;
 mod watch;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,7 +58,9 @@ use crate::model::Snapshot;
 use crate::variation::{Detail, Typed};
 
 pub use all_flags::AllFlags;
-pub use builder::{ClientBuilder, ClientError, DEFAULT_HEARTBEAT, DEFAULT_INIT_TIMEOUT};
+pub use builder::{
+    ClientBuilder, ClientError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_INIT_TIMEOUT,
+};
 pub use events::DEFAULT_EVENTS_INTERVAL;
 pub use state::{FlagChange, Status};
 pub use stream::STREAM_PATH;
@@ -99,22 +101,6 @@ impl Client {
         shared.touch(std::time::SystemTime::now());
         shared.set_status(Status::Offline);
         Client::from_shared(shared)
-    }
-
-    /// A client serving the snapshot file at `path` (the section 2 JSON, e.g. a cache file or
-    /// `GET /sdk/v1/snapshot` saved to disk), never connecting.
-    pub fn offline_from_file(path: impl AsRef<Path>) -> Result<Client, ClientError> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ClientError::ReadSnapshot {
-            path: path.to_owned(),
-            source,
-        })?;
-        let snapshot =
-            serde_json::from_slice(&bytes).map_err(|source| ClientError::ParseSnapshot {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(Client::offline(snapshot))
     }
 
     fn from_shared(shared: Arc<Shared>) -> Client {
