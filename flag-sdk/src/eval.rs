@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bucket::bucket_attribute;
-use crate::compile::{CompiledClause, CompiledServe, CompiledSnapshot, Kind};
+use crate::compile::{CompiledClause, CompiledServe, CompiledSnapshot, Kind, Slot};
 use crate::context::{Attribute, Context};
 use crate::model::FlagKind;
 use crate::operators::{Matcher, Scalar};
@@ -166,9 +166,15 @@ impl CompiledSnapshot {
     /// every context is answered from the table's slot.
     #[inline(always)]
     pub(crate) fn outcome(&self, key: &str, ctx: &Context, kind: Option<Kind>) -> Outcome {
-        let Some(slot) = self.index.get(key) else {
+        let Some(slot) = self.index.get_inlined(key) else {
             return Err(ErrorKind::FlagNotFound);
         };
+        self.outcome_of(slot, ctx, kind)
+    }
+
+    /// [`outcome`](Self::outcome) of the flag in `slot`.
+    #[inline(always)]
+    pub(crate) fn outcome_of(&self, slot: &Slot, ctx: &Context, kind: Option<Kind>) -> Outcome {
         match (kind, slot.constant) {
             (Some(kind), _) if kind != Kind::Json && slot.kind != kind => {
                 self.outcome_at(slot.index, ctx, Some(kind))

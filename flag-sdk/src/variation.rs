@@ -9,7 +9,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::compile::{CompiledSnapshot, Kind};
+use crate::compile::{CompiledSnapshot, Kind, Slot};
 use crate::context::Context;
 use crate::eval::{ErrorKind, Evaluation, Outcome, Reason, Why};
 
@@ -73,6 +73,11 @@ pub(crate) type Typed<T> = Result<(usize, usize, Why, T), ErrorKind>;
 pub(crate) trait Read<'a>: Sized {
     const KIND: Kind;
     fn read(value: &'a Value) -> Option<Self>;
+    /// The value from the flag table's slot alone, when it holds it.
+    #[inline(always)]
+    fn from_slot(_slot: &Slot) -> Option<Self> {
+        None
+    }
 }
 
 impl Read<'_> for bool {
@@ -80,6 +85,10 @@ impl Read<'_> for bool {
     #[inline]
     fn read(value: &Value) -> Option<bool> {
         value.as_bool()
+    }
+    #[inline(always)]
+    fn from_slot(slot: &Slot) -> Option<bool> {
+        slot.constant_bool
     }
 }
 
@@ -128,7 +137,19 @@ impl CompiledSnapshot {
     /// kind or its value does not convert.
     #[inline(always)]
     pub(crate) fn typed<'a, T: Read<'a>>(&'a self, key: &str, ctx: &Context) -> Typed<T> {
-        let (i, v, why) = self.outcome(key, ctx, Some(T::KIND))?;
+        let Some(slot) = self.index.get_inlined(key) else {
+            return Err(ErrorKind::FlagNotFound);
+        };
+        if let (Some((v, why)), Some(value)) = (slot.constant, T::from_slot(slot)) {
+            return Ok((slot.index, v, why, value));
+        }
+        self.typed_evaluated(slot, ctx)
+    }
+
+    /// [`typed`](Self::typed) when the slot alone cannot answer.
+    #[inline(never)]
+    fn typed_evaluated<'a, T: Read<'a>>(&'a self, slot: &Slot, ctx: &Context) -> Typed<T> {
+        let (i, v, why) = self.outcome_of(slot, ctx, Some(T::KIND))?;
         let value = self.value_of(i, v).ok_or(ErrorKind::MalformedFlag)?;
         let value = T::read(value).ok_or(ErrorKind::WrongType)?;
         Ok((i, v, why, value))

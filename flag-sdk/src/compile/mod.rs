@@ -41,6 +41,9 @@ pub(crate) struct Slot {
     pub kind: Kind,
     /// (variation index, why) for every context; `None` when evaluation must run.
     pub constant: Option<(usize, Why)>,
+    /// The constant answer's value when it is a boolean: `bool_variation` of a kill switch
+    /// or of a flag on for everyone reads nothing but the slot.
+    pub constant_bool: Option<bool>,
 }
 
 impl CompiledFlag {
@@ -169,10 +172,16 @@ impl CompiledSnapshot {
             })
             .collect();
         mark_prerequisite_chains(&mut flags);
-        let index = index.map_values(|i| Slot {
-            index: i,
-            kind: flags[i].kind,
-            constant: flags[i].constant(),
+        let index = index.map_values(|i| {
+            let constant = flags[i].constant();
+            Slot {
+                index: i,
+                kind: flags[i].kind,
+                constant,
+                constant_bool: constant
+                    .filter(|_| flags[i].kind == Kind::Boolean)
+                    .and_then(|(v, _)| flags[i].variations[v].value.as_bool()),
+            }
         });
         CompiledSnapshot {
             source,
