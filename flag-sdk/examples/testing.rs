@@ -28,7 +28,7 @@ fn main() {
     assert_eq!(price(&client, &ann), 90);
     td.update(td.flag("discount").serve(false).target("bob", "on"));
     assert_eq!((price(&client, &ann), price(&client, &bob)), (100, 90));
-    td.update(td.flag("discount").on(false)); // the kill switch
+    td.update(td.flag("discount").serve(true).on(false)); // the kill switch: serves `off`
     assert_eq!(price(&client, &bob), 100);
     println!("all flag states tested");
 }
