@@ -35,13 +35,15 @@ pub fn rollout(percent: u32) -> Value {
         {"variation": "off", "weight": 100_000 - percent * 1000}]}})
 }
 
-/// The bench snapshot: `kill-switch` (off), `plain` (fallthrough), `rollout-10`,
+/// The bench snapshot: `kill-switch` (off), `plain` (fallthrough to `off`), `plain-on`
+/// (fallthrough to `on`), `rollout-10`,
 /// `five-rules` (5 rules x 3 clauses with a segment, a semver and a regex; the bench context
 /// matches only the last rule), and `filler` flags up to `total` flags.
 pub fn bench_snapshot(total: usize) -> CompiledSnapshot {
     let mut flags = vec![
         bool_flag("kill-switch", json!({"enabled": false})),
         bool_flag("plain", json!({})),
+        bool_flag("plain-on", json!({"fallthrough": {"variation": "on"}})),
         bool_flag("rollout-10", json!({"fallthrough": rollout(10)})),
         five_rule_flag(),
     ];

@@ -19,7 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with("country", "NL")
         .with("plan", "pro");
     if client.bool_variation("new-checkout", &ctx, false) { /* new path */ }
-    let detail = client.variation_detail("new-checkout", &ctx); // value, variation, reason
+    let detail = client.bool_variation_detail("new-checkout", &ctx, false); // value, variation, reason
     println!("{:?}: {detail:?}", client.status());
     client.track_error(&ctx); // where you already handle errors
     client.close().await; // flushes counters

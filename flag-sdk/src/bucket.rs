@@ -13,7 +13,17 @@ use std::fmt::Write as _;
 use crate::context::Attribute;
 use crate::model::TOTAL_WEIGHT;
 
-/// The bucket in `0..100000` of `value` under `salt`.
+/// The bucket in `0..100000` of `value` under `salt`: what a rollout compares with its
+/// running weights (a context is served the first variation whose running sum of weights
+/// exceeds its bucket). `salt` is the rollout's salt, or the flag key when it has none;
+/// `value` is the `bucket_by` attribute (a number as its decimal string), or the context key.
+///
+/// ```
+/// // Stable across versions, platforms and SDKs: the contract's test vectors pin it.
+/// let b = flag_sdk::bucket::bucket("new-checkout", "user-1");
+/// assert!(b < 100_000);
+/// assert_eq!(b, flag_sdk::bucket::bucket("new-checkout", "user-1"));
+/// ```
 pub fn bucket(salt: &str, value: &str) -> u32 {
     Salt::new(salt).bucket(value)
 }
@@ -21,7 +31,7 @@ pub fn bucket(salt: &str, value: &str) -> u32 {
 /// A salt with `salt + ":"` already run through murmur3, so bucketing hashes only the value.
 /// Rollouts compile their salt into one of these once per snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Salt {
+pub(crate) struct Salt {
     /// The hash state after every whole 4-byte block of `salt + ":"`.
     h: u32,
     /// The bytes of `salt + ":"` after its last whole block, as a little-endian word.
@@ -34,7 +44,7 @@ pub struct Salt {
 
 impl Salt {
     /// Runs `salt + ":"` through the hash.
-    pub fn new(salt: &str) -> Self {
+    pub(crate) fn new(salt: &str) -> Self {
         let mut h = 0;
         let mut blocks = salt.as_bytes().chunks_exact(4);
         for block in &mut blocks {
@@ -60,7 +70,7 @@ impl Salt {
 
     /// The bucket in `0..100000` of `value` under this salt.
     #[inline]
-    pub fn bucket(&self, value: &str) -> u32 {
+    pub(crate) fn bucket(&self, value: &str) -> u32 {
         let mut rest = value.as_bytes();
         let (mut h, mut carry) = (self.h, self.carry);
         if self.carried > 0 {
@@ -89,7 +99,7 @@ impl Salt {
 
 /// The bucket of an attribute: strings as they are, numbers as their decimal string.
 /// `None` for any other type (the caller falls back to the context key).
-pub fn bucket_attribute(salt: &Salt, attribute: Attribute<'_>) -> Option<u32> {
+pub(crate) fn bucket_attribute(salt: &Salt, attribute: Attribute<'_>) -> Option<u32> {
     match attribute {
         Attribute::Key(key) => Some(salt.bucket(key)),
         Attribute::Value(serde_json::Value::String(s)) => Some(salt.bucket(s)),

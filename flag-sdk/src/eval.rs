@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bucket::bucket_attribute;
-use crate::compile::{CompiledClause, CompiledServe, CompiledSnapshot, Kind};
+use crate::compile::{CompiledClause, CompiledServe, CompiledSnapshot, Kind, Slot};
 use crate::context::{Attribute, Context};
 use crate::model::FlagKind;
 use crate::operators::{Matcher, Scalar};
@@ -24,6 +24,7 @@ pub const MAX_DEPTH: usize = 32;
 /// Why a flag served what it served (contract section 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum Reason<'a> {
     /// The flag is off: the kill switch.
     Off,
@@ -96,6 +97,7 @@ impl Reason<'_> {
 /// Why the caller's default was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The snapshot has no such flag.
     FlagNotFound,
@@ -109,6 +111,7 @@ pub enum ErrorKind {
 
 /// The outcome of evaluating one flag, borrowed from the snapshot.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Evaluation<'a> {
     /// The value served; `None` when the caller's default applies.
     pub value: Option<&'a Value>,
@@ -134,7 +137,7 @@ impl Evaluation<'_> {
 
 /// A reason in compact form, spelled out only when a caller asks for the detail.
 #[derive(Debug, Clone, Copy)]
-enum Why {
+pub(crate) enum Why {
     Off,
     Target,
     Rule { index: usize, in_rollout: bool },
@@ -142,8 +145,22 @@ enum Why {
     PrerequisiteFailed { index: usize },
 }
 
+impl Why {
+    /// Whether the variation came from a rollout (what the release guard counts).
+    #[inline]
+    pub(crate) fn in_rollout(self) -> bool {
+        matches!(
+            self,
+            Why::Rule {
+                in_rollout: true,
+                ..
+            } | Why::Fallthrough { in_rollout: true }
+        )
+    }
+}
+
 /// (flag index, variation index, why), or why the default applies.
-type Outcome = Result<(usize, usize, Why), ErrorKind>;
+pub(crate) type Outcome = Result<(usize, usize, Why), ErrorKind>;
 
 impl CompiledSnapshot {
     /// Evaluates flag `key` for `ctx` (contract section 3).
@@ -157,34 +174,31 @@ impl CompiledSnapshot {
         self.detail(self.outcome(key, ctx, Some(Kind::of(&kind))))
     }
 
-    /// A boolean flag's value, or `default`.
-    pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
-        self.value(self.outcome(key, ctx, Some(Kind::Boolean)))
-            .and_then(Value::as_bool)
-            .unwrap_or(default)
-    }
-
-    /// A string flag's value, or `default`.
-    pub fn str_variation<'a>(&'a self, key: &str, ctx: &Context, default: &'a str) -> &'a str {
-        self.value(self.outcome(key, ctx, Some(Kind::String)))
-            .and_then(Value::as_str)
-            .unwrap_or(default)
-    }
-
-    /// A number flag's value, or `default`.
-    pub fn number_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
-        self.value(self.outcome(key, ctx, Some(Kind::Number)))
-            .and_then(Value::as_f64)
-            .unwrap_or(default)
-    }
-
     /// The compact outcome: which flag, which variation, and a reason code. Typed getters
-    /// stop here; only `evaluate` spells the reason out.
-    #[inline]
-    fn outcome(&self, key: &str, ctx: &Context, kind: Option<Kind>) -> Outcome {
-        let Some(&i) = self.index.get(key) else {
+    /// stop here; only `evaluate` spells the reason out. A flag whose answer is the same for
+    /// every context is answered from the table's slot.
+    #[inline(always)]
+    pub(crate) fn outcome(&self, key: &str, ctx: &Context, kind: Option<Kind>) -> Outcome {
+        let Some(slot) = self.index.get_inlined(key) else {
             return Err(ErrorKind::FlagNotFound);
         };
+        self.outcome_of(slot, ctx, kind)
+    }
+
+    /// [`outcome`](Self::outcome) of the flag in `slot`.
+    #[inline(always)]
+    pub(crate) fn outcome_of(&self, slot: &Slot, ctx: &Context, kind: Option<Kind>) -> Outcome {
+        match (kind, slot.constant) {
+            (Some(kind), _) if kind != Kind::Json && slot.kind != kind => {
+                self.outcome_at(slot.index, ctx, Some(kind))
+            }
+            (_, Some((v, why))) => Ok((slot.index, v, why)),
+            _ => self.outcome_at(slot.index, ctx, kind),
+        }
+    }
+
+    /// [`outcome`](Self::outcome) of the flag at index `i`.
+    pub(crate) fn outcome_at(&self, i: usize, ctx: &Context, kind: Option<Kind>) -> Outcome {
         match kind {
             Some(kind) if kind != Kind::Json && self.flags[i].kind != kind => {
                 // A flag of a kind this version does not know is malformed, not of another kind.
@@ -204,12 +218,14 @@ impl CompiledSnapshot {
         }
     }
 
-    fn value(&self, outcome: Outcome) -> Option<&Value> {
-        let (i, v, _) = outcome.ok()?;
+    /// The value of variation `v` of flag `i`.
+    #[inline]
+    pub(crate) fn value_of(&self, i: usize, v: usize) -> Option<&Value> {
         self.flags[i].variations.get(v).map(|v| &v.value)
     }
 
-    fn detail(&self, outcome: Outcome) -> Evaluation<'_> {
+    /// The outcome spelled out.
+    pub(crate) fn detail(&self, outcome: Outcome) -> Evaluation<'_> {
         let (i, v, why) = match outcome {
             Ok(found) => found,
             Err(error) => return Evaluation::error(error),

@@ -144,6 +144,12 @@ impl<V> KeyMap<V> {
     /// The value of `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&V> {
+        self.get_inlined(key)
+    }
+
+    /// [`get`](Self::get), always inlined: for the flag table, probed once per read.
+    #[inline(always)]
+    pub fn get_inlined(&self, key: &str) -> Option<&V> {
         let print = Print::of(key);
         if print.len > 16 {
             return self.get_long(key, print);
@@ -165,8 +171,14 @@ impl<V> KeyMap<V> {
     #[inline(always)]
     fn find(&self, hash: Option<u64>, holds: impl Fn(&Entry<V>) -> bool) -> Option<&V> {
         let Some(hash) = hash else {
-            let mut entries = self.slots.iter().flatten();
-            return entries.find(|e| holds(e)).map(|e| &e.value);
+            // A scanned map holds no empty slot (see `new`).
+            for entry in self.slots.iter() {
+                match entry {
+                    Some(e) if holds(e) => return Some(&e.value),
+                    _ => {}
+                }
+            }
+            return None;
         };
         let mask = self.slots.len() - 1;
         let mut i = self.first_slot(hash);
@@ -183,6 +195,27 @@ impl<V> KeyMap<V> {
     #[inline]
     pub fn contains(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+
+    /// The same keys with each value mapped; the table is reused as it is.
+    pub fn map_values<W>(self, mut f: impl FnMut(V) -> W) -> KeyMap<W> {
+        KeyMap {
+            slots: self
+                .slots
+                .into_vec()
+                .into_iter()
+                .map(|slot| {
+                    slot.map(|e| Entry {
+                        hash: e.hash,
+                        print: e.print,
+                        key: e.key,
+                        value: f(e.value),
+                    })
+                })
+                .collect(),
+            shift: self.shift,
+            len: self.len,
+        }
     }
 
     /// Whether the map holds no key.

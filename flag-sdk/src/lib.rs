@@ -43,6 +43,7 @@ pub mod openfeature;
 mod operators;
 pub mod resolution;
 pub mod validate;
+mod variation;
 
 pub use compile::CompiledSnapshot;
 pub use context::{Attribute, Context, ContextError, KEY_ATTRIBUTE};
@@ -52,8 +53,9 @@ pub use model::{
     Target, Variation, WeightedVariation,
 };
 pub use operators::REGEX_SIZE_LIMIT;
+pub use variation::Detail;
 
 #[cfg(feature = "client")]
 pub use client::{
-    Client, ClientBuilder, ClientError, Detail, FlagBuilder, FlagChange, Status, TestData,
+    AllFlags, Client, ClientBuilder, ClientError, FlagBuilder, FlagChange, Status, TestData,
 };

@@ -6,7 +6,8 @@
 //! and flag metadata come from [`crate::resolution`], the mapping the server's OFREP endpoints
 //! use too. Errors: `FLAG_NOT_FOUND` → `FlagNotFound`, `WRONG_TYPE` →
 //! `TypeMismatch`, `CLIENT_NOT_READY` → `ProviderNotReady`, `MALFORMED_FLAG` → `ParseError`.
-//! Nothing here touches the network: it reads the client's snapshot.
+//! Nothing here touches the network: it reads through the client's typed getters, so its
+//! evaluations count for release guards as the application's own do.
 
 use open_feature::provider::{
     FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails,
@@ -20,8 +21,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::client::{Client, Status};
 use crate::context::Context;
 use crate::eval::{ErrorKind, Reason};
-use crate::model::FlagKind;
 use crate::resolution::{self, MetadataValue, OpenFeatureReason};
+use crate::variation::Detail;
+use serde_json::Value as Json;
 
 /// An OpenFeature provider backed by a [`Client`].
 #[derive(Debug, Clone)]
@@ -39,32 +41,23 @@ impl FlagProvider {
         }
     }
 
-    fn resolve<T>(
-        &self,
-        key: &str,
-        ctx: &EvaluationContext,
-        kind: FlagKind,
-        read: impl FnOnce(&serde_json::Value) -> Option<T>,
-    ) -> EvaluationResult<ResolutionDetails<T>> {
-        let context = context(ctx)?;
-        let guard = self.client.snapshot();
-        let Some(flags) = guard.as_deref() else {
-            return Err(error(ErrorKind::ClientNotReady));
-        };
-        let evaluation = flags.evaluate_kind(key, &context, kind);
-        if let Reason::Error { error: kind } = evaluation.reason {
+    /// Maps a client detail of flag `key` to OpenFeature's: an `ERROR` reason becomes the
+    /// error; the reason and metadata come from [`crate::resolution`] (the flag's own
+    /// configuration tells a static value from a default).
+    fn resolve<T>(&self, key: &str, detail: Detail<T>) -> EvaluationResult<ResolutionDetails<T>> {
+        if let Reason::Error { error: kind } = detail.reason {
             return Err(error(kind));
         }
-        let reason = resolution::reason(flags.snapshot().flags.get(key), &evaluation.reason);
-        let value = evaluation
-            .value
-            .and_then(read)
-            .ok_or_else(|| error(ErrorKind::WrongType))?;
+        let snapshot = self.client.snapshot();
+        let flag = snapshot
+            .as_deref()
+            .and_then(|s| s.snapshot().flags.get(key));
+        let reason = resolution::reason(flag, &detail.reason);
         Ok(ResolutionDetails {
-            value,
-            variant: evaluation.variation.map(str::to_owned),
+            value: detail.value,
+            variant: detail.variation,
             reason: Some(openfeature_reason(reason)),
-            flag_metadata: Some(metadata(&evaluation.reason)),
+            flag_metadata: Some(metadata(&detail.reason)),
         })
     }
 }
@@ -90,7 +83,8 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<bool>> {
-        self.resolve(key, ctx, FlagKind::Boolean, serde_json::Value::as_bool)
+        let ctx = context(ctx)?;
+        self.resolve(key, self.client.bool_variation_detail(key, &ctx, false))
     }
 
     async fn resolve_int_value(
@@ -98,7 +92,8 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<i64>> {
-        self.resolve(key, ctx, FlagKind::Number, serde_json::Value::as_i64)
+        let ctx = context(ctx)?;
+        self.resolve(key, self.client.int_variation_detail(key, &ctx, 0))
     }
 
     async fn resolve_float_value(
@@ -106,7 +101,8 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<f64>> {
-        self.resolve(key, ctx, FlagKind::Number, serde_json::Value::as_f64)
+        let ctx = context(ctx)?;
+        self.resolve(key, self.client.float_variation_detail(key, &ctx, 0.0))
     }
 
     async fn resolve_string_value(
@@ -114,9 +110,8 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<String>> {
-        self.resolve(key, ctx, FlagKind::String, |v| {
-            v.as_str().map(str::to_owned)
-        })
+        let ctx = context(ctx)?;
+        self.resolve(key, self.client.string_variation_detail(key, &ctx, ""))
     }
 
     async fn resolve_struct_value(
@@ -124,10 +119,20 @@ impl FeatureProvider for FlagProvider {
         key: &str,
         ctx: &EvaluationContext,
     ) -> EvaluationResult<ResolutionDetails<StructValue>> {
-        self.resolve(key, ctx, FlagKind::Json, |v| match Value::try_from(v) {
-            Ok(Value::Struct(s)) => Some(s),
-            _ => None,
-        })
+        let ctx = context(ctx)?;
+        let detail = self.resolve(
+            key,
+            self.client.json_variation_detail(key, &ctx, Json::Null),
+        )?;
+        match Value::try_from(&detail.value) {
+            Ok(Value::Struct(value)) => Ok(ResolutionDetails {
+                value,
+                variant: detail.variant,
+                reason: detail.reason,
+                flag_metadata: detail.flag_metadata,
+            }),
+            _ => Err(error(ErrorKind::WrongType)),
+        }
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use flag_sdk::client::STREAM_PATH;
 use flag_sdk::{Client, ClientError, Context, ErrorKind, FlagChange, Reason, Snapshot, Status};
 use serde_json::json;
-use tokio::sync::broadcast;
 
 use crate::common::sse_server::{closed_port, patch, put, snapshot, Fake, Reply};
 
@@ -33,7 +32,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 /// The next change notification, within [`WAIT`].
-async fn next_change(changes: &mut broadcast::Receiver<FlagChange>) -> FlagChange {
+async fn next_change(changes: &mut flag_sdk::client::Changes) -> FlagChange {
     let next = tokio::time::timeout(WAIT, changes.recv()).await;
     next.expect("a change in time").expect("a change")
 }
@@ -67,7 +66,9 @@ async fn first_snapshot_then_live_patches() {
     assert_eq!(change.flags, vec!["checkout".to_owned()]);
     assert!(!client.bool_variation("checkout", &ctx(), true));
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         Reason::Off
     );
 
@@ -81,7 +82,9 @@ async fn first_snapshot_then_live_patches() {
     let change = next_change(&mut changes).await;
     assert_eq!(change.revision, 3, "revisions 2 and 1 were ignored");
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         Reason::Error {
             error: ErrorKind::FlagNotFound
         }
@@ -178,7 +181,9 @@ async fn refused_token_without_waiting_shows_in_the_status() {
     eventually("the refusal", || client.status() == refused).await;
     assert!(client.bool_variation("checkout", &ctx(), true));
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         not_ready()
     );
     // Retried in minutes (backoff::AUTH_INITIAL), not at the 20 ms reconnection delay.
@@ -246,7 +251,9 @@ async fn server_down_at_start_without_cache_serves_defaults() {
     assert_eq!(client.status(), Status::Initializing);
     assert!(client.bool_variation("checkout", &ctx(), true));
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         not_ready()
     );
     assert_eq!(client.data_age(), None);
@@ -285,7 +292,9 @@ async fn corrupt_cache_is_ignored() {
         .unwrap();
     assert_eq!(client.status(), Status::Initializing);
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         not_ready()
     );
     client.close().await;

@@ -397,13 +397,13 @@ fn typed_access_checks_the_kind() {
         vec![],
     );
     let c = Context::new("u");
-    assert_eq!(s.str_variation("color", &c, "none"), "blue");
-    assert_eq!(s.number_variation("limit", &c, 0.0), 99.5);
+    assert_eq!(s.string_variation("color", &c, "none"), "blue");
+    assert_eq!(s.float_variation("limit", &c, 0.0), 99.5);
     assert!(
         s.bool_variation("color", &c, true),
         "wrong kind gives the default"
     );
-    assert_eq!(s.str_variation("b", &c, "none"), "none");
+    assert_eq!(s.string_variation("b", &c, "none"), "none");
     let wrong = s.evaluate_kind("color", &c, FlagKind::Boolean);
     assert_eq!(
         serde_json::to_value(&wrong.reason).unwrap(),

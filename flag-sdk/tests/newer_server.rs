@@ -73,7 +73,7 @@ fn an_unknown_kind_or_serve_form_costs_that_flag() {
     }
     // Typed getters serve the caller's default and say why.
     assert!(s.bool_variation("new-serve", &u, true));
-    assert_eq!(s.str_variation("new-kind", &u, "default"), "default");
+    assert_eq!(s.string_variation("new-kind", &u, "default"), "default");
     let typed = s.evaluate_kind("new-kind", &u, FlagKind::String);
     assert_eq!(
         serde_json::to_value(&typed.reason).unwrap(),

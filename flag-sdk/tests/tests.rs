@@ -11,5 +11,6 @@ mod properties;
 mod readme;
 #[cfg(feature = "client")]
 mod sse_fixtures;
+mod surface;
 mod validation;
 mod vectors;

@@ -41,7 +41,9 @@ async fn first_snapshot_then_a_kill_reaches_the_sdk() {
     assert_eq!(change.flags, vec!["checkout".to_owned()]);
     assert!(!client.bool_variation("checkout", &ctx(), true));
     assert_eq!(
-        client.variation_detail("checkout", &ctx()).reason,
+        client
+            .json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         Reason::Off
     );
 
@@ -196,7 +198,8 @@ async fn server_down_at_start_with_and_without_cache_then_up() {
     assert_eq!(bare.status(), Status::Initializing);
     assert!(bare.bool_variation("checkout", &ctx(), true));
     assert_eq!(
-        bare.variation_detail("checkout", &ctx()).reason,
+        bare.json_variation_detail("checkout", &ctx(), serde_json::Value::Null)
+            .reason,
         Reason::Error {
             error: ErrorKind::ClientNotReady
         }

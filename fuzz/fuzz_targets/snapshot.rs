@@ -82,8 +82,8 @@ fuzz_target!(|data: &[u8]| {
                 let _ = compiled.evaluate_kind(key, ctx, kind);
             }
             let _ = compiled.bool_variation(key, ctx, false);
-            let _ = compiled.str_variation(key, ctx, "default");
-            let _ = compiled.number_variation(key, ctx, 0.0);
+            let _ = compiled.string_variation(key, ctx, "default");
+            let _ = compiled.float_variation(key, ctx, 0.0);
         }
         let missing = compiled.evaluate("\u{0}missing", ctx);
         assert_eq!(

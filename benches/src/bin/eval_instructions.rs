@@ -1,14 +1,18 @@
 //! Runs one evaluation case N times, for instruction counting under callgrind, which is
 //! repeatable where wall-clock time on a shared 2-core VM is not:
 //!
-//! `valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/eval_instructions CASE N`
+//! `valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/eval_instructions CASE N [VIA]`
 //!
-//! CASE is one of: kill-switch, plain, rollout-10, five-rules, lookup-10000. Subtract a run
-//! with N = 0 and divide by N for instructions per evaluation.
+//! CASE is one of: kill-switch, plain, plain-on, rollout-10, five-rules, lookup-10000 (a 50%
+//! rollout among 10,000 flags), lookup-10000-plain-on (`plain-on` among 10,000 flags). VIA
+//! is `snapshot` (`CompiledSnapshot::bool_variation`, the default) or `client`
+//! (`Client::bool_variation`, what applications call). Subtract a run with N = 0 and divide
+//! by N for instructions per evaluation.
 
 use std::hint::black_box;
 
 use flag_benches::{bench_context, bench_snapshot};
+use flag_sdk::Client;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -17,14 +21,26 @@ fn main() {
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    let via = args.next().unwrap_or_else(|| "snapshot".to_owned());
     let (snapshot, key) = match case.as_str() {
         "lookup-10000" => (bench_snapshot(10_000), "filler-05000".to_owned()),
+        "lookup-10000-plain-on" => (bench_snapshot(10_000), "plain-on".to_owned()),
         other => (bench_snapshot(10), other.to_owned()),
     };
     let ctx = bench_context();
     let mut on = 0u64;
-    for _ in 0..n {
-        on += u64::from(snapshot.bool_variation(black_box(&key), black_box(&ctx), false));
+    match via.as_str() {
+        "client" => {
+            let client = Client::offline(snapshot.snapshot().as_ref().clone());
+            for _ in 0..n {
+                on += u64::from(client.bool_variation(black_box(&key), black_box(&ctx), false));
+            }
+        }
+        _ => {
+            for _ in 0..n {
+                on += u64::from(snapshot.bool_variation(black_box(&key), black_box(&ctx), false));
+            }
+        }
     }
-    println!("{case}: {on} of {n} served true");
+    println!("{case} via {via}: {on} of {n} served true");
 }

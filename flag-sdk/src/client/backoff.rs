@@ -9,15 +9,15 @@
 use std::time::Duration;
 
 /// The first reconnection delay.
-pub const INITIAL: Duration = Duration::from_secs(1);
+pub(crate) const INITIAL: Duration = Duration::from_secs(1);
 /// The longest reconnection delay.
-pub const MAX: Duration = Duration::from_secs(30);
+pub(crate) const MAX: Duration = Duration::from_secs(30);
 /// A connection healthy for this long resets the backoff.
-pub const RESET_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const RESET_AFTER: Duration = Duration::from_secs(60);
 /// The first delay after the server rejected the token.
-pub const AUTH_INITIAL: Duration = Duration::from_secs(120);
+pub(crate) const AUTH_INITIAL: Duration = Duration::from_secs(120);
 /// The longest delay after the server rejected the token.
-pub const AUTH_MAX: Duration = Duration::from_secs(600);
+pub(crate) const AUTH_MAX: Duration = Duration::from_secs(600);
 
 /// Why the last connection ended, as far as backoff cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,8 @@ use super::{Client, StreamHandle};
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The server's heartbeat interval assumed by default (contract section 5: at least every 15 s).
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting to the server may take by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,9 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// A root certificate given to [`ClientBuilder::root_certificate_pem`] does not parse.
+    #[error("invalid root certificate (PEM expected)")]
+    Certificate(#[source] reqwest::Error),
     /// A snapshot file is not a section 2 snapshot.
     #[error("snapshot file {path} is not a valid snapshot")]
     ParseSnapshot {
@@ -89,6 +93,9 @@ pub struct ClientBuilder {
     cache_file: Option<PathBuf>,
     http: Option<reqwest::Client>,
     events_interval: Duration,
+    connect_timeout: Duration,
+    read_timeout: Option<Duration>,
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl ClientBuilder {
@@ -102,6 +109,9 @@ impl ClientBuilder {
             cache_file: None,
             http: None,
             events_interval: events::DEFAULT_EVENTS_INTERVAL,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: None,
+            root_certificates: Vec::new(),
         }
     }
 
@@ -135,15 +145,40 @@ impl ClientBuilder {
         self
     }
 
+    /// How long connecting to the server may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one read from the server may wait (default: none, since a stream silent
+    /// for twice the [heartbeat](Self::heartbeat_interval) is already treated as lost). Keep
+    /// it above the heartbeat interval, or a healthy quiet stream is cut.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
+        self
+    }
+
+    /// Trust this root certificate (PEM) besides the built-in roots, e.g. a company CA in
+    /// front of the server. May be called more than once.
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
     /// Use this HTTP client (shares its connection settings; e.g. many clients in one
-    /// process). It must not have a total request timeout: the stream is long-lived.
+    /// process). It must not have a total request timeout: the stream is long-lived. The
+    /// timeouts and root certificates set on this builder are then not used.
+    ///
+    /// Without one, the client's own HTTP client takes its proxy from the environment
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, as curl reads them).
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
         self
     }
 
-    /// How often evaluation and error counters are sent for the release guard (default 10 s;
-    /// `close()` sends the rest).
+    /// How often evaluation and error counters are flushed to the server for the release
+    /// guard (default 10 s, at least 10 ms; `close()` sends the rest).
     pub fn events_interval(mut self, interval: Duration) -> Self {
         self.events_interval = interval.max(Duration::from_millis(10));
         self
@@ -168,11 +203,26 @@ impl ClientBuilder {
         })?;
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .tcp_keepalive(Some(Duration::from_secs(30)))
-                .build()
-                .map_err(ClientError::Http)?,
+            None => {
+                let mut http = reqwest::Client::builder()
+                    .connect_timeout(self.connect_timeout)
+                    .tcp_keepalive(Some(Duration::from_secs(30)));
+                if let Some(timeout) = self.read_timeout {
+                    http = http.read_timeout(timeout);
+                }
+                for pem in &self.root_certificates {
+                    let certificate =
+                        reqwest::Certificate::from_pem(pem).map_err(ClientError::Certificate)?;
+                    // The TLS back end decodes certificates only when a client is built: try
+                    // this one alone, so a bad certificate is named as such.
+                    reqwest::Client::builder()
+                        .add_root_certificate(certificate.clone())
+                        .build()
+                        .map_err(ClientError::Certificate)?;
+                    http = http.add_root_certificate(certificate);
+                }
+                http.build().map_err(ClientError::Http)?
+            }
         };
 
         if let Some(path) = self.cache_file.clone() {

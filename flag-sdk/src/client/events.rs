@@ -9,11 +9,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
+
+use crate::compile::CompiledSnapshot;
 use crate::events::{Counter, EventBatch};
-use crate::Reason;
 
 /// How often counters are sent by default.
 pub const DEFAULT_EVENTS_INTERVAL: Duration = Duration::from_secs(10);
@@ -24,10 +26,45 @@ const MAX_PAIRS_PER_SHARD: usize = 4096;
 
 type Pairs = HashMap<String, HashMap<String, (u64, u64)>>;
 
+/// One shard's counts. The hot path counts by (flag index, variation index) in the snapshot
+/// the indexes refer to, so counting hashes two integers and copies no string; when a thread
+/// counts for another snapshot, what was counted by index is moved to `named` first.
+#[derive(Debug, Default)]
+struct Shard {
+    snapshot: Option<Arc<CompiledSnapshot>>,
+    indexed: FxHashMap<(u32, u32), (u64, u64)>,
+    named: Pairs,
+    /// Pairs held in `indexed` and `named` together (an upper bound: a pair may be in both).
+    pairs: usize,
+}
+
+impl Shard {
+    /// Moves the counts by index to `named`, by the keys of the snapshot they refer to.
+    fn name_all(&mut self) {
+        let Some(snapshot) = self.snapshot.take() else {
+            return;
+        };
+        for ((flag, variation), (e, x)) in self.indexed.drain() {
+            let Some((flag, variation)) = snapshot.names_of(flag as usize, variation as usize)
+            else {
+                continue;
+            };
+            let counts = self
+                .named
+                .entry(flag.to_owned())
+                .or_default()
+                .entry(variation.to_owned())
+                .or_default();
+            counts.0 += e;
+            counts.1 += x;
+        }
+    }
+}
+
 /// Sharded (flag, variation) → (evaluations, errors) counters.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    shards: Vec<Mutex<Pairs>>,
+    shards: Vec<Mutex<Shard>>,
     dropped: AtomicU64,
 }
 
@@ -45,44 +82,58 @@ fn shard_index() -> usize {
     thread_local! {
         static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
     }
-    INDEX.with(|i| *i)
-}
-
-/// Whether an evaluation came through a rollout (the only ones a release guard needs).
-pub(crate) fn in_rollout(reason: &Reason<'_>) -> bool {
-    reason.in_rollout()
+    INDEX.try_with(|i| *i).unwrap_or(0)
 }
 
 impl Recorder {
-    /// Counts one evaluation of `flag` that served `variation`.
-    pub(crate) fn evaluated(&self, flag: &str, variation: &str) {
-        self.add(flag, variation, 1, 0);
+    /// Counts one evaluation of flag `flag` of `snapshot` that served variation `variation`.
+    #[inline(never)]
+    pub(crate) fn evaluated(
+        &self,
+        snapshot: &Arc<CompiledSnapshot>,
+        flag: usize,
+        variation: usize,
+    ) {
+        self.add(snapshot, flag, variation, 1, 0);
     }
 
     /// Counts one tracked error of a context that was served `variation` of `flag`.
-    pub(crate) fn errored(&self, flag: &str, variation: &str) {
-        self.add(flag, variation, 0, 1);
+    pub(crate) fn errored(&self, snapshot: &Arc<CompiledSnapshot>, flag: usize, variation: usize) {
+        self.add(snapshot, flag, variation, 0, 1);
     }
 
-    fn add(&self, flag: &str, variation: &str, evaluations: u64, errors: u64) {
+    fn add(
+        &self,
+        snapshot: &Arc<CompiledSnapshot>,
+        flag: usize,
+        variation: usize,
+        evaluations: u64,
+        errors: u64,
+    ) {
         let Ok(mut shard) = self.shards[shard_index()].lock() else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if let Some(counts) = shard.get_mut(flag).and_then(|v| v.get_mut(variation)) {
+        if !shard
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
+        {
+            shard.name_all();
+            shard.snapshot = Some(snapshot.clone());
+        }
+        let key = (flag as u32, variation as u32);
+        if let Some(counts) = shard.indexed.get_mut(&key) {
             counts.0 += evaluations;
             counts.1 += errors;
             return;
         }
-        let pairs: usize = shard.values().map(HashMap::len).sum();
-        if pairs >= MAX_PAIRS_PER_SHARD {
+        if shard.pairs >= MAX_PAIRS_PER_SHARD {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        shard
-            .entry(flag.to_owned())
-            .or_default()
-            .insert(variation.to_owned(), (evaluations, errors));
+        shard.pairs += 1;
+        shard.indexed.insert(key, (evaluations, errors));
     }
 
     /// Takes every count so far, leaving the counters empty.
@@ -90,7 +141,11 @@ impl Recorder {
         let mut merged: Pairs = HashMap::new();
         for shard in &self.shards {
             let taken = match shard.lock() {
-                Ok(mut s) => std::mem::take(&mut *s),
+                Ok(mut s) => {
+                    s.name_all();
+                    s.pairs = 0;
+                    std::mem::take(&mut s.named)
+                }
                 Err(_) => continue,
             };
             for (flag, variations) in taken {
@@ -192,20 +247,39 @@ async fn flush(http: &reqwest::Client, url: &str, token: &str, recorder: &Record
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
+    /// A snapshot with flags `f` (variations on, off) and `g`, compiled.
+    fn snapshot(revision: u64) -> Arc<CompiledSnapshot> {
+        let flag = |key: &str| {
+            json!({"key": key, "kind": "boolean", "version": 1, "enabled": true,
+                "variations": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+                "off_variation": "off", "fallthrough": {"variation": "on"}})
+        };
+        let snapshot: crate::Snapshot = serde_json::from_value(json!({
+            "environment": "e", "revision": revision, "flags": {"f": flag("f"), "g": flag("g")}
+        }))
+        .unwrap();
+        Arc::new(CompiledSnapshot::new(snapshot))
+    }
+
     #[test]
-    fn counts_merge_across_threads_and_drain_empties() {
-        let r = std::sync::Arc::new(Recorder::default());
+    fn counts_merge_across_threads_and_snapshots_and_drain_empties() {
+        let r = Arc::new(Recorder::default());
+        let (first, second) = (snapshot(1), snapshot(2));
         let threads: Vec<_> = (0..4)
             .map(|_| {
-                let r = r.clone();
+                let (r, first, second) = (r.clone(), first.clone(), second.clone());
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
-                        r.evaluated("f", "on");
+                        r.evaluated(&first, 0, 0);
                     }
-                    r.errored("f", "on");
-                    r.evaluated("f", "off");
+                    r.errored(&first, 0, 0);
+                    // Another snapshot: the counts so far are kept under their names.
+                    r.evaluated(&second, 0, 1);
+                    r.evaluated(&first, 0, 0);
                 })
             })
             .collect();
@@ -223,28 +297,26 @@ mod tests {
                 Counter {
                     flag: "f".into(),
                     variation: "on".into(),
-                    evaluations: 4000,
+                    evaluations: 4004,
                     errors: 4
                 },
             ]
         );
         assert!(r.drain().is_empty());
+        assert_eq!(r.dropped(), 0);
     }
 
     #[test]
     fn memory_is_bounded_and_overflow_is_counted() {
         let r = Recorder::default();
+        let s = snapshot(1);
         for i in 0..MAX_PAIRS_PER_SHARD + 10 {
-            r.evaluated(&format!("flag-{i}"), "on");
+            r.evaluated(&s, 0, i);
         }
-        assert_eq!(r.drain().len(), MAX_PAIRS_PER_SHARD);
+        // Indexes past the flag's variations have no name and are not sent.
+        assert_eq!(r.drain().len(), 2);
         assert_eq!(r.dropped(), 10);
-    }
-
-    #[test]
-    fn only_rollout_reasons_count() {
-        assert!(in_rollout(&Reason::Fallthrough { in_rollout: true }));
-        assert!(!in_rollout(&Reason::Fallthrough { in_rollout: false }));
-        assert!(!in_rollout(&Reason::Off));
+        r.evaluated(&s, 1, 0);
+        assert_eq!(r.drain().len(), 1, "a drain frees the shard");
     }
 }

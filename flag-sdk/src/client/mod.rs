@@ -22,48 +22,50 @@
 //!     .await?;
 //! let ctx = Context::new("user-1").with("country", "NL");
 //! if client.bool_variation("new-checkout", &ctx, false) { /* new path */ }
-//! let detail = client.variation_detail("new-checkout", &ctx); // value, variation, reason
+//! let detail = client.bool_variation_detail("new-checkout", &ctx, false); // value, variation, reason
 //! let mut changes = client.subscribe(); // flag keys changed by each update
 //! # let _ = (detail, changes.try_recv());
 //! client.close().await;
 //! # Ok(()) }
 //! ```
 
+mod all_flags;
 mod backoff;
 mod builder;
 mod cache;
-mod detail;
 mod events;
+mod offline;
+mod read;
+#[doc(hidden)]
 pub mod sse;
 mod state;
 mod stream;
 mod test_data;
 mod update;
+mod watch;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::compile::CompiledSnapshot;
 use crate::context::Context;
-use crate::eval::{ErrorKind, Evaluation};
-use crate::model::{FlagKind, Snapshot};
+use crate::eval::ErrorKind;
+use crate::model::Snapshot;
+use crate::variation::{Detail, Typed};
 
-pub use backoff::{
-    AUTH_INITIAL, AUTH_MAX, INITIAL as BACKOFF_INITIAL, MAX as BACKOFF_MAX, RESET_AFTER,
+pub use all_flags::AllFlags;
+pub use builder::{
+    ClientBuilder, ClientError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_INIT_TIMEOUT,
 };
-pub use builder::{ClientBuilder, ClientError, DEFAULT_HEARTBEAT, DEFAULT_INIT_TIMEOUT};
-pub use detail::Detail;
 pub use events::DEFAULT_EVENTS_INTERVAL;
 pub use state::{FlagChange, Status};
 pub use stream::STREAM_PATH;
 pub use test_data::{FlagBuilder, TestData};
-pub use update::UpdateError;
+pub use watch::{Changes, ChangesError, Closed, StatusWatch};
 
 use state::Shared;
 
@@ -101,22 +103,6 @@ impl Client {
         Client::from_shared(shared)
     }
 
-    /// A client serving the snapshot file at `path` (the section 2 JSON, e.g. a cache file or
-    /// `GET /sdk/v1/snapshot` saved to disk), never connecting.
-    pub fn offline_from_file(path: impl AsRef<Path>) -> Result<Client, ClientError> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ClientError::ReadSnapshot {
-            path: path.to_owned(),
-            source,
-        })?;
-        let snapshot =
-            serde_json::from_slice(&bytes).map_err(|source| ClientError::ParseSnapshot {
-                path: path.to_owned(),
-                source,
-            })?;
-        Ok(Client::offline(snapshot))
-    }
-
     fn from_shared(shared: Arc<Shared>) -> Client {
         Client {
             shared,
@@ -130,8 +116,8 @@ impl Client {
     }
 
     /// Watches [`status`](Self::status) changes.
-    pub fn watch_status(&self) -> watch::Receiver<Status> {
-        self.shared.watch_status()
+    pub fn watch_status(&self) -> StatusWatch {
+        StatusWatch::new(self.shared.watch_status())
     }
 
     /// How long ago the data was last known current (last event or heartbeat, or the cache
@@ -152,57 +138,175 @@ impl Client {
     }
 
     /// Notifications of flags changed by each update. A receiver that falls more than a few
-    /// hundred updates behind gets `Lagged` and should re-read what it cares about.
-    pub fn subscribe(&self) -> broadcast::Receiver<FlagChange> {
-        self.shared.subscribe()
+    /// hundred updates behind gets [`ChangesError::Lagged`] and should re-read what it cares
+    /// about.
+    pub fn subscribe(&self) -> Changes {
+        Changes::new(self.shared.subscribe())
     }
 
-    /// A boolean flag's value for `ctx`, or `default` (unknown flag, wrong kind, no data).
+    /// A boolean flag's value for `ctx`, or `default` (unknown flag, another kind, no data).
+    #[inline]
     pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
-        self.typed(key, ctx, FlagKind::Boolean, |v| v.as_bool())
-            .unwrap_or(default)
+        self.value(key, |flags| {
+            self.served(flags, key, flags.typed::<bool>(key, ctx))
+        })
+        .unwrap_or(default)
     }
 
     /// A string flag's value for `ctx`, or `default`.
     pub fn string_variation(&self, key: &str, ctx: &Context, default: &str) -> String {
-        self.typed(key, ctx, FlagKind::String, |v| {
-            v.as_str().map(str::to_owned)
+        self.value(key, |flags| {
+            let value = self.served(flags, key, flags.typed::<&str>(key, ctx));
+            value.map(str::to_owned)
         })
         .unwrap_or_else(|| default.to_owned())
     }
 
+    /// A number flag's value for `ctx` as an integer, or `default`. A value with a fraction
+    /// (`2.5`) is not an integer: `default`, reason `WRONG_TYPE`.
+    pub fn int_variation(&self, key: &str, ctx: &Context, default: i64) -> i64 {
+        self.value(key, |flags| {
+            self.served(flags, key, flags.typed::<i64>(key, ctx))
+        })
+        .unwrap_or(default)
+    }
+
     /// A number flag's value for `ctx`, or `default`.
-    pub fn number_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
-        self.typed(key, ctx, FlagKind::Number, Value::as_f64)
-            .unwrap_or(default)
+    pub fn float_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
+        self.value(key, |flags| {
+            self.served(flags, key, flags.typed::<f64>(key, ctx))
+        })
+        .unwrap_or(default)
     }
 
-    /// Any flag's value as JSON for `ctx`, or `default`.
+    /// Any flag's value for `ctx` as JSON, or `default`.
     pub fn json_variation(&self, key: &str, ctx: &Context, default: Value) -> Value {
-        self.typed(key, ctx, FlagKind::Json, |v| Some(v.clone()))
-            .unwrap_or(default)
+        self.value(key, |flags| {
+            let value = self.served(flags, key, flags.typed::<&Value>(key, ctx));
+            value.cloned()
+        })
+        .unwrap_or(default)
     }
 
-    /// The full result of evaluating `key` for `ctx`: value, variation and reason. Without
+    /// [`bool_variation`](Self::bool_variation) with the variation and the reason. Without
     /// data the reason is `ERROR` / `CLIENT_NOT_READY`.
-    pub fn variation_detail(&self, key: &str, ctx: &Context) -> Detail {
-        match &*self.shared.load() {
-            Some(flags) => {
-                let evaluation = flags.evaluate(key, ctx);
-                self.count(key, &evaluation);
-                Detail::from(evaluation)
+    pub fn bool_variation_detail(&self, key: &str, ctx: &Context, default: bool) -> Detail<bool> {
+        self.detail(key, default, |flags| {
+            let typed = self.counted(flags, key, flags.typed::<bool>(key, ctx));
+            flags.typed_detail(typed, default)
+        })
+    }
+
+    /// [`string_variation`](Self::string_variation) with the variation and the reason.
+    pub fn string_variation_detail(
+        &self,
+        key: &str,
+        ctx: &Context,
+        default: &str,
+    ) -> Detail<String> {
+        self.detail(key, default.to_owned(), |flags| {
+            let typed = self.counted(flags, key, flags.typed::<&str>(key, ctx));
+            flags.typed_detail(typed, default).map(str::to_owned)
+        })
+    }
+
+    /// [`int_variation`](Self::int_variation) with the variation and the reason.
+    pub fn int_variation_detail(&self, key: &str, ctx: &Context, default: i64) -> Detail<i64> {
+        self.detail(key, default, |flags| {
+            let typed = self.counted(flags, key, flags.typed::<i64>(key, ctx));
+            flags.typed_detail(typed, default)
+        })
+    }
+
+    /// [`float_variation`](Self::float_variation) with the variation and the reason.
+    pub fn float_variation_detail(&self, key: &str, ctx: &Context, default: f64) -> Detail<f64> {
+        self.detail(key, default, |flags| {
+            let typed = self.counted(flags, key, flags.typed::<f64>(key, ctx));
+            flags.typed_detail(typed, default)
+        })
+    }
+
+    /// [`json_variation`](Self::json_variation) with the variation and the reason.
+    pub fn json_variation_detail(&self, key: &str, ctx: &Context, default: Value) -> Detail<Value> {
+        let mut default = Some(default);
+        let detail = read::with_snapshot(&self.shared, |flags| {
+            let flags = flags?;
+            let typed = self.counted(flags, key, flags.typed::<&Value>(key, ctx));
+            let typed = typed.map(|(i, v, why, value)| (i, v, why, value.clone()));
+            Some(flags.typed_detail(typed, default.take().unwrap_or_default()))
+        });
+        detail.unwrap_or_else(|| {
+            let default = default.take().unwrap_or_default();
+            not_ready(key);
+            Detail::error(default, ErrorKind::ClientNotReady)
+        })
+    }
+
+    /// Every flag's value and reason for `ctx`, from one snapshot: for rendering a page's
+    /// flags or for debugging. It costs one evaluation per flag and one allocation, and counts
+    /// nothing for the release guard (call a getter for a flag whose use should count).
+    pub fn all_flags(&self, ctx: &Context) -> AllFlags {
+        AllFlags::new(self.shared.load_full(), ctx)
+    }
+
+    /// Calls `answer` with the current snapshot; `None` without one.
+    #[inline(always)]
+    fn value<T>(
+        &self,
+        key: &str,
+        answer: impl FnOnce(&Arc<CompiledSnapshot>) -> Option<T>,
+    ) -> Option<T> {
+        read::with_snapshot(&self.shared, |flags| match flags {
+            Some(flags) => answer(flags),
+            None => {
+                not_ready(key);
+                None
             }
-            None => Detail::from(Evaluation::error(ErrorKind::ClientNotReady)),
+        })
+    }
+
+    /// The value served, counted for the release guard if through a rollout; `None` (and a
+    /// log line) when the default applies.
+    #[inline(always)]
+    fn served<T>(&self, flags: &Arc<CompiledSnapshot>, key: &str, typed: Typed<T>) -> Option<T> {
+        match typed {
+            Ok((i, v, why, value)) => {
+                if why.in_rollout() {
+                    self.stream.events.evaluated(flags, i, v);
+                }
+                Some(value)
+            }
+            Err(error) => {
+                defaulted(key, error);
+                None
+            }
         }
     }
 
-    /// Counts an evaluation served through a rollout, for the release guard.
-    fn count(&self, key: &str, evaluation: &Evaluation<'_>) {
-        if events::in_rollout(&evaluation.reason) {
-            if let Some(variation) = evaluation.variation {
-                self.stream.events.evaluated(key, variation);
+    fn detail<T>(
+        &self,
+        key: &str,
+        default: T,
+        answer: impl FnOnce(&Arc<CompiledSnapshot>) -> Detail<T>,
+    ) -> Detail<T> {
+        read::with_snapshot(&self.shared, |flags| match flags {
+            Some(flags) => answer(flags),
+            None => {
+                not_ready(key);
+                Detail::error(default, ErrorKind::ClientNotReady)
             }
+        })
+    }
+
+    /// Counts an evaluation served through a rollout, for the release guard; logs a default.
+    #[inline(always)]
+    fn counted<T>(&self, flags: &Arc<CompiledSnapshot>, key: &str, typed: Typed<T>) -> Typed<T> {
+        match &typed {
+            Ok((i, v, why, _)) if why.in_rollout() => self.stream.events.evaluated(flags, *i, *v),
+            Ok(_) => {}
+            Err(error) => defaulted(key, *error),
         }
+        typed
     }
 
     /// Reports that something went wrong for `ctx` (call it where the application already
@@ -210,45 +314,24 @@ impl Client {
     /// flag under a rollout, so a release's guard can compare the new variation's error rate
     /// with the rest's. Counters are sent in the background; this never blocks.
     pub fn track_error(&self, ctx: &Context) {
-        let guard = self.shared.load();
-        let Some(flags) = &*guard else {
-            return;
-        };
-        for key in flags.rollout_flags() {
-            let evaluation = flags.evaluate(key, ctx);
-            if let (true, Some(variation)) =
-                (events::in_rollout(&evaluation.reason), evaluation.variation)
-            {
-                self.stream.events.errored(key, variation);
+        read::with_snapshot(&self.shared, |flags| {
+            let Some(flags) = flags else {
+                return;
+            };
+            for i in flags.rollout_flag_indexes() {
+                if let Ok((i, v, why)) = flags.outcome_at(i, ctx, None) {
+                    if why.in_rollout() {
+                        self.stream.events.errored(flags, i, v);
+                    }
+                }
             }
-        }
+        });
     }
 
     /// Counters dropped since start: over the memory bound, or batches the server could not
     /// take. Counting never blocks the application.
     pub fn events_dropped(&self) -> u64 {
         self.stream.events.dropped()
-    }
-
-    fn typed<T>(
-        &self,
-        key: &str,
-        ctx: &Context,
-        kind: FlagKind,
-        read: impl FnOnce(&Value) -> Option<T>,
-    ) -> Option<T> {
-        let guard = self.shared.load();
-        let Some(flags) = &*guard else {
-            tracing::debug!(flag = key, "flag client not ready; default served");
-            return None;
-        };
-        let evaluation = flags.evaluate_kind(key, ctx, kind);
-        self.count(key, &evaluation);
-        let value = evaluation.value.and_then(read);
-        if value.is_none() {
-            tracing::debug!(flag = key, reason = ?evaluation.reason, "default served");
-        }
-        value
     }
 
     /// Stops the stream and waits for its task to end. The data held stays readable (status
@@ -266,6 +349,18 @@ impl Client {
         }
         self.shared.set_status(Status::Offline);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn defaulted(key: &str, error: ErrorKind) {
+    tracing::debug!(flag = key, ?error, "default served");
+}
+
+#[cold]
+#[inline(never)]
+fn not_ready(key: &str) {
+    tracing::debug!(flag = key, "flag client not ready; default served");
 }
 
 impl Drop for StreamHandle {

@@ -33,9 +33,8 @@ pub enum Status {
     /// The server refused the SDK token (HTTP 401: unknown or revoked token; 403: a token
     /// that is not an SDK token, e.g. an admin token). This does not heal by itself: check
     /// the token is an SDK token for this environment. Any data held (an earlier snapshot or
-    /// the cache file) is still served; the stream retries every few minutes
-    /// ([`AUTH_INITIAL`](super::AUTH_INITIAL) doubling to [`AUTH_MAX`](super::AUTH_MAX)) and
-    /// goes back to `Valid` once the server accepts the token.
+    /// the cache file) is still served; the stream retries every few minutes (doubling up to
+    /// ten minutes) and goes back to `Valid` once the server accepts the token.
     Refused {
         /// The HTTP status the server answered (401 or 403).
         http_status: u16,
@@ -71,6 +70,7 @@ impl Status {
 /// Flags whose configuration changed in one update: one stream event, or a burst of events
 /// that arrived together and were applied as one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FlagChange {
     /// The environment revision after the update.
     pub revision: u64,
@@ -81,7 +81,12 @@ pub struct FlagChange {
 /// The state shared by a client's handles and its stream task.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Unique in the process, never reused: names this client in the readers' caches.
+    id: u64,
     flags: ArcSwapOption<CompiledSnapshot>,
+    /// Bumped after every swap of `flags`: a reader's cached snapshot is current while the
+    /// generation it was read at is (see `read`).
+    generation: AtomicU64,
     status: AtomicU32,
     /// Milliseconds since the Unix epoch when the data was last known current; 0 = never.
     fresh_at_ms: AtomicU64,
@@ -91,13 +96,31 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             flags: ArcSwapOption::empty(),
+            generation: AtomicU64::new(0),
             status: AtomicU32::new(Status::Initializing.to_bits()),
             fresh_at_ms: AtomicU64::new(0),
             changes: broadcast::channel(CHANGE_BUFFER).0,
             status_tx: watch::channel(Status::Initializing).0,
         }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Swaps the snapshot in, then bumps the generation so readers' caches revalidate.
+    fn install(&self, snapshot: CompiledSnapshot) {
+        self.flags.store(Some(Arc::new(snapshot)));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The snapshot held, if any. Lock-free.
@@ -153,8 +176,7 @@ impl Shared {
         let old = self.flags.load_full();
         let flags = changed_flags(old.as_deref().map(|c| &**c.snapshot()), &snapshot);
         let revision = snapshot.revision;
-        self.flags
-            .store(Some(Arc::new(CompiledSnapshot::new(snapshot))));
+        self.install(CompiledSnapshot::new(snapshot));
         self.notify(revision, flags)
     }
 
@@ -236,8 +258,7 @@ impl Shared {
         flags.sort();
         flags.dedup();
         let revision = snapshot.revision;
-        self.flags
-            .store(Some(Arc::new(CompiledSnapshot::new(snapshot))));
+        self.install(CompiledSnapshot::new(snapshot));
         Ok(self.notify(revision, flags))
     }
 

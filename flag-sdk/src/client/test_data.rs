@@ -236,7 +236,12 @@ mod tests {
         let change = changes.try_recv().unwrap();
         assert_eq!(change.flags, vec!["f".to_owned()]);
         td.update(td.flag("f").on(false));
-        assert_eq!(client.variation_detail("f", &ctx).reason, Reason::Off);
+        assert_eq!(
+            client
+                .json_variation_detail("f", &ctx, serde_json::Value::Null)
+                .reason,
+            Reason::Off
+        );
         td.update(td.flag("name").value_for_all("Ada"));
         assert_eq!(client.string_variation("name", &ctx, "x"), "Ada");
         assert!(
@@ -245,7 +250,9 @@ mod tests {
         );
         td.delete("name");
         assert_eq!(
-            client.variation_detail("name", &ctx).reason,
+            client
+                .json_variation_detail("name", &ctx, serde_json::Value::Null)
+                .reason,
             Reason::Error {
                 error: ErrorKind::FlagNotFound
             }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::bucket::Salt;
-use crate::eval::MAX_DEPTH;
+use crate::eval::{Why, MAX_DEPTH};
 use crate::keys::{KeyMap, Name};
 use crate::model::{Clause, Flag, FlagKind, Op, Serve, Snapshot, Variation, TOTAL_WEIGHT};
 use crate::operators::Matcher;
@@ -28,8 +28,45 @@ pub(crate) use segments::CompiledSegment;
 pub struct CompiledSnapshot {
     pub(crate) source: Arc<Snapshot>,
     pub(crate) flags: Vec<CompiledFlag>,
-    pub(crate) index: KeyMap<usize>,
+    pub(crate) index: KeyMap<Slot>,
     pub(crate) segments: Vec<CompiledSegment>,
+}
+
+/// What the flag table holds for a key: the flag's index, its kind, and its answer when no
+/// context can change it (the kill switch, a flag serving one variation to everyone), so
+/// those are answered from the probe alone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    pub index: usize,
+    pub kind: Kind,
+    /// (variation index, why) for every context; `None` when evaluation must run.
+    pub constant: Option<(usize, Why)>,
+    /// The constant answer's value when it is a boolean: `bool_variation` of a kill switch
+    /// or of a flag on for everyone reads nothing but the slot.
+    pub constant_bool: Option<bool>,
+}
+
+impl CompiledFlag {
+    /// The answer for every context, when it does not depend on the context.
+    fn constant(&self) -> Option<(usize, Why)> {
+        if self.malformed.is_some() || self.off >= self.variations.len() {
+            return None;
+        }
+        if !self.enabled {
+            return Some((self.off, Why::Off));
+        }
+        match self.fallthrough {
+            CompiledServe::Variation(v)
+                if self.prerequisites.is_empty()
+                    && self.targets.is_empty()
+                    && self.rules.is_empty()
+                    && v < self.variations.len() =>
+            {
+                Some((v, Why::Fallthrough { in_rollout: false }))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -135,6 +172,17 @@ impl CompiledSnapshot {
             })
             .collect();
         mark_prerequisite_chains(&mut flags);
+        let index = index.map_values(|i| {
+            let constant = flags[i].constant();
+            Slot {
+                index: i,
+                kind: flags[i].kind,
+                constant,
+                constant_bool: constant
+                    .filter(|_| flags[i].kind == Kind::Boolean)
+                    .and_then(|(v, _)| flags[i].variations[v].value.as_bool()),
+            }
+        });
         CompiledSnapshot {
             source,
             flags,
@@ -161,15 +209,32 @@ impl CompiledSnapshot {
     /// Keys of the flags that serve some context through a rollout (a release is one): the
     /// flags whose variations `track_error` attributes errors to.
     pub fn rollout_flags(&self) -> impl Iterator<Item = &str> {
+        self.rollout_flag_indexes().map(|i| &*self.flags[i].key)
+    }
+
+    /// Indexes of the flags of [`rollout_flags`](Self::rollout_flags).
+    pub(crate) fn rollout_flag_indexes(&self) -> impl Iterator<Item = usize> + '_ {
         self.flags
             .iter()
-            .filter(|f| {
+            .enumerate()
+            .filter(|(_, f)| {
                 f.malformed.is_none()
                     && std::iter::once(&f.fallthrough)
                         .chain(f.rules.iter().map(|r| &r.serve))
                         .any(|s| matches!(s, CompiledServe::Rollout { .. }))
             })
-            .map(|f| &*f.key)
+            .map(|(i, _)| i)
+    }
+
+    /// The keys of flag `i` and of its variation `v`.
+    pub(crate) fn names_of(&self, i: usize, v: usize) -> Option<(&str, &str)> {
+        let flag = self.flags.get(i)?;
+        Some((&flag.key, &flag.variations.get(v)?.key))
+    }
+
+    /// The index of flag `key`.
+    pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
+        self.index.get(key).map(|slot| slot.index)
     }
 
     /// Whether the snapshot holds a flag.
