@@ -137,3 +137,21 @@ where
     }
     out
 }
+
+/// Creates an SDK token for `production` on the server at `base` with the admin token
+/// `admin`; its secret.
+pub async fn sdk_token(http: &reqwest::Client, base: &str, admin: &str) -> anyhow::Result<String> {
+    let created: Value = http
+        .post(format!("{base}/api/v1/tokens"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"kind": "sdk", "environment": "production", "name": "bench"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    created["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the token answer has no `token`"))
+}

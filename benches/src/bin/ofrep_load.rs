@@ -152,15 +152,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(r.status() == 200, "configure: {}", r.status());
     }
-    let token: Value = setup
-        .post(format!("{base}/api/v1/tokens"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"kind": "sdk", "environment": "production", "name": "bench"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = token["token"].as_str().context("no token")?.to_owned();
+    let token = flag_benches::sdk_token(&setup, &base, ADMIN).await?;
     TOKEN.set(token.clone()).ok();
 
     let (latencies, elapsed) = run_phase(addr, 0..clients, phase, single).await?;

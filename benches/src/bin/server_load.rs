@@ -253,16 +253,8 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(r.status() == 201, "create: {}", r.status());
     }
     let mut fleet = if sdk_clients > 0 {
-        let token: Value = setup
-            .post(format!("{base}/api/v1/tokens"))
-            .bearer_auth(ADMIN)
-            .json(&json!({"kind": "sdk", "environment": "production", "name": "bench"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let token = token["token"].as_str().context("no token")?;
-        Some(Fleet::start(&base, token, sdk_clients).await?)
+        let token = flag_benches::sdk_token(&setup, &base, ADMIN).await?;
+        Some(Fleet::start(&base, &token, sdk_clients).await?)
     } else {
         None
     };

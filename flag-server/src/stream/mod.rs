@@ -332,23 +332,18 @@ impl Joining {
         } = self;
         let mut start = VecDeque::from([retry]);
         let from_log = from_log.filter(|changes| !changes.is_empty());
-        let source = match (&joined.replayed, &from_log) {
-            (Some(_), _) => "memory",
-            (None, Some(_)) => "change log",
-            (None, None) => "put",
-        };
-        let last_sent = match (joined.replayed, from_log) {
+        let (last_sent, source) = match (joined.replayed, from_log) {
             (Some((frames, last)), _) => {
                 start.extend(frames);
-                last
+                (last, "memory")
             }
             (None, Some(changes)) => {
                 start.extend(changes.iter().map(wire::change));
-                changes.last().map_or(0, |c| c.revision)
+                (changes.last().map_or(0, |c| c.revision), "change log")
             }
             (None, None) => {
                 start.push_back(env.put(&joined.snapshot).frame());
-                joined.snapshot.revision()
+                (joined.snapshot.revision(), "put")
             }
         };
         tracing::debug!(
