@@ -18,6 +18,7 @@ pub mod error;
 pub mod metrics;
 pub mod ofrep;
 pub mod release;
+pub mod scopes;
 pub mod snapshots;
 pub mod state;
 pub mod store;

@@ -7,6 +7,7 @@
 //! transaction, and is answered after COMMIT.
 
 pub mod audit;
+pub mod change_requests;
 mod effects;
 pub mod environments;
 pub mod flag_configs;
@@ -17,6 +18,7 @@ mod lock;
 mod log;
 mod migrations;
 pub mod releases;
+pub mod schedules;
 pub mod segments;
 pub mod sql;
 pub mod tokens;
