@@ -11,6 +11,7 @@ mod common;
 /// The suites here run on PostgreSQL.
 const ON_POSTGRES: bool = true;
 
+mod change_requests;
 mod concurrency;
 mod environments;
 mod errors;
@@ -21,6 +22,8 @@ mod kill;
 mod ofrep;
 mod ops;
 mod releases;
+mod schedules;
+mod scopes;
 mod sdk_stream;
 mod segments;
 mod tokens;

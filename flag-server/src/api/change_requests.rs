@@ -215,6 +215,7 @@ pub async fn withdraw(
 ) -> Result<HttpResponse, ApiError> {
     let _: Decision = optional_json(&body)?;
     let id = id.into_inner();
+    writable(&state, &admin, id).await?;
     let actor = admin.0.name;
     let request = state
         .store
