@@ -129,7 +129,7 @@ impl Held {
 #[derive(Debug, Clone)]
 pub enum Written {
     /// Stored: the configuration as the server keeps it.
-    Stored(Flag),
+    Stored(Box<Flag>),
     /// Held for approval.
     Held(Held),
 }
@@ -306,7 +306,7 @@ impl Api {
         if res.status() == StatusCode::ACCEPTED {
             return self.json(res).map(Written::Held);
         }
-        self.json(res).map(Written::Stored)
+        self.json(res).map(|flag| Written::Stored(Box::new(flag)))
     }
 }
 

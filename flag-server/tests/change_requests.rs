@@ -294,3 +294,57 @@ async fn an_approved_change_can_be_scheduled() {
     }
     assert_eq!(server.get(schedules).await.ok(200)[0]["state"], "applied");
 }
+
+#[tokio::test]
+async fn segment_writes_are_held_too() {
+    let (server, alice, bob) = four_eyes().await;
+    let segments = "/api/v1/environments/production/segments";
+    let beta = json!({"key": "beta", "rules": [{"clauses": [
+        {"attribute": "plan", "op": "in", "values": ["pro"]}]}]});
+    let create = format!("{segments}?reason=beta%20users");
+    let held = server
+        .as_token(&alice, Method::POST, &create, Some(beta.clone()))
+        .await;
+    let created = held.ok(202).clone();
+    assert_eq!(
+        (
+            &created["kind"],
+            &created["segment"],
+            &created["flag"],
+            &created["base"]
+        ),
+        (
+            &json!("segment"),
+            &json!("beta"),
+            &json!(null),
+            &json!(null)
+        )
+    );
+    assert_eq!(created["reason"], "beta users");
+    assert_eq!(server.get(segments).await.ok(200), &json!([]));
+    act(&server, &bob, &created["id"], "approve").await.ok(200);
+    let path = format!("{segments}/beta");
+    assert_eq!(server.get(&path).await.ok(200)["version"], 1);
+
+    let mut wider = beta.clone();
+    wider["rules"][0]["clauses"][0]["values"] = json!(["pro", "team"]);
+    let held = server
+        .as_token(&alice, Method::PUT, &path, Some(wider))
+        .await;
+    let replaced = held.ok(202).clone();
+    assert_eq!(replaced["base_version"], 1);
+    assert_eq!(replaced["diff"][0]["path"], "rules[0].clauses[0].values");
+    let deleted = server.as_token(&bob, Method::DELETE, &path, None).await;
+    let deleted = deleted.ok(202).clone();
+    assert_eq!(deleted["kind"], "segment_delete");
+    act(&server, &alice, &deleted["id"], "approve")
+        .await
+        .ok(200);
+    server.get(&path).await.problem(404);
+    act(&server, &bob, &replaced["id"], "approve")
+        .await
+        .problem(409);
+    let audit = server.audit("").await;
+    assert_eq!(audit[0]["action"], "change_request.stale");
+    assert_eq!(audit[0]["segment"], "beta");
+}

@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, c: RequestCommand) -> anyhow::Result<()> {
                         r["id"].to_string(),
                         text("state"),
                         text("environment"),
-                        text("flag"),
+                        target(r),
                         text("kind"),
                         text("author"),
                         format!("{approvals}/{}", r["required_approvals"]),
@@ -95,7 +95,7 @@ pub fn run(ctx: &Ctx, c: RequestCommand) -> anyhow::Result<()> {
                 "ID",
                 "STATE",
                 "ENV",
-                "FLAG",
+                "TARGET",
                 "KIND",
                 "AUTHOR",
                 "APPROVALS",
@@ -118,6 +118,15 @@ pub fn run(ctx: &Ctx, c: RequestCommand) -> anyhow::Result<()> {
         RequestCommand::Withdraw { id } => decide(ctx, &api, id, "withdraw", json!({}))?,
     }
     Ok(())
+}
+
+/// What a request changes: the flag's key, or `segment KEY`.
+fn target(raw: &Value) -> String {
+    match (raw["flag"].as_str(), raw["segment"].as_str()) {
+        (Some(flag), _) => flag.to_owned(),
+        (None, Some(segment)) => format!("segment {segment}"),
+        (None, None) => "-".to_owned(),
+    }
 }
 
 fn path(id: i64, action: &str) -> String {
@@ -143,7 +152,7 @@ fn decide(
     emit(format!(
         "{state} change request {id}: {} of {} in {}",
         raw["kind"].as_str().unwrap_or("?"),
-        raw["flag"].as_str().unwrap_or("?"),
+        target(&raw),
         raw["environment"].as_str().unwrap_or("?")
     ));
     if let Some(detail) = raw["detail"].as_str() {
@@ -160,7 +169,7 @@ fn show(raw: &Value) {
         raw["id"],
         text("state"),
         text("kind"),
-        text("flag"),
+        target(raw),
         text("environment")
     ));
     emit(format!(

@@ -79,7 +79,7 @@ pub fn read_modify_write(
             Ok(Written::Stored(stored)) => {
                 return Ok(Changed {
                     before,
-                    after: stored,
+                    after: *stored,
                     written: true,
                     retried,
                     held: None,
@@ -252,7 +252,7 @@ mod tests {
             }
             self.version.set(version + 1);
             *self.stored.borrow_mut() = flag.clone();
-            Ok(Written::Stored(flag.clone()))
+            Ok(Written::Stored(Box::new(flag.clone())))
         }
     }
 

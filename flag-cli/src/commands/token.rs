@@ -51,6 +51,10 @@ struct TokenInfo {
     name: String,
     #[serde(default)]
     created_at: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    environments: Option<Vec<String>>,
 }
 
 /// Runs `flag token ...`.
@@ -104,16 +108,25 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
             let rows: Vec<Vec<String>> = tokens
                 .into_iter()
                 .map(|t| {
+                    let scope = match (t.scope, t.environments) {
+                        (Some(scope), Some(envs)) => format!("{scope} ({})", envs.join(", ")),
+                        (Some(scope), None) => scope,
+                        (None, _) => "-".into(),
+                    };
                     vec![
                         t.id.to_string(),
                         t.kind,
                         t.environment.unwrap_or_else(|| "-".into()),
                         t.name,
+                        scope,
                         t.created_at,
                     ]
                 })
                 .collect();
-            emit(table(&["ID", "KIND", "ENV", "NAME", "CREATED"], &rows));
+            emit(table(
+                &["ID", "KIND", "ENV", "NAME", "SCOPE", "CREATED"],
+                &rows,
+            ));
         }
         TokenCommand::Revoke { id } => {
             let id_text = id.to_string();

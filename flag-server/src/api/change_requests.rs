@@ -132,13 +132,21 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(request))
 }
 
-/// The request's environment, which the token must be allowed to change.
-async fn writable(state: &AppState, admin: &AdminToken, id: i64) -> Result<(), ApiError> {
+/// A decision's body (optional) and who decides, once the token is known to be allowed to
+/// change the request's environment.
+async fn decision(
+    state: &AppState,
+    admin: AdminToken,
+    id: i64,
+    body: &[u8],
+) -> Result<(String, Decision), ApiError> {
+    let decision: Decision = optional_json(body)?;
     let request = state
         .store
         .read(move |conn| change_requests::get(conn, id))
         .await?;
-    admin.0.may_write(&request.environment)
+    admin.0.may_write(&request.environment)?;
+    Ok((admin.0.name, decision))
 }
 
 /// Approves a request; the author cannot (403). With enough approvals it is applied with
@@ -158,10 +166,8 @@ pub async fn approve(
     id: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let _: Decision = optional_json(&body)?;
     let id = id.into_inner();
-    writable(&state, &admin, id).await?;
-    let actor = admin.0.name;
+    let (actor, _) = decision(&state, admin, id, &body).await?;
     let now = state.scheduler.now();
     let approved = state
         .store
@@ -189,10 +195,8 @@ pub async fn reject(
     id: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let decision: Decision = optional_json(&body)?;
     let id = id.into_inner();
-    writable(&state, &admin, id).await?;
-    let actor = admin.0.name;
+    let (actor, decision) = decision(&state, admin, id, &body).await?;
     let request = state
         .store
         .write(move |ctx| change_requests::reject(ctx, &actor, id, decision.reason.as_deref()))
@@ -213,10 +217,8 @@ pub async fn withdraw(
     id: web::Path<i64>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let _: Decision = optional_json(&body)?;
     let id = id.into_inner();
-    writable(&state, &admin, id).await?;
-    let actor = admin.0.name;
+    let (actor, _) = decision(&state, admin, id, &body).await?;
     let request = state
         .store
         .write(move |ctx| change_requests::withdraw(ctx, &actor, id))

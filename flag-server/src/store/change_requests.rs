@@ -5,10 +5,11 @@
 //! nothing is applied. Every step is audited and sent to webhooks.
 //!
 //! What a request holds, by kind: a flag configuration (`flag_config`), a kill or restore
-//! (`kill`, `restore`, only when the environment holds those too), or a scheduled change
-//! (`schedule`: approving it plans the change; it runs at its time).
+//! (`kill`, `restore`, only when the environment holds those too), a scheduled change
+//! (`schedule`: approving it plans the change; it runs at its time), a segment created or
+//! replaced (`segment`) or deleted (`segment_delete`).
 
-use flag_sdk::Flag;
+use flag_sdk::{Flag, Segment};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -16,7 +17,7 @@ use utoipa::ToSchema;
 use super::audit::{self, NewAudit};
 use super::schedules::{self, Change, NewSchedule};
 use super::sql::{params, Conn, Row};
-use super::{flag_configs, json, to_json, webhooks, WriteCtx};
+use super::{flag_configs, json, segments, to_json, webhooks, WriteCtx};
 use crate::clock::{self, Millis};
 use crate::error::ApiError;
 
@@ -33,6 +34,10 @@ pub enum RequestKind {
     Restore,
     /// A scheduled change: approving it plans it.
     Schedule,
+    /// A segment created or replaced (`POST`, `PUT .../segments[/{key}]`).
+    Segment,
+    /// A segment deleted.
+    SegmentDelete,
 }
 
 /// Where a request stands.
@@ -57,6 +62,48 @@ fn kind_str(kind: RequestKind) -> &'static str {
         RequestKind::Kill => "kill",
         RequestKind::Restore => "restore",
         RequestKind::Schedule => "schedule",
+        RequestKind::Segment => "segment",
+        RequestKind::SegmentDelete => "segment_delete",
+    }
+}
+
+/// What a request changes: a flag in its environment, or a segment.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    Flag(&'a str),
+    Segment(&'a str),
+}
+
+impl Target<'_> {
+    /// Its current state and version in `env` (a segment that does not exist: `null`, 0).
+    fn base(self, ctx: &WriteCtx<'_>, env: &str) -> Result<(Value, u64), ApiError> {
+        match self {
+            Target::Flag(flag) => {
+                let config = flag_configs::live(ctx, flag, env)?;
+                Ok((
+                    serde_json::to_value(&config).unwrap_or_default(),
+                    config.version,
+                ))
+            }
+            Target::Segment(key) => Ok(match ctx.snapshot(env)?.segments.get(key) {
+                Some(s) => (serde_json::to_value(s).unwrap_or_default(), s.version),
+                None => (Value::Null, 0),
+            }),
+        }
+    }
+
+    fn of(request: &ChangeRequest) -> Target<'_> {
+        match (&request.segment, &request.flag) {
+            (Some(key), _) => Target::Segment(key),
+            (None, flag) => Target::Flag(flag.as_deref().unwrap_or_default()),
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Target::Flag(flag) => format!("flag `{flag}`"),
+            Target::Segment(key) => format!("segment `{key}`"),
+        }
     }
 }
 
@@ -111,18 +158,20 @@ pub struct ChangeRequest {
     pub kind: RequestKind,
     /// The environment.
     pub environment: String,
-    /// The flag.
-    pub flag: String,
-    /// The proposed configuration (`flag_config`), or the request's body (kill, restore,
-    /// schedule).
+    /// The flag (absent for a segment's request).
+    pub flag: Option<String>,
+    /// The segment (absent for a flag's request).
+    pub segment: Option<String>,
+    /// The proposed configuration (`flag_config`) or segment (`segment`), or the request's
+    /// body (kill, restore, schedule, segment delete).
     #[schema(value_type = Object)]
     pub proposed: Value,
-    /// The flag's configuration it was based on.
+    /// The flag's configuration (or segment; `null` for a new one) it was based on.
     #[schema(value_type = Object)]
     pub base: Value,
     /// The version of `base`: applying sends it as If-Match.
     pub base_version: u64,
-    /// What changes, field by field (for a `flag_config`; empty otherwise).
+    /// What changes, field by field (for a `flag_config` or `segment`; empty otherwise).
     pub diff: Vec<DiffEntry>,
     /// Why (from `?reason=` or the body's `reason`).
     pub reason: Option<String>,
@@ -146,23 +195,25 @@ pub enum Gated<T> {
     /// It was applied.
     Done(T),
     /// It waits for approval (answered 202).
-    Held(ChangeRequest),
+    Held(Box<ChangeRequest>),
 }
 
 const COLUMNS: &str = "id, state, kind, environment, flag, proposed, base, base_version, reason,
-                       author, required, approvals, detail, created_at, updated_at";
+                       author, required, approvals, detail, created_at, updated_at, segment";
 
 fn from_row(r: &Row) -> Result<ChangeRequest, ApiError> {
     let kind = match r.get::<String>(2)?.as_str() {
         "kill" => RequestKind::Kill,
         "restore" => RequestKind::Restore,
         "schedule" => RequestKind::Schedule,
+        "segment" => RequestKind::Segment,
+        "segment_delete" => RequestKind::SegmentDelete,
         _ => RequestKind::FlagConfig,
     };
     let proposed: Value = json(&r.get::<String>(5)?)?;
     let base: Value = json(&r.get::<String>(6)?)?;
     let diff = match kind {
-        RequestKind::FlagConfig => diff(&base, &proposed),
+        RequestKind::FlagConfig | RequestKind::Segment => diff(&base, &proposed),
         _ => Vec::new(),
     };
     Ok(ChangeRequest {
@@ -171,6 +222,7 @@ fn from_row(r: &Row) -> Result<ChangeRequest, ApiError> {
         kind,
         environment: r.get(3)?,
         flag: r.get(4)?,
+        segment: r.get(15)?,
         proposed,
         base,
         base_version: r.get::<i64>(7)? as u64,
@@ -229,7 +281,7 @@ fn required(ctx: &WriteCtx<'_>, env: &str, kind: RequestKind) -> Result<u32, Api
     let (approvals, for_kill) = (row.get::<i64>(0)?, row.get::<bool>(1)?);
     let held = match kind {
         RequestKind::Kill | RequestKind::Restore => for_kill,
-        RequestKind::FlagConfig | RequestKind::Schedule => true,
+        _ => true,
     };
     Ok(if held { approvals.max(0) as u32 } else { 0 })
 }
@@ -249,11 +301,12 @@ pub fn hold_config(
     }
     let (proposed, _) = flag_configs::prepare_config(ctx, env, config.clone(), if_match)?;
     let proposed = serde_json::to_value(&proposed).unwrap_or_default();
+    let target = Target::Flag(&config.key);
     open(
         ctx,
         actor,
         env,
-        &config.key,
+        target,
         RequestKind::FlagConfig,
         proposed,
         reason,
@@ -278,37 +331,44 @@ pub fn hold(
         .get("reason")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    open(ctx, actor, env, flag, kind, body, reason.as_deref()).map(Some)
+    let target = Target::Flag(flag);
+    open(ctx, actor, env, target, kind, body, reason.as_deref()).map(Some)
 }
 
 fn open(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
     env: &str,
-    flag: &str,
+    target: Target<'_>,
     kind: RequestKind,
     proposed: Value,
     reason: Option<&str>,
 ) -> Result<ChangeRequest, ApiError> {
-    let base = current(ctx, flag, env)?;
+    let (base, version) = target.base(ctx, env)?;
     let required = required(ctx, env, kind)?;
+    let (flag, segment) = match target {
+        Target::Flag(flag) => (Some(flag), None),
+        Target::Segment(key) => (None, Some(key)),
+    };
     let id: i64 = ctx
         .conn
         .query_one(
-            "INSERT INTO change_requests (environment, flag, kind, proposed, base, base_version,
-                 reason, author, required, approvals, state, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '[]', 'pending', ?10, ?10) RETURNING id",
+            "INSERT INTO change_requests (environment, flag, segment, kind, proposed, base,
+                 base_version, reason, author, required, approvals, state, created_at, updated_at)
+             VALUES (?1, ?2, ?11, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '[]', 'pending', ?10, ?10)
+             RETURNING id",
             params![
                 env,
                 flag,
                 kind_str(kind),
                 &to_json(&proposed),
                 &to_json(&base),
-                base.version as i64,
+                version as i64,
                 reason,
                 actor,
                 i64::from(required),
-                ctx.now
+                ctx.now,
+                segment
             ],
         )?
         .get(0)?;
@@ -328,7 +388,7 @@ pub fn put_config(
     reason: Option<&str>,
 ) -> Result<Gated<Flag>, ApiError> {
     if let Some(held) = hold_config(ctx, actor, env, &config, if_match, reason)? {
-        return Ok(Gated::Held(held));
+        return Ok(Gated::Held(Box::new(held)));
     }
     flag_configs::put_config(ctx, actor, env, config, if_match).map(Gated::Done)
 }
@@ -343,7 +403,7 @@ pub fn kill(
 ) -> Result<Gated<flag_configs::KillOutcome>, ApiError> {
     let body = serde_json::json!({ "reason": reason });
     if let Some(held) = hold(ctx, actor, env, flag, RequestKind::Kill, body)? {
-        return Ok(Gated::Held(held));
+        return Ok(Gated::Held(Box::new(held)));
     }
     flag_configs::kill(ctx, actor, flag, env, reason).map(Gated::Done)
 }
@@ -358,7 +418,7 @@ pub fn restore(
 ) -> Result<Gated<flag_configs::KillOutcome>, ApiError> {
     let body = serde_json::json!({ "reason": reason });
     if let Some(held) = hold(ctx, actor, env, flag, RequestKind::Restore, body)? {
-        return Ok(Gated::Held(held));
+        return Ok(Gated::Held(Box::new(held)));
     }
     flag_configs::restore(ctx, actor, flag, env, reason).map(Gated::Done)
 }
@@ -381,7 +441,64 @@ pub fn schedule(
         "at": clock::rfc3339(new.at), "change": new.change, "reason": new.reason,
     });
     let reason = new.reason.as_deref();
-    open(ctx, actor, env, flag, RequestKind::Schedule, body, reason).map(Gated::Held)
+    let target = Target::Flag(flag);
+    open(ctx, actor, env, target, RequestKind::Schedule, body, reason)
+        .map(|held| Gated::Held(Box::new(held)))
+}
+
+/// `POST .../segments` and `PUT .../segments/{key}` (`replace` = the PUT, with its
+/// `if_match`): applied now, or held where `env` requires approval.
+pub fn put_segment(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    env: &str,
+    segment: Segment,
+    replace: Option<Option<u64>>,
+    reason: Option<&str>,
+) -> Result<Gated<Segment>, ApiError> {
+    if required(ctx, env, RequestKind::Segment)? == 0 {
+        return match replace {
+            Some(if_match) => segments::replace(ctx, actor, env, segment, if_match),
+            None => segments::create(ctx, actor, env, segment),
+        }
+        .map(Gated::Done);
+    }
+    let proposed = match replace {
+        Some(if_match) => segments::prepare_replace(ctx, env, segment, if_match)?.0,
+        None => segments::prepare_create(ctx, env, segment)?,
+    };
+    let target = Target::Segment(&proposed.key);
+    let body = serde_json::to_value(&proposed).unwrap_or_default();
+    open(ctx, actor, env, target, RequestKind::Segment, body, reason)
+        .map(|held| Gated::Held(Box::new(held)))
+}
+
+/// `DELETE .../segments/{key}`: applied now, or held where `env` requires approval.
+pub fn delete_segment(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    env: &str,
+    key: &str,
+    reason: Option<&str>,
+) -> Result<Gated<Segment>, ApiError> {
+    if required(ctx, env, RequestKind::SegmentDelete)? == 0 {
+        return segments::delete(ctx, actor, env, key).map(Gated::Done);
+    }
+    if !ctx.snapshot(env)?.segments.contains_key(key) {
+        return Err(ApiError::NotFound(format!("no segment `{key}` in `{env}`")));
+    }
+    let body = serde_json::json!({ "delete": key });
+    let target = Target::Segment(key);
+    open(
+        ctx,
+        actor,
+        env,
+        target,
+        RequestKind::SegmentDelete,
+        body,
+        reason,
+    )
+    .map(|held| Gated::Held(Box::new(held)))
 }
 
 /// What an approval did.
@@ -426,13 +543,15 @@ pub fn approve(
             stale: false,
         });
     }
-    let current = current(ctx, &after.flag, &after.environment)?;
-    let checked = matches!(after.kind, RequestKind::FlagConfig | RequestKind::Schedule);
-    if checked && current.version != after.base_version {
+    let target = Target::of(&before);
+    let (_, version) = target.base(ctx, &before.environment)?;
+    let checked = !matches!(after.kind, RequestKind::Kill | RequestKind::Restore);
+    if checked && version != after.base_version {
         after.state = RequestState::Stale;
         after.detail = Some(format!(
-            "flag `{}` changed since this request was made (now at version {}, based on {}); nothing was applied",
-            after.flag, current.version, after.base_version
+            "{} changed since this request was made (now at version {version}, based on {}); nothing was applied",
+            target.describe(),
+            after.base_version
         ));
         save(ctx, &after)?;
         record(ctx, actor, "change_request.stale", Some(&before), &after)?;
@@ -460,7 +579,7 @@ fn apply(
     let (author, env, flag) = (
         request.author.as_str(),
         request.environment.as_str(),
-        request.flag.as_str(),
+        request.flag.as_deref().unwrap_or_default(),
     );
     let reason = request.reason.clone();
     match request.kind {
@@ -496,6 +615,20 @@ fn apply(
                 "scheduled as {} for {}",
                 schedule.id, schedule.at
             )))
+        }
+        RequestKind::Segment => {
+            let segment: Segment = serde_json::from_value(request.proposed.clone())
+                .map_err(|e| ApiError::Internal(format!("corrupt change request: {e}")))?;
+            let stored = match request.base_version {
+                0 => segments::create(ctx, author, env, segment)?,
+                base => segments::replace(ctx, author, env, segment, Some(base))?,
+            };
+            Ok(Some(format!("applied as version {}", stored.version)))
+        }
+        RequestKind::SegmentDelete => {
+            let key = request.segment.as_deref().unwrap_or_default();
+            segments::delete(ctx, author, env, key)?;
+            Ok(Some("deleted".into()))
         }
     }
 }
@@ -574,12 +707,8 @@ fn save(ctx: &WriteCtx<'_>, request: &ChangeRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn current(ctx: &WriteCtx<'_>, flag: &str, env: &str) -> Result<Flag, ApiError> {
-    ctx.snapshot(env)?.flags.get(flag).cloned().ok_or_else(|| {
-        ApiError::NotFound(format!("no flag `{flag}` in `{env}` (or it is archived)"))
-    })
-}
-
+// Every field of `NewAudit` is given today; the update keeps this compiling when it grows.
+#[allow(clippy::needless_update)]
 fn record(
     ctx: &WriteCtx<'_>,
     actor: &str,
@@ -592,8 +721,8 @@ fn record(
         ctx,
         event,
         &serde_json::json!({
-            "flag": after.flag, "environment": after.environment, "actor": actor,
-            "change_request": view,
+            "flag": after.flag, "segment": after.segment, "environment": after.environment,
+            "actor": actor, "change_request": view,
         }),
     )?;
     audit::record(
@@ -601,7 +730,8 @@ fn record(
         NewAudit {
             actor,
             action: event,
-            flag: Some(&after.flag),
+            flag: after.flag.as_deref(),
+            segment: after.segment.as_deref(),
             environment: Some(&after.environment),
             before: before.and_then(|b| serde_json::to_value(b).ok()),
             after: view,

@@ -222,6 +222,14 @@ pub(crate) fn prepare_config(
     Ok((config, before))
 }
 
+/// The flag's live configuration in `env`, as the requests before this one left it (404 when
+/// unknown or archived).
+pub(crate) fn live(ctx: &WriteCtx<'_>, flag: &str, env: &str) -> Result<Flag, ApiError> {
+    ctx.snapshot(env)?.flags.get(flag).cloned().ok_or_else(|| {
+        ApiError::NotFound(format!("no flag `{flag}` in `{env}` (or it is archived)"))
+    })
+}
+
 /// Variations belong to the flag (the same in every environment): the first field where
 /// `config` redefines them, and what the flag has.
 fn changed_variations(flag: &[Variation], config: &Flag) -> Option<(String, String)> {

@@ -194,7 +194,8 @@ CREATE INDEX schedules_due ON schedules (at) WHERE state = 'pending';
 CREATE TABLE change_requests (
     id           INTEGER PRIMARY KEY,
     environment  TEXT NOT NULL REFERENCES environments(key),
-    flag         TEXT NOT NULL,
+    flag         TEXT,
+    segment      TEXT,
     kind         TEXT NOT NULL,
     proposed     TEXT NOT NULL,
     base         TEXT NOT NULL,

@@ -266,7 +266,7 @@ pub(crate) fn check(
     change_request: Option<i64>,
     now: Millis,
 ) -> Result<Flag, ApiError> {
-    let current = current(ctx, flag, env)?;
+    let current = flag_configs::live(ctx, flag, env)?;
     let weight = new.change.check()?;
     if let Some(config) = &new.change.config {
         if config.key != flag {
@@ -385,7 +385,7 @@ pub fn tick(ctx: &mut WriteCtx<'_>, id: i64, now: Millis) -> Result<(), ApiError
             &after,
         )
     };
-    let current = match current(ctx, flag, env) {
+    let current = match flag_configs::live(ctx, flag, env) {
         Ok(current) => current,
         Err(ApiError::NotFound(why)) => return fail(ctx, why),
         Err(e) => return Err(e),
@@ -504,12 +504,6 @@ fn human(ms: i64) -> String {
     } else {
         text.join(" ")
     }
-}
-
-fn current(ctx: &WriteCtx<'_>, flag: &str, env: &str) -> Result<Flag, ApiError> {
-    ctx.snapshot(env)?.flags.get(flag).cloned().ok_or_else(|| {
-        ApiError::NotFound(format!("no flag `{flag}` in `{env}` (or it is archived)"))
-    })
 }
 
 fn set_state(
