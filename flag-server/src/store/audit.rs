@@ -43,7 +43,10 @@ pub struct AuditEntry {
     pub actor: String,
     /// What happened: `environment.create`, `flag.create`, `flag.update`, `flag.archive`,
     /// `flag.config.update`, `flag.kill`, `flag.restore`, `segment.create`, `segment.update`,
-    /// `segment.delete`, `token.create`, `token.revoke`.
+    /// `segment.delete`, `token.create`, `token.revoke`, `environment.update`, the release
+    /// moves (`release.*`), scheduled changes (`schedule.created`, `.applied`, `.failed`,
+    /// `.paused`, `.resumed`, `.cancelled`) and change requests (`change_request.created`,
+    /// `.approved`, `.applied`, `.stale`, `.rejected`, `.withdrawn`).
     pub action: String,
     /// The flag concerned.
     pub flag: Option<String>,
