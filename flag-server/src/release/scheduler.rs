@@ -1,6 +1,8 @@
 //! The scheduler: one task that sleeps until the next release step or scheduled change is
 //! due (or until a person's move wakes it), then lets each due one take its step through the
-//! store's write path. It does not poll: with nothing due it sleeps up to [`IDLE`].
+//! store's write path. It does not poll: with nothing due it sleeps up to [`IDLE`] (with
+//! replicas on one PostgreSQL database, up to the lease period: what another replica planned
+//! wakes that replica, not the leader).
 //!
 //! Its clock is the wall clock plus an offset that only [`Scheduler::advance`] moves: tests
 //! simulate a long wait (a schedule next week) without waiting.
@@ -56,12 +58,19 @@ pub async fn run(
     scheduler: Arc<Scheduler>,
     outbox: Arc<Outbox>,
 ) {
+    // A schedule or release planned through another replica wakes that replica's scheduler,
+    // not the leader's: with replicas, the leader looks again at least every lease period.
+    let idle = if leadership.shared() {
+        crate::store::LEASE_PERIOD
+    } else {
+        IDLE
+    };
     loop {
         // One replica runs releases (see `store::Leadership`); the others wait their turn.
         leadership.acquired().await;
         let wait = match step_due(&store, &outbox, &scheduler).await {
-            Ok(next) => next.map_or(IDLE, |at| {
-                Duration::from_millis(at.saturating_sub(scheduler.now()).max(0) as u64).min(IDLE)
+            Ok(next) => next.map_or(idle, |at| {
+                Duration::from_millis(at.saturating_sub(scheduler.now()).max(0) as u64).min(idle)
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "release scheduler: cannot read or write releases");

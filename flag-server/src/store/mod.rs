@@ -39,7 +39,7 @@ use rusqlite::{Connection, OpenFlags};
 use sql::Conn;
 
 pub use effects::Effect;
-pub use lease::Leadership;
+pub use lease::{Leadership, TRY_EVERY as LEASE_PERIOD};
 pub use lock::DbLock;
 pub use migrations::SCHEMA_VERSION;
 pub use writer::{WriteCtx, WRITE_LOCK};
