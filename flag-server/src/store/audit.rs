@@ -64,6 +64,20 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
+/// An audit row whose action is also a webhook event (`schedule.failed`,
+/// `change_request.applied`, ...): queues the event, its body naming the flag or segment,
+/// the environment, the actor, the reason and, under `subject`, the row's `after`; then
+/// records the row.
+pub fn announce(ctx: &WriteCtx<'_>, row: NewAudit<'_>, subject: &str) -> Result<(), ApiError> {
+    let mut body = serde_json::json!({
+        "flag": row.flag, "segment": row.segment, "environment": row.environment,
+        "actor": row.actor, "reason": row.reason,
+    });
+    body[subject] = row.after.clone().unwrap_or_default();
+    super::webhooks::enqueue(ctx, row.action, &body)?;
+    record(ctx, row)
+}
+
 /// Inserts an audit row inside the caller's transaction (with the next round trip).
 pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) -> Result<(), ApiError> {
     let before = row.before.as_ref().map(to_json);

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
 use super::sql::{params, Conn, Row};
-use super::{flag_configs, to_json, webhooks, WriteCtx};
+use super::{flag_configs, to_json, WriteCtx};
 use crate::clock::{self, Millis};
 use crate::error::ApiError;
 
@@ -535,32 +535,21 @@ fn record(
     before: Option<&Schedule>,
     after: &Schedule,
 ) -> Result<(), ApiError> {
-    let view = serde_json::to_value(after).ok();
-    webhooks::enqueue(
-        ctx,
-        event,
-        &serde_json::json!({
-            "flag": after.flag, "environment": after.environment, "actor": actor,
-            "schedule": view,
-        }),
-    )?;
     let reason = match (&after.reason, &after.detail) {
         (Some(reason), Some(detail)) => Some(format!("{reason} ({detail})")),
         (reason, detail) => reason.clone().or(detail.clone()),
     };
-    audit::record(
-        ctx,
-        NewAudit {
-            actor,
-            action: event,
-            flag: Some(&after.flag),
-            environment: Some(&after.environment),
-            before: before.and_then(|b| serde_json::to_value(b).ok()),
-            after: view,
-            reason: reason.as_deref(),
-            ..NewAudit::default()
-        },
-    )
+    let row = NewAudit {
+        actor,
+        action: event,
+        flag: Some(&after.flag),
+        environment: Some(&after.environment),
+        before: before.and_then(|b| serde_json::to_value(b).ok()),
+        after: serde_json::to_value(after).ok(),
+        reason: reason.as_deref(),
+        ..NewAudit::default()
+    };
+    audit::announce(ctx, row, "schedule")
 }
 
 #[cfg(test)]
