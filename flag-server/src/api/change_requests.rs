@@ -1,6 +1,6 @@
 //! Change requests: `GET /api/v1/change-requests[?state=&environment=]`,
 //! `GET /api/v1/change-requests/{id}` (with the diff), and `POST .../{id}/approve`,
-//! `.../reject`, `.../withdraw`. A write held for approval answers [`accepted`].
+//! `.../reject`, `.../withdraw`. A write held for approval answers `accepted` (202).
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
