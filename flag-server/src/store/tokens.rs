@@ -434,6 +434,24 @@ mod tests {
     }
 
     #[test]
+    fn a_token_from_before_scopes_is_an_admin_scope_token() {
+        let conn = database();
+        // What a server of the version before scopes wrote: no scope columns given.
+        conn.execute(
+            "INSERT INTO tokens (name, kind, environment, hash, created_at)
+             VALUES ('ops', 'admin', NULL, ?1, '2026-01-01T00:00:00Z')",
+            params![&crate::auth::hash("old")],
+        )
+        .unwrap();
+        let loaded = load_active(&conn).unwrap();
+        assert_eq!(
+            (loaded[0].scope, loaded[0].scope_environments.len()),
+            (Scope::Admin, 0)
+        );
+        assert_eq!(list(&conn).unwrap()[0].scope, Some(Scope::Admin));
+    }
+
+    #[test]
     fn a_token_never_shown_is_replaced_at_the_next_start_and_kept_once_shown() {
         let conn = database();
         let first = bootstrap(&conn, None).unwrap().expect("a token is created");
