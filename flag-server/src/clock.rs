@@ -24,3 +24,22 @@ pub fn rfc3339(at: Millis) -> Option<String> {
         .format(&Rfc3339)
         .ok()
 }
+
+/// An RFC 3339 date-time (any offset) as Unix milliseconds; `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<Millis> {
+    let at = time::OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_in_milliseconds() {
+        let at = parse_rfc3339("2026-12-01T03:00:00.250Z").unwrap();
+        assert_eq!(rfc3339(at).unwrap(), "2026-12-01T03:00:00.25Z");
+        assert_eq!(parse_rfc3339("2026-12-01T04:00:00+01:00"), Some(at - 250));
+        assert_eq!(parse_rfc3339("2026-12-01 03:00"), None);
+    }
+}

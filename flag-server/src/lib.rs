@@ -10,6 +10,7 @@
 //! Remote Evaluation Protocol).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod clock;
