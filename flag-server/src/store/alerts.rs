@@ -328,26 +328,22 @@ impl Occurrence<'_> {
         Ok(inserted == 1)
     }
 
-    fn update(&self, ctx: &WriteCtx<'_>, column: &str, value: Option<i64>) -> Result<(), ApiError> {
-        let sql = match column {
-            "acted_version" => {
-                "UPDATE alert_occurrences SET acted_version = ?4
-                 WHERE binding_id = ?1 AND fingerprint = ?2 AND starts_at = ?3"
-            }
-            _ => {
-                "UPDATE alert_occurrences SET resolved_at = ?5
-                 WHERE binding_id = ?1 AND fingerprint = ?2 AND starts_at = ?3"
-            }
-        };
+    /// Records the flag version the firing's kill produced (0: a release it moved).
+    fn acted(&self, ctx: &WriteCtx<'_>, version: i64) -> Result<(), ApiError> {
         ctx.conn.execute(
-            sql,
-            params![
-                self.binding,
-                self.fingerprint,
-                self.starts_at,
-                value,
-                ctx.now
-            ],
+            "UPDATE alert_occurrences SET acted_version = ?4
+             WHERE binding_id = ?1 AND fingerprint = ?2 AND starts_at = ?3",
+            params![self.binding, self.fingerprint, self.starts_at, version],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the resolution was handled.
+    fn resolved(&self, ctx: &WriteCtx<'_>) -> Result<(), ApiError> {
+        ctx.conn.execute(
+            "UPDATE alert_occurrences SET resolved_at = ?4
+             WHERE binding_id = ?1 AND fingerprint = ?2 AND starts_at = ?3",
+            params![self.binding, self.fingerprint, self.starts_at, ctx.now],
         )?;
         Ok(())
     }
@@ -389,7 +385,7 @@ fn fire(
         };
         return Ok((Outcome::Unchanged, detail));
     };
-    occurrence.update(ctx, "acted_version", Some(version))?;
+    occurrence.acted(ctx, version)?;
     let detail = match action {
         AlertAction::Kill => format!("killed `{flag}` in `{env}`"),
         AlertAction::PauseRelease => format!("paused the release of `{flag}` in `{env}`"),
@@ -439,7 +435,7 @@ fn resolve(
             "this resolution was handled before; nothing done".into(),
         ));
     }
-    occurrence.update(ctx, "resolved_at", None)?;
+    occurrence.resolved(ctx)?;
     let (flag, env) = (occurrence.flag, occurrence.environment);
     if spec.on_resolved == OnResolved::Nothing {
         return Ok((Outcome::Kept, "on_resolved is `nothing`".into()));

@@ -156,7 +156,7 @@ pub fn list(
 }
 
 /// The entries about a flag in one environment (every flag change, kill, release move and
-/// alert action) within the filter's `since` and `until` (inclusive), oldest first, at most
+/// alert action; not the bindings' own rows) within the filter's `since` and `until` (inclusive), oldest first, at most
 /// `limit`, each with its time in Unix milliseconds: the dashboard annotations.
 pub fn flag_changes(
     conn: &Conn,
@@ -167,6 +167,7 @@ pub fn flag_changes(
         &format!(
             "SELECT {COLUMNS}, at_ms FROM audit
              WHERE at_ms >= ?1 AND at_ms <= ?2 AND flag IS NOT NULL AND environment IS NOT NULL
+               AND action NOT LIKE 'alert_binding.%'
                AND (CAST(?3 AS TEXT) IS NULL OR flag = ?3)
                AND (CAST(?4 AS TEXT) IS NULL OR environment = ?4)
              ORDER BY at_ms, id LIMIT ?5"
@@ -190,6 +191,7 @@ pub fn last_changes(conn: &Conn) -> Result<Vec<(String, String, i64)>, ApiError>
         "SELECT a.flag, a.environment, MAX(a.at_ms) FROM audit a
          JOIN flags f ON f.key = a.flag
          WHERE f.archived = 0 AND a.environment IS NOT NULL AND a.at_ms IS NOT NULL
+           AND a.action NOT LIKE 'alert_binding.%'
          GROUP BY a.flag, a.environment ORDER BY a.flag, a.environment",
         params![],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
