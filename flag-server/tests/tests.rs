@@ -7,6 +7,7 @@ mod common;
 /// The suites here run on SQLite; `on_postgres` runs the API suites again on PostgreSQL.
 const ON_POSTGRES: bool = false;
 
+mod alertmanager;
 mod alerts;
 mod concurrency;
 mod durability;
