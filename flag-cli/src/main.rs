@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::commands::{env, eval, flags, log, profiles, release, status, token};
+use crate::commands::{alert, env, eval, flags, log, profiles, release, status, token};
 
 const AFTER_HELP: &str = "\
 In an incident:
@@ -103,7 +103,9 @@ enum Command {
     #[command(after_help = eval::HELP)]
     Eval(eval::EvalArgs),
     /// The audit log, newest first: who changed what, when and why.
-    #[command(after_help = "Examples:\n  flag log\n  flag log new-checkout --limit 5")]
+    #[command(
+        after_help = "Examples:\n  flag log\n  flag log new-checkout --limit 5\n  flag log --since 2h\n  flag log --around 2026-12-01T03:00Z            30 minutes either side\n  flag log --around 2026-12-01T03:00Z --window 2h"
+    )]
     Log(log::LogArgs),
     /// Environments.
     #[command(subcommand)]
@@ -114,6 +116,9 @@ enum Command {
     /// Progressive releases with automatic rollback.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
+    /// Alerts that act on flags: bind Alertmanager alerts to a kill, a release pause or rollback.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
     /// Is the server up, what revision is the environment at, how many SDKs listen.
     #[command(after_help = "Example:\n  flag --profile prod status")]
     Status,
@@ -175,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(c) => env::run(&ctx, c),
         Command::Token(c) => token::run(&ctx, c),
         Command::Release(c) => release::run(&ctx, c),
+        Command::Alert(c) => alert::run(&ctx, c),
         Command::Status => status::run(&ctx),
         Command::Profiles => profiles::run(&ctx),
         Command::Completions { shell } => {

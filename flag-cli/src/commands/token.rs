@@ -13,11 +13,12 @@ use crate::output::{emit, emit_json, table};
 pub enum TokenCommand {
     /// Create a token; its secret is printed once.
     #[command(
-        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind client --name web --env production --origin https://app.example.com\n  flag token create --kind admin --name alice"
+        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind client --name web --env production --origin https://app.example.com\n  flag token create --kind admin --name alice\n  flag token create --kind integration --name alertmanager"
     )]
     Create {
-        /// `admin`, `sdk`, or `client` (OFREP only, for code on users' devices).
-        #[arg(long, value_parser = ["admin", "sdk", "client"])]
+        /// `admin`, `sdk`, `client` (OFREP only, for code on users' devices), or
+        /// `integration` (Alertmanager's webhook only).
+        #[arg(long, value_parser = ["admin", "sdk", "client", "integration"])]
         kind: String,
         /// A name for the audit log.
         #[arg(long)]
@@ -59,7 +60,8 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
             origins,
         } => {
             let mut body = json!({ "kind": kind, "name": name });
-            if kind != "admin" {
+            let bound = kind == "sdk" || kind == "client";
+            if bound {
                 body["environment"] = json!(env);
             }
             if !origins.is_empty() {
@@ -72,7 +74,7 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
             }
             let id = raw.get("id").cloned().unwrap_or_default();
             let secret = raw.get("token").and_then(Value::as_str).unwrap_or_default();
-            let scope = if kind != "admin" {
+            let scope = if bound {
                 format!(" for {env}")
             } else {
                 String::new()
