@@ -43,7 +43,10 @@ pub struct AuditEntry {
     pub actor: String,
     /// What happened: `environment.create`, `flag.create`, `flag.update`, `flag.archive`,
     /// `flag.config.update`, `flag.kill`, `flag.restore`, `segment.create`, `segment.update`,
-    /// `segment.delete`, `token.create`, `token.revoke`.
+    /// `segment.delete`, `token.create`, `token.revoke`, the release moves (`release.started`,
+    /// `release.advanced`, `release.paused`, `release.rolled_back`, ...), and
+    /// `alert_binding.create`, `alert_binding.delete`. An alert's action is the action it took
+    /// (`flag.kill`, ...) with the actor `alertmanager:<token name>`.
     pub action: String,
     /// The flag concerned.
     pub flag: Option<String>,
