@@ -17,6 +17,9 @@ use crate::error::ApiError;
 /// The payload version this server reads (Alertmanager's `webhook_config` sends `"4"`).
 pub const PAYLOAD_VERSION: &str = "4";
 
+/// The most characters of an alert's `summary` annotation the audit row keeps.
+const MAX_SUMMARY: usize = 500;
+
 /// Firing or resolved (a notification's and each alert's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -95,6 +98,7 @@ impl Alert {
     pub fn reason(&self) -> String {
         let mut out = format!("alert {} {}", self.name(), status_word(self.status));
         if let Some(summary) = self.annotations.get("summary") {
+            let summary: String = summary.chars().take(MAX_SUMMARY).collect();
             out.push_str(&format!(": {summary}"));
         }
         out.push_str(&format!(

@@ -590,3 +590,16 @@ async fn the_audit_log_answers_by_time_and_as_dashboard_annotations() {
 fn urlencode(text: &str) -> String {
     text.replace(':', "%3A").replace('+', "%2B")
 }
+
+#[tokio::test]
+async fn a_binding_whose_flag_was_archived_since_acts_on_nothing() {
+    let s = TestServer::start().await;
+    let am = bound(&s, "restore").await;
+    s.delete("/api/v1/flags/new-checkout").await.ok(200);
+    let r = notify(&s, &am, &checkout_alert("firing")).await;
+    let action = &r.ok(200)["actions"][0];
+    assert_eq!(action["outcome"], "unchanged", "{action}");
+    assert!(action["detail"].as_str().unwrap().contains("archived"));
+    let r = notify(&s, &am, &checkout_alert("resolved")).await;
+    assert_eq!(r.ok(200)["actions"][0]["outcome"], "kept");
+}

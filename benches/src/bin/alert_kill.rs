@@ -83,7 +83,7 @@ async fn call(
 async fn main() -> anyhow::Result<()> {
     let (n, rounds) = args()?;
     let dir = tempfile::tempdir()?;
-    let mut config = flag_server::Config::ephemeral(dir.path().join("flags.db").into(), ADMIN);
+    let mut config = flag_server::Config::ephemeral(dir.path().join("flags.db"), ADMIN);
     config.workers = Some(2);
     let server = flag_server::start(&config).await?;
     let base = format!("http://{}", server.addr);

@@ -289,19 +289,18 @@ struct Stored {
 
 impl Occurrence<'_> {
     fn stored(&self, conn: &Conn) -> Result<Option<Stored>, ApiError> {
-        Ok(conn
-            .query_opt(
-                "SELECT acted_version, resolved_at FROM alert_occurrences
+        conn.query_opt(
+            "SELECT acted_version, resolved_at FROM alert_occurrences
                  WHERE binding_id = ?1 AND fingerprint = ?2 AND starts_at = ?3",
-                params![self.binding, self.fingerprint, self.starts_at],
-            )?
-            .map(|r| -> Result<Stored, ApiError> {
-                Ok(Stored {
-                    acted_version: r.get(0)?,
-                    resolved: r.get::<Option<String>>(1)?.is_some(),
-                })
+            params![self.binding, self.fingerprint, self.starts_at],
+        )?
+        .map(|r| -> Result<Stored, ApiError> {
+            Ok(Stored {
+                acted_version: r.get(0)?,
+                resolved: r.get::<Option<String>>(1)?.is_some(),
             })
-            .transpose()?)
+        })
+        .transpose()
     }
 
     /// Inserts the occurrence's row; `false` when it was there already.
@@ -366,10 +365,12 @@ fn fire(
     }
     let (flag, env) = (occurrence.flag, occurrence.environment);
     let acted = match action {
-        AlertAction::Kill => {
-            let outcome = flag_configs::kill(ctx, actor, flag, env, reason)?;
-            outcome.changed.then_some(outcome.flag.version as i64)
-        }
+        AlertAction::Kill => match flag_configs::kill(ctx, actor, flag, env, reason) {
+            Ok(outcome) => outcome.changed.then_some(outcome.flag.version as i64),
+            // The binding's own flag was archived (or its environment removed) since.
+            Err(ApiError::NotFound(detail)) => return Ok((Outcome::Unchanged, detail)),
+            Err(e) => return Err(e),
+        },
         AlertAction::PauseRelease => {
             release_command(ctx, actor, flag, env, Command::Pause(reason.into()), now)?.map(|_| 0)
         }
