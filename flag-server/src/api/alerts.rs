@@ -5,12 +5,12 @@
 use actix_web::{web, HttpResponse};
 
 use super::{method_not_allowed, Body};
-use crate::alerts::{parse_payload, AlertmanagerPayload, Binding, BindingSpec};
+use crate::alerts::{parse_payload, AlertmanagerPayload, Binding, BindingSpec, Outcome, Receipt};
 use crate::auth::{AdminToken, IntegrationToken};
 use crate::clock::now_millis;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use crate::store::alerts::{self, Receipt};
+use crate::store::alerts;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,11 +57,7 @@ pub async fn receive(
         .store
         .write(move |ctx| alerts::receive(ctx, &actor, &payload, now))
         .await?;
-    if receipt
-        .actions
-        .iter()
-        .any(|a| a.outcome != alerts::Outcome::Repeat)
-    {
+    if receipt.actions.iter().any(|a| a.outcome != Outcome::Repeat) {
         state.scheduler.wake();
         state.outbox.wake();
     }
