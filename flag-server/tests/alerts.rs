@@ -603,3 +603,23 @@ async fn a_binding_whose_flag_was_archived_since_acts_on_nothing() {
     let r = notify(&s, &am, &checkout_alert("resolved")).await;
     assert_eq!(r.ok(200)["actions"][0]["outcome"], "kept");
 }
+
+#[tokio::test]
+async fn an_alerts_kill_queues_the_flag_changed_webhook() {
+    let s = TestServer::start_tuned(|c| c.webhook_allow_private = true).await;
+    let am = bound(&s, "nothing").await;
+    let hook = s
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "secret": "a-webhook-secret-of-some-length", "events": ["flag.changed"]}),
+        )
+        .await;
+    let id = hook.ok(201)["id"].as_i64().unwrap();
+    notify(&s, &am, &checkout_alert("firing")).await.ok(200);
+    let log = s.get(&format!("/api/v1/webhooks/{id}/deliveries")).await;
+    let queued = log.ok(200).as_array().unwrap().clone();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0]["event"], "flag.changed");
+    assert_eq!(queued[0]["payload"]["flag"], "new-checkout");
+    assert_eq!(queued[0]["payload"]["enabled"], false);
+}
