@@ -11,6 +11,7 @@
 //! (the OpenFeature Remote Evaluation Protocol).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod clock;

@@ -11,6 +11,7 @@ mod common;
 /// The suites here run on PostgreSQL.
 const ON_POSTGRES: bool = true;
 
+mod alerts;
 mod change_requests;
 mod concurrency;
 mod environments;

@@ -7,6 +7,8 @@ mod common;
 /// The suites here run on SQLite; `on_postgres` runs the API suites again on PostgreSQL.
 const ON_POSTGRES: bool = false;
 
+mod alertmanager;
+mod alerts;
 mod change_requests;
 mod concurrency;
 mod durability;

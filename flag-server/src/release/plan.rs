@@ -387,6 +387,21 @@ impl Release {
         })
     }
 
+    /// Rolled back from outside (an alert): the fallthrough from before the release, as a
+    /// regression's rollback puts it.
+    pub fn roll_back(&mut self, reason: &str) -> Result<Step, NotAllowed> {
+        if !self.state.is_active() {
+            return Err(NotAllowed(self.state, "roll back"));
+        }
+        self.state = ReleaseState::RolledBack;
+        self.reason = Some(format!("rolled back: {reason}"));
+        Ok(Step {
+            event: "release.rolled_back",
+            flag: Some(FlagMove::Fallthrough(self.baseline.clone())),
+            reason: self.reason.clone().unwrap_or_default(),
+        })
+    }
+
     /// The context attribute the stages bucket by: the plan's, else the baseline's.
     pub fn bucket_by(&self) -> &str {
         self.plan

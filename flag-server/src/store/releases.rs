@@ -26,6 +26,9 @@ pub enum Command {
     Advance,
     /// Stop and put the fallthrough back.
     Abort(String),
+    /// Roll back as the guard would (an alert said so): the fallthrough from before the
+    /// release, state `rolled_back`.
+    RollBack(String),
 }
 
 /// The release of `flag` in `env`, if one was ever started.
@@ -114,6 +117,7 @@ pub fn command(
         Command::Resume => release.resume(now),
         Command::Advance => release.advance(now, &variations),
         Command::Abort(reason) => release.abort(reason),
+        Command::RollBack(reason) => release.roll_back(reason),
     }
     .map_err(|e| ApiError::Conflict(e.to_string()))?;
     apply(ctx, actor, flag, env, Some(&before), &release, step)?;
