@@ -12,9 +12,10 @@ pub struct EventBatch {
     /// Counters since the previous batch.
     #[serde(default)]
     pub counters: Vec<Counter>,
-    /// Tracked custom events (kept for forward compatibility; the guard reads `counters`).
+    /// Tracked events: metric histograms ([`MetricEvent`], `"kind": "metric"`); entries of
+    /// other kinds are ignored (kept for forward compatibility).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<MetricEvent>))]
     pub events: Vec<serde_json::Value>,
 }
 
@@ -32,4 +33,21 @@ pub struct Counter {
     /// Tracked errors of contexts that were served it.
     #[serde(default)]
     pub errors: u64,
+}
+
+/// The values of `metric` tracked for contexts that were served `variation` of `flag` since
+/// the previous batch. Sent as an entry of the batch's `events` with `"kind": "metric"`, so a
+/// server that predates metrics takes the batch and ignores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename = "metric", deny_unknown_fields)]
+pub struct MetricEvent {
+    /// The flag key.
+    pub flag: String,
+    /// The variation key.
+    pub variation: String,
+    /// The metric's name, e.g. `checkout_latency_ms`.
+    pub metric: String,
+    /// Its values.
+    pub histogram: crate::histogram::Histogram,
 }
