@@ -42,6 +42,8 @@ fn trial(seed: u64, increase: f64, requests_per_second: u64) -> Option<i64> {
             max_error_rate_increase: 0.02,
             min_evaluations: 200,
             confidence: 0.95,
+            metrics: Vec::new(),
+            prometheus: Vec::new(),
         },
         on_regression: OnRegression::Rollback,
         bucket_by: None,
@@ -66,7 +68,7 @@ fn trial(seed: u64, increase: f64, requests_per_second: u64) -> Option<i64> {
         if release.observe("on", new).is_some() {
             break;
         }
-        release.tick(now_ms, VARIATIONS);
+        release.tick(now_ms, VARIATIONS, None);
     }
     (release.state == ReleaseState::RolledBack).then_some(now_ms / 1000)
 }
