@@ -37,10 +37,11 @@ pub struct Counter {
 
 /// The values of `metric` tracked for contexts that were served `variation` of `flag` since
 /// the previous batch. Sent as an entry of the batch's `events` with `"kind": "metric"`, so a
-/// server that predates metrics takes the batch and ignores it.
+/// server that predates metrics takes the batch and ignores it. Fields this version does not
+/// know are ignored, so a newer SDK's event still counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "kind", rename = "metric", deny_unknown_fields)]
+#[serde(tag = "kind", rename = "metric")]
 pub struct MetricEvent {
     /// The flag key.
     pub flag: String,
@@ -50,4 +51,34 @@ pub struct MetricEvent {
     pub metric: String,
     /// Its values.
     pub histogram: crate::histogram::Histogram,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_metric_event_travels_as_an_event_of_kind_metric() {
+        let event = MetricEvent {
+            flag: "f".into(),
+            variation: "on".into(),
+            metric: "latency_ms".into(),
+            histogram: crate::histogram::Histogram {
+                count: 2,
+                sum: 3.0,
+                sum_squares: 5.0,
+                buckets: vec![(161, 1), (177, 1)],
+            },
+        };
+        let wire = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            wire,
+            json!({"kind": "metric", "flag": "f", "variation": "on", "metric": "latency_ms",
+                   "histogram": {"count": 2, "sum": 3.0, "sum_squares": 5.0,
+                                 "buckets": [[161, 1], [177, 1]]}})
+        );
+        assert_eq!(serde_json::from_value::<MetricEvent>(wire).unwrap(), event);
+    }
 }

@@ -59,7 +59,6 @@ pub fn bucket_bounds(index: usize) -> (f64, f64) {
 /// `[index, count]` pairs in ascending index order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
 pub struct Histogram {
     /// Values recorded.
     pub count: u64,

@@ -20,6 +20,7 @@ mod hostile;
 mod kill;
 mod ofrep;
 mod ops;
+mod release_metrics;
 mod releases;
 mod sdk_stream;
 mod segments;

@@ -23,6 +23,8 @@ mod openapi;
 mod ops;
 mod postgres_sql;
 mod process;
+mod release_metrics;
+mod release_prometheus;
 mod releases;
 mod replicas;
 mod sdk_stream;
