@@ -41,8 +41,9 @@ pub struct Counter {
 /// know are ignored, so a newer SDK's event still counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "kind", rename = "metric")]
 pub struct MetricEvent {
+    /// Always `metric`.
+    pub kind: MetricKind,
     /// The flag key.
     pub flag: String,
     /// The variation key.
@@ -51,6 +52,16 @@ pub struct MetricEvent {
     pub metric: String,
     /// Its values.
     pub histogram: crate::histogram::Histogram,
+}
+
+/// The kind of a [`MetricEvent`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    /// A metric's histogram.
+    #[default]
+    Metric,
 }
 
 #[cfg(test)]
@@ -62,6 +73,7 @@ mod tests {
     #[test]
     fn a_metric_event_travels_as_an_event_of_kind_metric() {
         let event = MetricEvent {
+            kind: MetricKind::Metric,
             flag: "f".into(),
             variation: "on".into(),
             metric: "latency_ms".into(),

@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 
 use super::metrics::Dense;
 use crate::compile::CompiledSnapshot;
-use crate::events::{Counter, EventBatch, MetricEvent};
+use crate::events::{Counter, EventBatch, MetricEvent, MetricKind};
 
 /// How often counters are sent by default.
 pub const DEFAULT_EVENTS_INTERVAL: Duration = Duration::from_secs(10);
@@ -269,6 +269,7 @@ impl Recorder {
         let mut metrics: Vec<MetricEvent> = measured
             .into_iter()
             .map(|((flag, variation, metric), dense)| MetricEvent {
+                kind: MetricKind::Metric,
                 flag,
                 variation,
                 metric: metric.into(),
