@@ -1,7 +1,7 @@
 //! Releases guarded by Prometheus: the real `prometheus` scrapes a small exporter whose
 //! per-variation latency the test sets; the scheduler queries it per variation and rolls the
-//! release back when the new variation turns slow. An unreachable Prometheus holds the
-//! release at its stage, with the reason in its status.
+//! release back when the new variation turns slow. An empty result and an unreachable
+//! Prometheus hold the release at its stage, with the reason in its status.
 
 use serde_json::{json, Value};
 
@@ -29,14 +29,28 @@ async fn server_asking(url: String) -> TestServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_sees_the_new_variation_slow_and_the_release_rolls_back() {
     let exporter = Exporter::start().await;
-    exporter.set("on", 0.2);
     exporter.set("off", 0.2);
     let prometheus = Prometheus::scraping(&exporter.addr).await;
     let server = server_asking(prometheus.url.clone()).await;
     flag_serving_off(&server).await;
     server.post(RELEASE, guarded_plan(600)).await.ok(201);
 
+    // No series for the new variation yet: an empty result, so no verdict, and it says so.
+    let blind = release_until(&server, RELEASE, "the empty result in the status", |r| {
+        r["reason"].as_str().is_some_and(|w| w.contains("no data"))
+    })
+    .await;
+    assert_eq!(blind["state"], "running", "{blind}");
+    assert!(
+        blind["prometheus"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("`on`"),
+        "names the variation: {blind}"
+    );
+
     // Both variations equally fast: read, healthy, still running.
+    exporter.set("on", 0.2);
     let healthy = release_until(&server, RELEASE, "a healthy reading", |r| {
         r["prometheus"]["values"][0]["on"].is_number()
     })
