@@ -11,6 +11,7 @@ mod common;
 /// The suites here run on PostgreSQL.
 const ON_POSTGRES: bool = true;
 
+mod change_requests;
 mod concurrency;
 mod environments;
 mod errors;
@@ -22,6 +23,8 @@ mod ofrep;
 mod ops;
 mod release_metrics;
 mod releases;
+mod schedules;
+mod scopes;
 mod sdk_stream;
 mod segments;
 mod tokens;
