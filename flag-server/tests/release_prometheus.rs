@@ -3,6 +3,8 @@
 //! release back when the new variation turns slow. An empty result and an unreachable
 //! Prometheus hold the release at its stage, with the reason in its status.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::common::prometheus::{free_port, Exporter, Prometheus};
@@ -88,22 +90,31 @@ async fn prometheus_sees_the_new_variation_slow_and_the_release_rolls_back() {
 async fn an_unreachable_prometheus_holds_the_release_and_says_why() {
     let server = server_asking(format!("http://127.0.0.1:{}", free_port())).await;
     flag_serving_off(&server).await;
-    // A one-second hold: without Prometheus' answer the stage would be over at once.
-    server.post(RELEASE, guarded_plan(1)).await.ok(201);
+    server.post(RELEASE, guarded_plan(600)).await.ok(201);
     healthy_counters(&server, crate::releases::FLAG).await;
-    let start = server.get(RELEASE).await.ok(200)["prometheus"].clone();
-    let held = release_until(&server, RELEASE, "a hold past the stage's end", |r| {
+    let unreachable = |r: &Value| {
         r["reason"]
             .as_str()
             .is_some_and(|w| w.contains("unreachable"))
-            && r["prometheus"]["at"].as_i64() > start["at"].as_i64().map(|at| at + 2_000)
+    };
+    let first = release_until(&server, RELEASE, "the first failed reading", unreachable).await;
+    let first_at = first["prometheus"]["at"].as_i64().unwrap();
+    // The stage's ten minutes pass (the scheduler's simulated clock): the guard passes on the
+    // counters, but without Prometheus' answer the release does not advance.
+    server
+        .running
+        .state
+        .scheduler
+        .advance(Duration::from_secs(600));
+    let held = release_until(&server, RELEASE, "a hold at the stage's end", |r| {
+        unreachable(r) && r["prometheus"]["at"].as_i64() >= Some(first_at + 600_000)
     })
     .await;
     assert_eq!(held["state"], "running", "{held}");
     assert_eq!(held["percent"], 10, "never advances blind: {held}");
     let reason = held["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with("holding 10%") && reason.contains("Prometheus"),
+        reason.starts_with("holding 10%") && reason.contains("Prometheus at http://127.0.0.1:"),
         "{reason}"
     );
 }
