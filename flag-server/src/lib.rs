@@ -210,6 +210,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             s.leadership.clone(),
             s.scheduler.clone(),
             s.outbox.clone(),
+            release::scheduler::Sources {
+                prometheus: s.prometheus.clone(),
+                snapshots: s.snapshots.clone(),
+            },
         )),
         tokio::spawn(webhooks::run(
             s.store.clone(),

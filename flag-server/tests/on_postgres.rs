@@ -22,6 +22,7 @@ mod hostile;
 mod kill;
 mod ofrep;
 mod ops;
+mod release_metrics;
 mod releases;
 mod schedules;
 mod scopes;

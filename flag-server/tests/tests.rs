@@ -26,6 +26,8 @@ mod openapi;
 mod ops;
 mod postgres_sql;
 mod process;
+mod release_metrics;
+mod release_prometheus;
 mod releases;
 mod replicas;
 mod schedules;

@@ -6,6 +6,7 @@ pub mod live;
 pub mod page;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 
 use flag_server::store::sql::Conn;
 use flag_server::store::Location;
