@@ -167,7 +167,8 @@ impl FromRequest for AdminToken {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).and_then(|p| match p.kind {
+        ready(authenticate(req).and_then(|p| {
+            match p.kind {
             TokenKind::Admin => within_scope(req, &p).map(|()| AdminToken(p)),
             TokenKind::Sdk => Err(ApiError::Forbidden(
                 "an SDK token can only read the SDK endpoints".into(),
@@ -179,6 +180,7 @@ impl FromRequest for AdminToken {
                 "an integration token can only post alerts to /api/v1/integrations/alertmanager"
                     .into(),
             )),
+        }
         }))
     }
 }
