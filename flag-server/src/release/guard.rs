@@ -28,7 +28,9 @@ use super::prometheus::PrometheusGuard;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardConfig {
-    /// The largest accepted increase of the error rate, as a fraction (0.02 = 2 points).
+    /// The largest accepted increase of the error rate, as a fraction (0.02 = 2 points, the
+    /// default, so a guard on metrics alone needs no error threshold).
+    #[serde(default = "default_max_error_rate_increase")]
     pub max_error_rate_increase: f64,
     /// Evaluations each side needs before the guard decides anything.
     #[serde(default = "default_min_evaluations")]
@@ -44,6 +46,10 @@ pub struct GuardConfig {
     /// `--prometheus-url`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prometheus: Vec<PrometheusGuard>,
+}
+
+fn default_max_error_rate_increase() -> f64 {
+    0.02
 }
 
 fn default_min_evaluations() -> u64 {
@@ -202,6 +208,19 @@ fn inverse_normal(p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guard_on_a_metric_alone_takes_the_error_defaults() {
+        let guard: GuardConfig = serde_json::from_value(serde_json::json!({
+            "metrics": [{"metric": "checkout_latency_ms", "statistic": "p95", "max_increase": 0.2}]
+        }))
+        .unwrap();
+        assert_eq!(
+            (guard.max_error_rate_increase, guard.min_evaluations, guard.confidence),
+            (0.02, 200, 0.95)
+        );
+        assert_eq!(guard.metrics[0].metric, "checkout_latency_ms");
+    }
 
     fn guard() -> GuardConfig {
         GuardConfig {
