@@ -15,7 +15,7 @@ use crate::output::{emit, emit_json};
 pub enum ReleaseCommand {
     /// Start a staged release of a variation (the flag must be on).
     #[command(
-        after_help = "Examples:\n  flag release start new-checkout --stages 1,5,25,50,100 --hold 30m --max-error-increase 2%\n  flag release start billing --bucket-by org\n\nThe stages keep the bucket_by and salt of the flag's current fallthrough rollout (or\n`key`), so contexts stay in their buckets; --bucket-by names the attribute explicitly.\nA kill pauses the release; after `flag restore`, `flag release resume` carries on."
+        after_help = "Examples:\n  flag release start new-checkout --stages 1,5,25,50,100 --hold 30m --max-error-increase 2%\n  flag release start billing --bucket-by org\n  flag release start new-checkout --guard-metric checkout_latency_ms:p95:20%\n  flag release start new-checkout --guard-prometheus '+0.1:histogram_quantile(0.95, sum by (le) (rate(checkout_seconds_bucket{variation=\"{{variation}}\"}[5m])))'\n\nThe stages keep the bucket_by and salt of the flag's current fallthrough rollout (or\n`key`), so contexts stay in their buckets; --bucket-by names the attribute explicitly.\nA kill pauses the release; after `flag restore`, `flag release resume` carries on."
     )]
     Start {
         /// The flag key.
@@ -35,6 +35,14 @@ pub enum ReleaseCommand {
         /// Evaluations each side needs before the guard judges.
         #[arg(long, default_value_t = 200)]
         min_evaluations: u64,
+        /// Also guard a metric the SDKs track (`track_value`): `METRIC:p95|mean:MARGIN`, the
+        /// margin relative (`20%`, `0.2`) or absolute (`+100`, in the metric's unit). Repeatable.
+        #[arg(long, value_name = "METRIC:STAT:MARGIN", value_parser = parse_metric_guard)]
+        guard_metric: Vec<Value>,
+        /// Also guard a Prometheus query evaluated per variation (`{{variation}}` in it):
+        /// `MARGIN:QUERY`, the margin as for --guard-metric. Needs the server's --prometheus-url.
+        #[arg(long, value_name = "MARGIN:QUERY", value_parser = parse_prometheus_guard)]
+        guard_prometheus: Vec<Value>,
         /// What a regression does.
         #[arg(long, default_value = "rollback", value_parser = ["rollback", "kill", "pause"])]
         on_regression: String,
@@ -89,6 +97,8 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
             hold,
             max_error_increase,
             min_evaluations,
+            guard_metric,
+            guard_prometheus,
             on_regression,
             bucket_by,
         } => {
@@ -98,6 +108,12 @@ pub fn run(ctx: &Ctx, c: ReleaseCommand) -> anyhow::Result<()> {
                            "min_evaluations": min_evaluations },
                 "on_regression": on_regression,
             });
+            if !guard_metric.is_empty() {
+                body["guard"]["metrics"] = json!(guard_metric);
+            }
+            if !guard_prometheus.is_empty() {
+                body["guard"]["prometheus"] = json!(guard_prometheus);
+            }
             if let Some(attribute) = bucket_by {
                 body["bucket_by"] = json!(attribute);
             }
@@ -205,6 +221,50 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A guard's margin: `+100` is absolute (`max_increase_abs`), `20%` or `0.2` relative.
+fn parse_margin(text: &str) -> Result<(&'static str, f64), String> {
+    let text = text.trim();
+    match text.strip_prefix('+') {
+        Some(abs) => abs
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|v| ("max_increase_abs", v))
+            .ok_or_else(|| format!("`{text}` is not an absolute margin like +100")),
+        None => {
+            let value = match text.strip_suffix('%') {
+                Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+                None => text.parse::<f64>(),
+            };
+            value
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| ("max_increase", v))
+                .ok_or_else(|| format!("`{text}` is not a margin like 20%, 0.2 or +100"))
+        }
+    }
+}
+
+/// `METRIC:p95|mean:MARGIN` as a `guard.metrics` entry (the server checks it further).
+fn parse_metric_guard(text: &str) -> Result<Value, String> {
+    let mut parts = text.rsplitn(3, ':');
+    let (Some(margin), Some(statistic), Some(metric)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("`{text}` is not METRIC:p95|mean:MARGIN"));
+    };
+    let (field, value) = parse_margin(margin)?;
+    Ok(json!({ "metric": metric, "statistic": statistic, field: value }))
+}
+
+/// `MARGIN:QUERY` as a `guard.prometheus` entry.
+fn parse_prometheus_guard(text: &str) -> Result<Value, String> {
+    let (margin, query) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not MARGIN:QUERY"))?;
+    let (field, value) = parse_margin(margin)?;
+    Ok(json!({ "query": query, field: value }))
+}
+
 /// A 404 for the route itself (not for a flag or release): the server has no releases.
 fn is_missing_route(e: &ApiError) -> bool {
     matches!(e, ApiError::Status { status: 404, detail, .. } if detail.starts_with("no route"))
@@ -226,5 +286,23 @@ mod tests {
         assert_eq!(parse_fraction("0.05"), Ok(0.05));
         assert!(parse_fraction("150%").is_err());
         assert!(parse_fraction("lots").is_err());
+    }
+
+    #[test]
+    fn guards_read_as_metric_statistic_and_margin() {
+        assert_eq!(
+            parse_metric_guard("checkout_latency_ms:p95:20%"),
+            Ok(json!({"metric": "checkout_latency_ms", "statistic": "p95", "max_increase": 0.2}))
+        );
+        assert_eq!(
+            parse_metric_guard("db:calls:mean:+100"),
+            Ok(json!({"metric": "db:calls", "statistic": "mean", "max_increase_abs": 100.0}))
+        );
+        assert!(parse_metric_guard("latency:p95").is_err());
+        assert!(parse_metric_guard("latency:p95:fast").is_err());
+        assert_eq!(
+            parse_prometheus_guard("+0.1:rate(x{v=\"{{variation}}\"}[1m])"),
+            Ok(json!({"query": "rate(x{v=\"{{variation}}\"}[1m])", "max_increase_abs": 0.1}))
+        );
     }
 }

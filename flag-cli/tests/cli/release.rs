@@ -45,6 +45,49 @@ fn release_start_keeps_the_flags_bucketing_unless_told_otherwise() {
 }
 
 #[test]
+fn release_start_guards_tracked_metrics_and_the_server_checks_them() {
+    let s = Server::start();
+    by_org(&s);
+    s.flag(&[
+        "release",
+        "start",
+        "f",
+        "--guard-metric",
+        "checkout_latency_ms:p95:20%",
+        "--guard-metric",
+        "db_calls:mean:+3",
+    ])
+    .ok();
+    let release = s.flag(&["release", "status", "f", "--json"]).json();
+    assert_eq!(
+        release["guard"]["metrics"],
+        json!([
+            {"metric": "checkout_latency_ms", "statistic": "p95", "max_increase": 0.2, "min_samples": 200},
+            {"metric": "db_calls", "statistic": "mean", "max_increase_abs": 3.0, "min_samples": 200}
+        ])
+    );
+    s.flag(&["release", "abort", "f"]).ok();
+    // A statistic the server does not know: its 422 names the field, nothing starts.
+    let err = s
+        .flag(&["release", "start", "f", "--guard-metric", "latency:p99:20%"])
+        .fails(1)
+        .to_owned();
+    assert!(err.contains("guard.metrics[0]"), "{err}");
+    // No server-side Prometheus: the guard is refused, naming it.
+    let err = s
+        .flag(&[
+            "release",
+            "start",
+            "f",
+            "--guard-prometheus",
+            "20%:up{v=\"{{variation}}\"}",
+        ])
+        .fails(1)
+        .to_owned();
+    assert!(err.contains("guard.prometheus"), "{err}");
+}
+
+#[test]
 fn a_kill_pauses_the_release_and_resume_waits_for_restore() {
     let s = Server::start();
     by_org(&s);

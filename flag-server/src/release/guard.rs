@@ -216,7 +216,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            (guard.max_error_rate_increase, guard.min_evaluations, guard.confidence),
+            (
+                guard.max_error_rate_increase,
+                guard.min_evaluations,
+                guard.confidence
+            ),
             (0.02, 200, 0.95)
         );
         assert_eq!(guard.metrics[0].metric, "checkout_latency_ms");
