@@ -4,7 +4,7 @@
 //! (port 0 in tests and benches) and returns the address and a handle.
 //!
 //! Module map: `config` (CLI/env), `error` (problem+json), `auth` (tokens), `api/` (thin
-//! handlers, one file per resource), `store/` (all SQL; the group-commit writer),
+//! handlers, one file per resource), `console/` (the web console's files and session), `store/` (all SQL; the group-commit writer),
 //! `snapshots` (live compiled snapshots per environment), `stream` (commit point → SSE
 //! subscribers), `metrics`, `release/` (progressive delivery), `ofrep/` (the OpenFeature
 //! Remote Evaluation Protocol).
@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod metrics;
 pub mod ofrep;
@@ -55,6 +56,7 @@ pub fn app(
         .configure(api::configure)
         .configure(api::sdk::configure)
         .configure(api::ofrep::configure)
+        .configure(console::configure)
         .default_service(web::to(api::not_found))
         .wrap_fn(|req, srv| {
             let started = Instant::now();

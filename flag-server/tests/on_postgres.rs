@@ -12,6 +12,7 @@ mod common;
 const ON_POSTGRES: bool = true;
 
 mod concurrency;
+mod console;
 mod environments;
 mod errors;
 mod evaluate;

@@ -8,6 +8,8 @@ mod common;
 const ON_POSTGRES: bool = false;
 
 mod concurrency;
+mod console;
+mod console_browser;
 mod durability;
 mod environments;
 mod errors;

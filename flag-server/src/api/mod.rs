@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod environments;
 pub mod evaluate;
+pub mod events;
 pub mod flags;
 pub mod ofrep;
 pub mod ops;
@@ -55,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     segments::configure(cfg);
     evaluate::configure(cfg);
     audit::configure(cfg);
+    events::configure(cfg);
     tokens::configure(cfg);
     releases::configure(cfg);
     webhooks::configure(cfg);
@@ -205,7 +207,7 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         flags::get_config, flags::put_config, flags::kill, flags::restore,
         segments::list, segments::create, segments::get, segments::replace, segments::delete,
         evaluate::evaluate,
-        audit::list,
+        audit::list, events::events,
         tokens::create, tokens::list, tokens::revoke,
         sdk::stream, sdk::snapshot, sdk::events, sdk::subscribers,
         ofrep::single, ofrep::bulk, ofrep::events,
