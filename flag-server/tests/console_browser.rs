@@ -311,7 +311,35 @@ async fn rule_errors_land_on_their_field_and_every_page_works() {
         config.body["rules"][0]["clauses"][0]["values"] == json!(["@example\\.com$"])
     })
     .await;
+    b.until("the page has read the saved flag again", || async {
+        b.attr(&save, "disabled").await.is_none()
+    })
+    .await;
     no_errors(&b, "flag after saving").await;
+
+    // A stale edit: someone else saves meanwhile; saving overwrites nothing, says who
+    // changed what, and offers to reload.
+    let rule_id = b.named("input", "Rule id").await;
+    b.type_in(&rule_id, "example-staff").await;
+    let path = "/api/v1/flags/new-checkout/environments/production";
+    let mut config = server.get(path).await.ok(200).clone();
+    config["targets"] = json!([{"variation": "on", "keys": ["vip-1"]}]);
+    let version = format!("\"{}\"", config["version"]);
+    server.put(path, config, Some(&version)).await.ok(200);
+    let save = b.named("button", "Save changes").await;
+    b.click(&save).await;
+    let reload = b.named("button", "Reload the flag").await;
+    b.until_text("Someone changed this flag meanwhile").await;
+    b.until_text("flag.config.update").await;
+    b.screenshot(&shots(), "flag-stale").await;
+    b.click(&reload).await;
+    b.until("the reloaded page shows their target", || async {
+        let keys = b.named("input, textarea", "Context keys served on").await;
+        b.value(&keys).await == "vip-1"
+    })
+    .await;
+    let saved = server.get(path).await;
+    assert!(saved.body["rules"][0].get("id").is_none(), "{}", saved.body);
 
     // The playground.
     goto_hash(&b, &server, "playground").await;

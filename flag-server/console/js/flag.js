@@ -271,7 +271,10 @@ export async function render(main, ctx) {
           else { formError.hidden = false; formError.textContent = `${fe.field}: ${fe.message}`; }
         }
         const first = form.querySelector("[aria-invalid=true]");
-        if (first) first.focus();
+        if (first) {
+          first.scrollIntoView({ block: "center" });
+          first.focus({ preventScroll: true });
+        }
         formError.hidden = false;
         if (!formError.textContent) formError.textContent = "Nothing was saved: fix the fields marked below.";
       } else {

@@ -56,7 +56,8 @@ pub struct AdminEvent {
     params(("Last-Event-ID" = Option<i64>, Header, description = "the last audit id received")),
     responses(
         (status = 200, description = "server-sent events", body = AdminEvent, content_type = "text/event-stream"),
-        (status = 401, body = Problem), (status = 403, body = Problem)))]
+        (status = 401, description = "no valid admin token or console session", body = Problem),
+        (status = 403, description = "a token of another kind", body = Problem)))]
 pub async fn events(
     req: HttpRequest,
     state: web::Data<AppState>,

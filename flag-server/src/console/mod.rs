@@ -58,6 +58,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Every path the console serves a file at (the shell at `/`, then `/assets/...`).
+pub fn files() -> Vec<String> {
+    let assets = assets::ASSETS.iter().map(|a| format!("/assets/{}", a.name));
+    std::iter::once("/".to_owned()).chain(assets).collect()
+}
+
 /// The page shell.
 async fn page(req: HttpRequest) -> HttpResponse {
     serve(&req, &assets::INDEX)

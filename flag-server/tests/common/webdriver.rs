@@ -167,6 +167,15 @@ impl Browser {
         assert!(v.is_null(), "navigation to {url} failed: {v}");
     }
 
+    /// Empties the browser's HTTP cache (a first visit), through the DevTools protocol.
+    pub async fn clear_cache(&self) {
+        self.post(
+            "/goog/cdp/execute",
+            json!({"cmd": "Network.clearBrowserCache", "params": {}}),
+        )
+        .await;
+    }
+
     /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
     pub async fn exec(&self, script: &str, args: Vec<Value>) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": args }))
@@ -216,6 +225,12 @@ impl Browser {
             .get(&format!("/element/{}/attribute/{name}", el.0))
             .await;
         v.as_str().map(str::to_owned)
+    }
+
+    /// A field's current value.
+    pub async fn value(&self, el: &El) -> String {
+        let v = self.get(&format!("/element/{}/property/value", el.0)).await;
+        v.as_str().unwrap_or_default().to_owned()
     }
 
     /// Clicks it (as a user would: it must be visible and not covered).
