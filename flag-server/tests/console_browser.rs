@@ -71,13 +71,23 @@ async fn sign_in(b: &Browser, server: &TestServer) {
     b.named("input", "Search flags").await;
 }
 
-/// Asserts the page logged no error so far.
+/// Asserts the page logged no error so far, and that every control shown has an
+/// accessible name.
 async fn no_errors(b: &Browser, page: &str) {
     let errors = b.errors().await;
     assert!(
         errors.is_empty(),
         "the {page} page logged errors: {errors:#?}"
     );
+    for el in b
+        .all("button, a[href], input, select, textarea, [role=switch]")
+        .await
+    {
+        if b.displayed(&el).await && b.label(&el).await.trim().is_empty() {
+            let html = b.property(&el, "outerHTML").await;
+            panic!("on the {page} page a control has no accessible name: {html}");
+        }
+    }
 }
 
 async fn shown_flags(b: &Browser) -> Vec<String> {
@@ -335,7 +345,7 @@ async fn rule_errors_land_on_their_field_and_every_page_works() {
     b.click(&reload).await;
     b.until("the reloaded page shows their target", || async {
         let keys = b.named("input, textarea", "Context keys served on").await;
-        b.value(&keys).await == "vip-1"
+        b.property(&keys, "value").await == "vip-1"
     })
     .await;
     let saved = server.get(path).await;

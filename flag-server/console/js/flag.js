@@ -15,7 +15,7 @@ const enc = encodeURIComponent;
 /** Whether the flag is killed in `env`: the list's state when the server says, else the audit log. */
 async function isKilled(meta, key, env) {
   const s = meta.environments && meta.environments[env];
-  if (s && (s.killed !== undefined || typeof s.state === "string")) return s.killed === true || s.state === "killed";
+  if (s && s.killed !== undefined) return s.killed;
   const { entries } = await get("/audit", { flag: key, environment: env, limit: 50 });
   const last = entries.find((e) => ["flag.kill", "flag.restore", "flag.config.update", "flag.create"].includes(e.action));
   return !!last && last.action === "flag.kill";
@@ -54,16 +54,16 @@ function killDialog(key, env, kill) {
   });
 }
 
-/** A 412: who changed the flag since `version`, and a choice to reload. */
-async function stale(key, env, version, reload) {
+/** A 412: who changed the flag since the page read it (audit entries after `seen`), and a choice to reload. */
+async function stale(key, env, version, seen, reload) {
   let changes = [];
   try {
     const { entries } = await get("/audit", { flag: key, environment: env, limit: 20 });
-    changes = entries.filter((e) => !e.after || e.after.version === undefined || e.after.version > version);
+    changes = entries.filter((e) => e.id > seen);
   } catch { /* the dialog still offers the reload */ }
   const choice = await dialog("Someone changed this flag meanwhile", (close) => h("div", { class: "stack" },
     h("p", {}, `You edited version ${version}. Nothing was saved: your changes would have overwritten these.`),
-    changes.length ? h("ol", { class: "audit compact" }, changes.slice(0, 5).map((e) => entryView(e))) : h("p", { class: "muted" }, "The audit log does not say more."),
+    changes.length ? h("ol", { class: "audit compact" }, changes.slice(0, 5).map((e) => entryView(e, true))) : h("p", { class: "muted" }, "The audit log does not say more."),
     h("div", { class: "actions" },
       h("button", { type: "button", class: "ghost", onclick: () => close(false) }, "Keep my edits"),
       h("button", { type: "button", class: "primary", onclick: () => close(true) }, "Reload the flag"))));
@@ -111,6 +111,7 @@ export async function render(main, ctx) {
   const [key, env] = ctx.params;
   replace(main, loading(`Loading ${key}`));
   let draft, version, meta, segmentKeys = [];
+  let seen = 0; // the newest audit entry of this flag here when the page read it
   let dirty = false;
   const controls = new Map();
   const reg = (path, el) => controls.set(path, el);
@@ -122,11 +123,13 @@ export async function render(main, ctx) {
   const side = h("aside", { class: "side" });
 
   async function reload() {
-    const [m, config, segs] = await Promise.all([
+    const [m, config, segs, last] = await Promise.all([
       api("GET", `/flags/${enc(key)}`).then((r) => r.data),
       api("GET", `/flags/${enc(key)}/environments/${enc(env)}`),
       get(`/environments/${enc(env)}/segments`).catch(() => []),
+      get("/audit", { flag: key, environment: env, limit: 1 }),
     ]);
+    seen = last.entries.length ? last.entries[0].id : 0;
     meta = m;
     draft = normalized(config.data);
     version = Number(config.etag || draft.version);
@@ -263,7 +266,7 @@ export async function render(main, ctx) {
       await reload();
     } catch (err) {
       if (err instanceof ApiError && err.status === 412) {
-        await stale(key, env, version, reload);
+        await stale(key, env, version, seen, reload);
       } else if (err instanceof ApiError && err.errors.length) {
         for (const fe of err.errors) {
           const target = lookup(controls, fe.field);

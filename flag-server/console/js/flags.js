@@ -11,9 +11,10 @@ const PAGE = 50;
 export function stateIn(meta, env) {
   const s = meta.environments && meta.environments[env];
   if (!s) return null;
-  if (typeof s.state === "string") return s.state;
   if (s.killed) return "killed";
-  return s.enabled ? "on" : "off";
+  if (s.release) return "release";
+  if (!s.enabled) return "off";
+  return s.rollout ? "rollout" : "on";
 }
 
 /** Switches `key` on or off in `env`: read, change `enabled`, write back with If-Match. */

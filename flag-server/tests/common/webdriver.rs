@@ -213,6 +213,11 @@ impl Browser {
         v.as_str().unwrap_or_default().to_owned()
     }
 
+    /// Whether the element is shown.
+    pub async fn displayed(&self, el: &El) -> bool {
+        self.get(&format!("/element/{}/displayed", el.0)).await == true
+    }
+
     /// The element's visible text.
     pub async fn text(&self, el: &El) -> String {
         let v = self.get(&format!("/element/{}/text", el.0)).await;
@@ -227,9 +232,11 @@ impl Browser {
         v.as_str().map(str::to_owned)
     }
 
-    /// A field's current value.
-    pub async fn value(&self, el: &El) -> String {
-        let v = self.get(&format!("/element/{}/property/value", el.0)).await;
+    /// A DOM property that is a string (`value`, `outerHTML`).
+    pub async fn property(&self, el: &El, name: &str) -> String {
+        let v = self
+            .get(&format!("/element/{}/property/{name}", el.0))
+            .await;
         v.as_str().unwrap_or_default().to_owned()
     }
 
