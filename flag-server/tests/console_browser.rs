@@ -62,6 +62,7 @@ async fn enabled(server: &TestServer, key: &str, env: &str) -> bool {
 
 /// Signs in through the form, by the field's accessible name.
 async fn sign_in(b: &Browser, server: &TestServer) {
+    b.clear_cache().await; // a first visit
     b.goto(&server.base).await;
     let token = b.named("input", "Admin token").await;
     b.screenshot(&shots(), "signin").await;

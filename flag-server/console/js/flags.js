@@ -98,7 +98,7 @@ export async function render(main, ctx) {
   replace(main,
     h("div", { class: "page-head" },
       h("h1", {}, "Flags"),
-      h("button", { class: "primary", type: "button", onclick: () => createFlag(ctx, load) }, "New flag")),
+      h("button", { class: "primary", type: "button", onclick: () => createFlag(ctx) }, "New flag")),
     h("div", { class: "toolbar", role: "search" },
       h("div", { class: "field grow" }, h("label", { for: search.id }, "Search flags"), search),
       h("div", { class: "field" }, h("label", { for: tag.id }, "Tag"), tag),
@@ -214,7 +214,7 @@ export async function render(main, ctx) {
   search.focus();
 }
 
-async function createFlag(ctx, reload) {
+async function createFlag(ctx) {
   await dialog("New flag", (close) => {
     const key = h("input", { type: "text", required: true, pattern: "[a-z0-9][a-z0-9._-]{0,99}", autocomplete: "off" });
     const kind = h("select", {}, ["boolean", "string", "number", "json"].map((k) => h("option", { value: k }, k)));
@@ -256,7 +256,6 @@ async function createFlag(ctx, reload) {
     });
     return form;
   });
-  void reload;
 }
 
 /** Puts a problem's errors on the fields they name (by the first segment of the path). */

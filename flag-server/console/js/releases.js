@@ -85,7 +85,7 @@ export function releasePanel(key, env, draft) {
     } catch (err) {
       if (err.status !== 404) { replace(box, h("p", { class: "error" }, err.message)); return; }
     }
-    if (!r || ["completed", "rolled_back", "aborted"].includes(r.state) && !box.dataset.keep) {
+    if (!r || ["completed", "rolled_back", "aborted"].includes(r.state)) {
       replace(box, r ? h("p", { class: "muted" }, `Last release: ${r.state.replace("_", " ")}${r.reason ? ` (${r.reason})` : ""}.`) : null,
         startForm(key, env, draft, show));
       return;
