@@ -381,4 +381,13 @@ async fn rule_errors_land_on_their_field_and_every_page_works() {
         b.screenshot(&shots(), name).await;
         no_errors(&b, name).await;
     }
+    // Dark, as the system asks.
+    b.prefer_dark().await;
+    goto_hash(&b, &server, "flags/new-checkout/production").await;
+    b.named("button", "Kill").await;
+    b.screenshot(&shots(), "flag-dark").await;
+    goto_hash(&b, &server, "flags").await;
+    b.named("[role=switch]", "new-checkout in production").await;
+    b.screenshot(&shots(), "flags-dark").await;
+    no_errors(&b, "dark").await;
 }

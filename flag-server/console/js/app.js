@@ -55,7 +55,7 @@ function signInPage() {
   const token = h("input", { type: "password", autocomplete: "current-password", required: true, spellcheck: "false" });
   const submit = h("button", { class: "primary", type: "submit" }, "Sign in");
   const form = h("form", { class: "signin-form", novalidate: true }, field("Admin token", token,
-    "The server prints one at its first start; `flag token create --kind admin` makes more."), submit);
+    h("span", {}, "The server prints one at its first start; ", h("code", {}, "flag token create --kind admin"), " makes more.")), submit);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submit.disabled = true;

@@ -113,6 +113,7 @@ impl Browser {
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                          "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
+                         "--disable-features=BackForwardCache",
                          format!("--window-size={width},{height}")],
             },
             "goog:loggingPrefs": {"browser": "ALL"},
@@ -172,6 +173,16 @@ impl Browser {
         self.post(
             "/goog/cdp/execute",
             json!({"cmd": "Network.clearBrowserCache", "params": {}}),
+        )
+        .await;
+    }
+
+    /// Renders the page as with `prefers-color-scheme: dark`.
+    pub async fn prefer_dark(&self) {
+        self.post(
+            "/goog/cdp/execute",
+            json!({"cmd": "Emulation.setEmulatedMedia",
+                   "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}}),
         )
         .await;
     }
