@@ -105,6 +105,35 @@ pub struct KillOutcome {
     pub subscribers: usize,
 }
 
+/// A write the server held for approval (`202 Accepted`): the change request it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The change request's id (`flag request show ID`).
+    pub id: i64,
+    /// `pending`.
+    pub state: String,
+}
+
+impl Held {
+    /// The change request in an answer, when the write was held (`202` with `{"id", "state"}`
+    /// and no configuration).
+    pub fn in_answer(raw: &serde_json::Value) -> Option<Held> {
+        let kind = raw.get("kind")?;
+        kind.is_string()
+            .then(|| serde_json::from_value(raw.clone()).ok())
+            .flatten()
+    }
+}
+
+/// What a write of a flag's configuration did.
+#[derive(Debug, Clone)]
+pub enum Written {
+    /// Stored: the configuration as the server keeps it.
+    Stored(Box<Flag>),
+    /// Held for approval.
+    Held(Held),
+}
+
 /// The REST API of one server, as one admin token.
 pub struct Api {
     http: Client,
@@ -257,8 +286,14 @@ impl Api {
         Ok(Versioned { flag, version })
     }
 
-    /// Replaces a flag's configuration if it is still at `version` (`If-Match`).
-    pub fn put_flag_config(&self, env: &str, flag: &Flag, version: u64) -> Result<Flag, ApiError> {
+    /// Replaces a flag's configuration if it is still at `version` (`If-Match`); in an
+    /// environment that requires approval the server holds it as a change request.
+    pub fn put_flag_config(
+        &self,
+        env: &str,
+        flag: &Flag,
+        version: u64,
+    ) -> Result<Written, ApiError> {
         let what = What::Flag {
             key: &flag.key,
             env,
@@ -268,7 +303,10 @@ impl Api {
             .header(header::IF_MATCH, format!("\"{version}\""))
             .json(flag);
         let res = self.send(req, &what)?;
-        self.json(res)
+        if res.status() == StatusCode::ACCEPTED {
+            return self.json(res).map(Written::Held);
+        }
+        self.json(res).map(|flag| Written::Stored(Box::new(flag)))
     }
 }
 
@@ -301,7 +339,7 @@ fn hint(status: StatusCode, what: &What, has_token: bool) -> String {
     match status.as_u16() {
         401 if !has_token => "no token given: pass --token or set FLAG_TOKEN (an admin token)".into(),
         401 => "the token was rejected: check --token / FLAG_TOKEN (or the profile's token)".into(),
-        403 => "the token may not do this: use an admin token (SDK tokens only read the SDK endpoints)".into(),
+        403 => "the token may not do this: use an admin token of the scope named (SDK tokens only read the SDK endpoints)".into(),
         404 => match what {
             What::Flag { key, env } => format!(
                 "check the flag key `{key}` (`flag list`) and the environment `{env}` (`flag env list`)"

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::commands::{env, eval, flags, log, profiles, release, status, token};
+use crate::commands::{env, eval, flags, log, profiles, release, request, schedule, status, token};
 
 const AFTER_HELP: &str = "\
 In an incident:
@@ -114,6 +114,14 @@ enum Command {
     /// Progressive releases with automatic rollback.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
+    /// Schedule a change for a time; list, cancel or resume the flag's schedules.
+    #[command(
+        after_help = "Examples:\n  flag schedule new-checkout --at 2026-12-24T08:00Z on --reason \"Christmas launch\"\n  flag schedule new-checkout --at 2026-12-27T08:00Z 25\n  flag schedule new-checkout --list\n  flag schedule new-checkout --cancel 3\n\nA kill pauses the flag's schedules; after `flag restore`, `--resume ID` carries one on."
+    )]
+    Schedule(schedule::ScheduleArgs),
+    /// Change requests: where an environment requires approval, writes wait here.
+    #[command(subcommand)]
+    Request(request::RequestCommand),
     /// Is the server up, what revision is the environment at, how many SDKs listen.
     #[command(after_help = "Example:\n  flag --profile prod status")]
     Status,
@@ -175,6 +183,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(c) => env::run(&ctx, c),
         Command::Token(c) => token::run(&ctx, c),
         Command::Release(c) => release::run(&ctx, c),
+        Command::Schedule(a) => schedule::run(&ctx, a),
+        Command::Request(c) => request::run(&ctx, c),
         Command::Status => status::run(&ctx),
         Command::Profiles => profiles::run(&ctx),
         Command::Completions { shell } => {

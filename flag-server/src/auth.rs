@@ -25,7 +25,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::tokens::{TokenKind, TokenRecord};
+use crate::store::tokens::{Scope, TokenKind, TokenRecord};
 
 /// A fresh secret: 32 bytes from the OS RNG, hex-encoded.
 pub fn new_secret() -> String {
@@ -104,6 +104,17 @@ pub struct Principal {
     pub environment: Option<String>,
     /// The browser origins of a client token.
     pub origins: Vec<String>,
+    /// What an admin token may do (see `scopes`).
+    pub scope: Scope,
+    /// The environments a `write` admin token may change.
+    pub scope_environments: Vec<String>,
+}
+
+impl Principal {
+    /// Whether this token may change flags and segments of `env` (403 naming the scope).
+    pub fn may_write(&self, env: &str) -> Result<(), ApiError> {
+        crate::scopes::may_write(self.scope, &self.scope_environments, env)
+    }
 }
 
 impl From<&TokenRecord> for Principal {
@@ -114,6 +125,8 @@ impl From<&TokenRecord> for Principal {
             kind: r.kind,
             environment: r.environment.clone(),
             origins: r.origins.clone(),
+            scope: r.scope,
+            scope_environments: r.scope_environments.clone(),
         }
     }
 }
@@ -158,7 +171,7 @@ impl FromRequest for AdminToken {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(authenticate(req).and_then(|p| match p.kind {
-            TokenKind::Admin => Ok(AdminToken(p)),
+            TokenKind::Admin => within_scope(req, &p).map(|()| AdminToken(p)),
             TokenKind::Sdk => Err(ApiError::Forbidden(
                 "an SDK token can only read the SDK endpoints".into(),
             )),
@@ -167,6 +180,20 @@ impl FromRequest for AdminToken {
             )),
         }))
     }
+}
+
+/// Whether the admin token's scope allows the matched route (see `scopes`).
+fn within_scope(req: &HttpRequest, p: &Principal) -> Result<(), ApiError> {
+    if p.scope == Scope::Admin {
+        return Ok(());
+    }
+    let pattern = req.match_pattern().unwrap_or_default();
+    let need = crate::scopes::needed(req.method(), &pattern, req.match_info().get("env"));
+    let environments = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.snapshots.environments())
+        .unwrap_or_default();
+    crate::scopes::check(p.scope, &p.scope_environments, &need, &environments)
 }
 
 /// An SDK token and the environment it is bound to (extractor for `/sdk/v1`).
@@ -247,6 +274,8 @@ mod tests {
             kind: TokenKind::Admin,
             environment: None,
             origins: Vec::new(),
+            scope: Scope::Admin,
+            scope_environments: Vec::new(),
             hash: hash("s3cret"),
         }]);
         assert_eq!(tokens.authenticate("s3cret").unwrap().name, "ops");

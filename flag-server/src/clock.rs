@@ -24,3 +24,29 @@ pub fn rfc3339(at: Millis) -> Option<String> {
         .format(&Rfc3339)
         .ok()
 }
+
+/// `text` as Unix milliseconds: RFC 3339 (`2026-12-24T08:00:00Z`, any offset), also without
+/// seconds (`2026-12-24T08:00Z`) as people write it.
+pub fn parse_rfc3339(text: &str) -> Option<Millis> {
+    let parse = |t: &str| time::OffsetDateTime::parse(t, &Rfc3339).ok();
+    let at = parse(text).or_else(|| {
+        let (minutes, offset) = (text.get(..16)?, text.get(16..)?);
+        let no_seconds = offset.starts_with(['Z', 'z', '+', '-']);
+        no_seconds.then(|| parse(&format!("{minutes}:00{offset}")))?
+    })?;
+    Some((at.unix_timestamp_nanos() / 1_000_000) as Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rfc3339_with_and_without_seconds() {
+        let at = parse_rfc3339("2026-12-24T08:00Z").unwrap();
+        assert_eq!(Some(at), parse_rfc3339("2026-12-24T09:00:00+01:00"));
+        assert_eq!(rfc3339(at).unwrap(), "2026-12-24T08:00:00Z");
+        assert_eq!(parse_rfc3339("tomorrow"), None);
+        assert_eq!(parse_rfc3339("2026-12-24T08:00"), None);
+    }
+}

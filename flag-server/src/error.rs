@@ -30,6 +30,14 @@ pub enum ApiError {
     /// A token of the wrong kind or environment.
     #[error("{0}")]
     Forbidden(String),
+    /// An admin token whose scope does not allow the operation.
+    #[error("{detail}")]
+    Scope {
+        /// The scope the operation needs.
+        required: crate::store::tokens::Scope,
+        /// What the token may do instead.
+        detail: String,
+    },
     /// An unknown key or route.
     #[error("{0}")]
     NotFound(String),
@@ -79,7 +87,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::Validation(_) => "Validation failed",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Forbidden(_) | ApiError::Scope { .. } => "Forbidden",
             ApiError::NotFound(_) => "Not found",
             ApiError::Conflict(_) => "Conflict",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
@@ -200,6 +208,10 @@ pub struct Problem {
     pub detail: String,
     /// One entry per offending field (empty when no field is to blame).
     pub errors: Vec<ProblemField>,
+    /// On a 403 for an admin token's scope: the scope the operation needs (`read`, `write`,
+    /// `admin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scope: Option<String>,
 }
 
 /// One offending field.
@@ -217,7 +229,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Scope { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -253,6 +265,10 @@ impl ResponseError for ApiError {
                     message: e.message,
                 })
                 .collect(),
+            required_scope: match self {
+                ApiError::Scope { required, .. } => Some(required.as_str().to_owned()),
+                _ => None,
+            },
         };
         let mut res = HttpResponse::build(status);
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
@@ -279,6 +295,7 @@ pub fn problem_for_status(status: StatusCode) -> HttpResponse {
         status: status.as_u16(),
         detail: title.to_owned(),
         errors: Vec::new(),
+        required_scope: None,
     };
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "application/problem+json"))

@@ -3,11 +3,12 @@
 //! [`app`] builds the actix `App` that production and the tests both run; [`start`] binds it
 //! (port 0 in tests and benches) and returns the address and a handle.
 //!
-//! Module map: `config` (CLI/env), `error` (problem+json), `auth` (tokens), `api/` (thin
-//! handlers, one file per resource), `console/` (the web console's files and session), `store/` (all SQL; the group-commit writer),
-//! `snapshots` (live compiled snapshots per environment), `stream` (commit point → SSE
-//! subscribers), `metrics`, `release/` (progressive delivery), `ofrep/` (the OpenFeature
-//! Remote Evaluation Protocol).
+//! Module map: `config` (CLI/env), `error` (problem+json), `auth` (tokens), `scopes` (what
+//! each admin token scope may do, by route), `api/` (thin handlers, one file per resource),
+//! `console/` (the web console's files and session), `store/` (all SQL; the group-commit writer), `snapshots` (live compiled snapshots per
+//! environment), `stream` (commit point → SSE subscribers), `metrics`, `release/`
+//! (progressive delivery and the scheduler that also applies scheduled changes), `ofrep/`
+//! (the OpenFeature Remote Evaluation Protocol).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod metrics;
 pub mod ofrep;
 pub mod release;
+pub mod scopes;
 pub mod snapshots;
 pub mod state;
 pub mod store;

@@ -11,6 +11,7 @@ mod common;
 /// The suites here run on PostgreSQL.
 const ON_POSTGRES: bool = true;
 
+mod change_requests;
 mod concurrency;
 mod console;
 mod environments;
@@ -22,6 +23,8 @@ mod kill;
 mod ofrep;
 mod ops;
 mod releases;
+mod schedules;
+mod scopes;
 mod sdk_stream;
 mod segments;
 mod tokens;

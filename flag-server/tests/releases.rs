@@ -99,7 +99,8 @@ pub(crate) fn weight_of_on(config: &Value) -> u64 {
 }
 
 /// A loopback HTTP receiver: every request's headers (lower-cased) and body, answered 200.
-async fn webhook_receiver() -> (String, mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>) {
+pub(crate) async fn webhook_receiver() -> (String, mpsc::Receiver<(Vec<(String, String)>, Vec<u8>)>)
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel(16);

@@ -191,6 +191,49 @@ async fn exactly_one_replica_leads() {
     .await;
 }
 
+/// A change scheduled through a follower a few seconds ahead is applied on time by the
+/// leader, which nobody woke.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_planned_through_a_follower_is_applied_by_the_leader() {
+    let (servers, _) = replicas(2).await;
+    eventually("a leader", || {
+        servers.iter().any(|s| s.running.state.leadership.leads())
+    })
+    .await;
+    let follower = servers
+        .iter()
+        .find(|s| !s.running.state.leadership.leads())
+        .unwrap();
+    follower
+        .call(
+            Method::POST,
+            "/api/v1/flags",
+            Some(json!({"key": "new-checkout", "kind": "boolean"})),
+        )
+        .await;
+    let at = flag_server::clock::now_millis() + 3000;
+    let path = "/api/v1/flags/new-checkout/environments/production/schedules";
+    let body = json!({"at": flag_server::clock::rfc3339(at), "change": {"enabled": true}});
+    follower.call(Method::POST, path, Some(body)).await;
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    loop {
+        let list = follower.call(Method::GET, path, None).await;
+        if list[0]["state"] == "applied" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not applied: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let config = follower
+        .call(
+            Method::GET,
+            "/api/v1/flags/new-checkout/environments/production",
+            None,
+        )
+        .await;
+    assert_eq!(config["enabled"], true);
+}
+
 /// `kill -9` of the replica taking a write storm: every write it acknowledged is on the
 /// other replica, and an SDK client connected there holds the last of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

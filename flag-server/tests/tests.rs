@@ -7,6 +7,7 @@ mod common;
 /// The suites here run on SQLite; `on_postgres` runs the API suites again on PostgreSQL.
 const ON_POSTGRES: bool = false;
 
+mod change_requests;
 mod concurrency;
 mod console;
 mod console_browser;
@@ -27,6 +28,8 @@ mod postgres_sql;
 mod process;
 mod releases;
 mod replicas;
+mod schedules;
+mod scopes;
 mod sdk_stream;
 mod segments;
 mod stream_faults;

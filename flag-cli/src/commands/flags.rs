@@ -7,6 +7,7 @@ use flag_sdk::{Flag, Variation};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::request;
 use super::rmw::{self, Percent, Remote};
 use super::Ctx;
 use crate::api::{config_path, KillOutcome, What};
@@ -143,6 +144,9 @@ pub fn kill(ctx: &Ctx, a: KillArgs) -> anyhow::Result<()> {
         env: &env,
     };
     let raw: Value = api.post(&path, &json!({ "reason": a.reason }), what)?;
+    if request::held(ctx, &raw, &format!("the kill of {} in {env}", a.key)) {
+        return Ok(());
+    }
     let out: KillOutcome = serde_json::from_value(raw.clone())?;
     if ctx.json {
         emit_json(&raw);
@@ -189,6 +193,9 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<()> {
         env: &env,
     };
     let raw: Value = api.post(&path, &json!({ "reason": a.reason }), what)?;
+    if request::held(ctx, &raw, &format!("the restore of {} in {env}", a.key)) {
+        return Ok(());
+    }
     let out: KillOutcome = serde_json::from_value(raw.clone())?;
     if ctx.json {
         emit_json(&raw);
@@ -213,6 +220,11 @@ fn release_note(raw: &Value, key: &str, env: &str, what: &str) {
     if raw["release_paused"] == true {
         emit(format!(
             "  release:   {what} carry it on with: flag release resume {key} --env {env}"
+        ));
+    }
+    if let Some(n) = raw["schedules_paused"].as_u64().filter(|n| *n > 0) {
+        emit(format!(
+            "  schedules: {n} paused; see them with `flag schedule {key} --list --env {env}`, carry one on with `flag schedule {key} --resume ID --env {env}`"
         ));
     }
 }
@@ -260,6 +272,12 @@ pub fn rollout(ctx: &Ctx, a: RolloutArgs) -> anyhow::Result<()> {
 }
 
 fn report(ctx: &Ctx, env: &str, c: &rmw::Changed, verb: &str) {
+    if let Some(held) = &c.held {
+        let raw = serde_json::to_value(held).unwrap_or_default();
+        let what = format!("{verb} {} in {env}", c.after.key);
+        request::announce(ctx, &raw, held, &what);
+        return;
+    }
     if ctx.json {
         emit_json(
             &json!({ "before": c.before, "flag": c.after, "changed": c.written, "retried": c.retried }),

@@ -8,7 +8,9 @@ pub mod flags;
 pub mod log;
 pub mod profiles;
 pub mod release;
+pub mod request;
 pub mod rmw;
+pub mod schedule;
 pub mod status;
 pub mod token;
 

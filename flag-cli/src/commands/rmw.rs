@@ -6,15 +6,15 @@ use anyhow::bail;
 use flag_sdk::model::TOTAL_WEIGHT;
 use flag_sdk::{Flag, Serve, WeightedVariation};
 
-use crate::api::{Api, ApiError, Versioned};
+use crate::api::{Api, ApiError, Held, Versioned, Written};
 use crate::error::CliError;
 
 /// Where a configuration is read from and written to (the API, or a fake in tests).
 pub trait ConfigStore {
     /// The current configuration and its version.
     fn read(&self) -> Result<Versioned, ApiError>;
-    /// Writes `flag` if the stored version is still `version`.
-    fn write(&self, flag: &Flag, version: u64) -> Result<Flag, ApiError>;
+    /// Writes `flag` if the stored version is still `version` (or has it held for approval).
+    fn write(&self, flag: &Flag, version: u64) -> Result<Written, ApiError>;
 }
 
 /// One flag in one environment of a server.
@@ -31,7 +31,7 @@ impl ConfigStore for Remote<'_> {
     fn read(&self) -> Result<Versioned, ApiError> {
         self.api.flag_config(self.key, self.env)
     }
-    fn write(&self, flag: &Flag, version: u64) -> Result<Flag, ApiError> {
+    fn write(&self, flag: &Flag, version: u64) -> Result<Written, ApiError> {
         self.api.put_flag_config(self.env, flag, version)
     }
 }
@@ -47,6 +47,9 @@ pub struct Changed {
     pub written: bool,
     /// `true` when the first write lost a race (412) and the change was re-applied.
     pub retried: bool,
+    /// The environment requires approval: the change waits in this change request
+    /// (`after` is what was proposed).
+    pub held: Option<Held>,
 }
 
 /// Applies `change` to the current configuration and writes it with `If-Match`; on 412
@@ -69,15 +72,26 @@ pub fn read_modify_write(
                 before,
                 written: false,
                 retried,
+                held: None,
             });
         }
         match store.write(&after, version) {
-            Ok(stored) => {
+            Ok(Written::Stored(stored)) => {
                 return Ok(Changed {
                     before,
-                    after: stored,
+                    after: *stored,
                     written: true,
                     retried,
+                    held: None,
+                })
+            }
+            Ok(Written::Held(held)) => {
+                return Ok(Changed {
+                    before,
+                    after,
+                    written: false,
+                    retried,
+                    held: Some(held),
                 })
             }
             Err(e) if e.status() == Some(412) && !retried => retried = true,
@@ -221,7 +235,7 @@ mod tests {
                 version: self.version.get(),
             })
         }
-        fn write(&self, flag: &Flag, version: u64) -> Result<Flag, ApiError> {
+        fn write(&self, flag: &Flag, version: u64) -> Result<Written, ApiError> {
             self.writes.set(self.writes.get() + 1);
             if self.races.get() > 0 {
                 self.races.set(self.races.get() - 1);
@@ -238,7 +252,7 @@ mod tests {
             }
             self.version.set(version + 1);
             *self.stored.borrow_mut() = flag.clone();
-            Ok(flag.clone())
+            Ok(Written::Stored(Box::new(flag.clone())))
         }
     }
 

@@ -13,12 +13,16 @@ use crate::output::{emit, emit_json, table};
 pub enum TokenCommand {
     /// Create a token; its secret is printed once.
     #[command(
-        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind client --name web --env production --origin https://app.example.com\n  flag token create --kind admin --name alice"
+        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind client --name web --env production --origin https://app.example.com\n  flag token create --name alice --scope write --env staging\n  flag token create --kind admin --name auditor --scope read"
     )]
     Create {
         /// `admin`, `sdk`, or `client` (OFREP only, for code on users' devices).
-        #[arg(long, value_parser = ["admin", "sdk", "client"])]
+        #[arg(long, default_value = "admin", value_parser = ["admin", "sdk", "client"])]
         kind: String,
+        /// What an admin token may do: `read` (no changes), `write` (flags and segments of
+        /// --env only), `admin` (everything).
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        scope: Option<String>,
         /// A name for the audit log.
         #[arg(long)]
         name: String,
@@ -47,6 +51,10 @@ struct TokenInfo {
     name: String,
     #[serde(default)]
     created_at: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    environments: Option<Vec<String>>,
 }
 
 /// Runs `flag token ...`.
@@ -55,12 +63,19 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
     match c {
         TokenCommand::Create {
             kind,
+            scope,
             name,
             origins,
         } => {
             let mut body = json!({ "kind": kind, "name": name });
             if kind != "admin" {
                 body["environment"] = json!(env);
+            }
+            if let Some(scope) = &scope {
+                body["scope"] = json!(scope);
+                if scope == "write" {
+                    body["environments"] = json!([env]);
+                }
             }
             if !origins.is_empty() {
                 body["origins"] = json!(origins);
@@ -72,10 +87,11 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
             }
             let id = raw.get("id").cloned().unwrap_or_default();
             let secret = raw.get("token").and_then(Value::as_str).unwrap_or_default();
-            let scope = if kind != "admin" {
-                format!(" for {env}")
-            } else {
-                String::new()
+            let scope = match (kind.as_str(), scope.as_deref()) {
+                ("admin", Some("write")) => format!(" (scope write, for {env})"),
+                ("admin", Some(scope)) => format!(" (scope {scope})"),
+                ("admin", None) => String::new(),
+                _ => format!(" for {env}"),
             };
             emit(format!(
                 "CREATED {kind} token {id} `{name}`{scope}; the secret is shown only now:"
@@ -92,16 +108,25 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
             let rows: Vec<Vec<String>> = tokens
                 .into_iter()
                 .map(|t| {
+                    let scope = match (t.scope, t.environments) {
+                        (Some(scope), Some(envs)) => format!("{scope} ({})", envs.join(", ")),
+                        (Some(scope), None) => scope,
+                        (None, _) => "-".into(),
+                    };
                     vec![
                         t.id.to_string(),
                         t.kind,
                         t.environment.unwrap_or_else(|| "-".into()),
                         t.name,
+                        scope,
                         t.created_at,
                     ]
                 })
                 .collect();
-            emit(table(&["ID", "KIND", "ENV", "NAME", "CREATED"], &rows));
+            emit(table(
+                &["ID", "KIND", "ENV", "NAME", "SCOPE", "CREATED"],
+                &rows,
+            ));
         }
         TokenCommand::Revoke { id } => {
             let id_text = id.to_string();

@@ -6,11 +6,13 @@ use flag_sdk::Flag;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::change_requests::{accepted, reason_param};
 use super::{etag, if_match, method_not_allowed, optional_json, Body};
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use crate::store::flag_configs::{self, KillOutcome};
+use crate::store::change_requests::{self, ChangeRequest, Gated};
+use crate::store::flag_configs::KillOutcome;
 use crate::store::flags::{self, FlagMeta, FlagPatch, FlagState, NewFlag};
 
 /// Registers the routes.
@@ -219,9 +221,12 @@ pub async fn get_config(
     request_body(content = Object, description = "the contract section 2 flag"),
     params(("key" = String, Path, description = "flag key"),
            ("env" = String, Path, description = "environment key"),
-           ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
+           ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag"),
+           ("reason" = Option<String>, Query, description = "why (the audit log; a change request's reason)")),
     responses((status = 200, description = "the stored flag", body = Object,
                headers(("ETag" = String, description = "\"<version>\""))),
+              (status = 202, description = "the environment requires approval: held as a change request", body = ChangeRequest,
+               headers(("Location" = String, description = "the change request"))),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 412, description = "stale If-Match", body = Problem),
@@ -243,10 +248,17 @@ pub async fn put_config(
         ));
     }
     let actor = admin.0.name;
-    let flag = state
+    let reason = reason_param(&req);
+    let written = state
         .store
-        .write(move |ctx| flag_configs::put_config(ctx, &actor, &env, config, expected))
+        .write(move |ctx| {
+            change_requests::put_config(ctx, &actor, &env, config, expected, reason.as_deref())
+        })
         .await?;
+    let flag = match written {
+        Gated::Done(flag) => flag,
+        Gated::Held(request) => return Ok(accepted(&request)),
+    };
     Ok(HttpResponse::Ok()
         .insert_header(etag(flag.version))
         .json(flag))
@@ -262,6 +274,8 @@ pub async fn put_config(
     params(("key" = String, Path, description = "flag key"),
            ("env" = String, Path, description = "environment key")),
     responses((status = 200, body = KillOutcome),
+              (status = 202, description = "held as a change request (only where the environment says `approvals_for_kill`)", body = ChangeRequest,
+               headers(("Location" = String, description = "the change request"))),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 422, description = "no reason", body = Problem)))]
@@ -279,10 +293,14 @@ pub async fn kill(
         .ok_or_else(|| ApiError::invalid("reason", "a kill needs a reason"))?;
     let actor = admin.0.name;
     let env2 = env.clone();
-    let mut outcome = state
+    let written = state
         .store
-        .write(move |ctx| flag_configs::kill(ctx, &actor, &key, &env2, &reason))
+        .write(move |ctx| change_requests::kill(ctx, &actor, &key, &env2, &reason))
         .await?;
+    let mut outcome = match written {
+        Gated::Done(outcome) => outcome,
+        Gated::Held(request) => return Ok(accepted(&request)),
+    };
     outcome.subscribers = state.broadcaster.subscribers(&env);
     Ok(HttpResponse::Ok()
         .insert_header(etag(outcome.flag.version))
@@ -296,6 +314,8 @@ pub async fn kill(
     params(("key" = String, Path, description = "flag key"),
            ("env" = String, Path, description = "environment key")),
     responses((status = 200, body = KillOutcome),
+              (status = 202, description = "held as a change request (only where the environment says `approvals_for_kill`)", body = ChangeRequest,
+               headers(("Location" = String, description = "the change request"))),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 409, description = "not killed", body = Problem),
@@ -310,10 +330,16 @@ pub async fn restore(
     let body: ReasonBody = optional_json(&body)?;
     let actor = admin.0.name;
     let env2 = env.clone();
-    let mut outcome = state
+    let written = state
         .store
-        .write(move |ctx| flag_configs::restore(ctx, &actor, &key, &env2, body.reason.as_deref()))
+        .write(move |ctx| {
+            change_requests::restore(ctx, &actor, &key, &env2, body.reason.as_deref())
+        })
         .await?;
+    let mut outcome = match written {
+        Gated::Done(outcome) => outcome,
+        Gated::Held(request) => return Ok(accepted(&request)),
+    };
     outcome.subscribers = state.broadcaster.subscribers(&env);
     Ok(HttpResponse::Ok()
         .insert_header(etag(outcome.flag.version))

@@ -3,6 +3,7 @@
 //! Every route and its OpenAPI entry come from the same function.
 
 pub mod audit;
+pub mod change_requests;
 pub mod environments;
 pub mod evaluate;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod flags;
 pub mod ofrep;
 pub mod ops;
 pub mod releases;
+pub mod schedules;
 pub mod sdk;
 pub mod segments;
 pub mod tokens;
@@ -59,6 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     events::configure(cfg);
     tokens::configure(cfg);
     releases::configure(cfg);
+    schedules::configure(cfg);
+    change_requests::configure(cfg);
     webhooks::configure(cfg);
 }
 
@@ -202,7 +206,7 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
     ),
     paths(
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
-        environments::list, environments::create,
+        environments::list, environments::create, environments::update,
         flags::list, flags::create, flags::get, flags::update, flags::archive,
         flags::get_config, flags::put_config, flags::kill, flags::restore,
         segments::list, segments::create, segments::get, segments::replace, segments::delete,
@@ -213,6 +217,9 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         ofrep::single, ofrep::bulk, ofrep::events,
         releases::start, releases::status, releases::act,
         webhooks::create, webhooks::list, webhooks::delete, webhooks::deliveries,
+        schedules::list, schedules::create, schedules::cancel, schedules::resume,
+        change_requests::list, change_requests::get, change_requests::approve,
+        change_requests::reject, change_requests::withdraw,
     ),
     components(schemas(crate::error::Problem, crate::error::ProblemField)),
     modifiers(&BearerAuth, &StorageFaults, &ExtractorErrors, &ProblemContent),

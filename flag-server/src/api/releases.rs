@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{method_not_allowed, optional_json, Body};
 use crate::auth::AdminToken;
-use crate::clock::{self, now_millis};
+use crate::clock;
 use crate::error::{ApiError, Problem};
 use crate::release::guard::{Counts, GuardConfig};
 use crate::release::plan::{OnRegression, Release, ReleasePlan, ReleaseState};
@@ -141,9 +141,10 @@ pub async fn start(
     let actor = admin.0.name;
     let (f, e) = (flag.clone(), env.clone());
     let plan = plan.into_inner();
+    let now = state.scheduler.now();
     let release = state
         .store
-        .write(move |ctx| releases::start(ctx, &actor, &f, &e, plan, now_millis()))
+        .write(move |ctx| releases::start(ctx, &actor, &f, &e, plan, now))
         .await?;
     state.scheduler.wake();
     state.outbox.wake();
@@ -209,9 +210,10 @@ pub async fn act(
     };
     let actor = admin.0.name;
     let (f, e) = (flag.clone(), env.clone());
+    let now = state.scheduler.now();
     let release = state
         .store
-        .write(move |ctx| releases::command(ctx, &actor, &f, &e, command, now_millis()))
+        .write(move |ctx| releases::command(ctx, &actor, &f, &e, command, now))
         .await?;
     state.scheduler.wake();
     state.outbox.wake();

@@ -3,11 +3,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use flag_sdk::Segment;
 
+use super::change_requests::{accepted, reason_param};
 use super::{etag, if_match, method_not_allowed, Body};
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use crate::store::segments;
+use crate::store::change_requests::{self, ChangeRequest, Gated};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,11 +58,14 @@ pub async fn list(
     request_body(content = Object, description = "the contract section 2 segment"),
     params(("env" = String, Path, description = "environment key")),
     responses((status = 201, description = "the stored segment", body = Object),
+              (status = 202, description = "the environment requires approval: held as a change request", body = ChangeRequest,
+               headers(("Location" = String, description = "the change request"))),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 409, body = Problem), (status = 413, body = Problem),
               (status = 422, body = Problem)))]
 pub async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     admin: AdminToken,
     env: web::Path<String>,
@@ -70,10 +74,17 @@ pub async fn create(
     let env = env.into_inner();
     let actor = admin.0.name;
     let segment = body.into_inner();
-    let segment = state
+    let reason = reason_param(&req);
+    let written = state
         .store
-        .write(move |ctx| segments::create(ctx, &actor, &env, segment))
+        .write(move |ctx| {
+            change_requests::put_segment(ctx, &actor, &env, segment, None, reason.as_deref())
+        })
         .await?;
+    let segment = match written {
+        Gated::Done(segment) => segment,
+        Gated::Held(request) => return Ok(accepted(&request)),
+    };
     Ok(HttpResponse::Created()
         .insert_header(etag(segment.version))
         .json(segment))
@@ -110,6 +121,8 @@ pub async fn get(
            ("key" = String, Path, description = "segment key"),
            ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
     responses((status = 200, description = "the stored segment", body = Object),
+              (status = 202, description = "the environment requires approval: held as a change request", body = ChangeRequest,
+               headers(("Location" = String, description = "the change request"))),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 412, body = Problem), (status = 413, body = Problem),
@@ -131,10 +144,18 @@ pub async fn replace(
         ));
     }
     let actor = admin.0.name;
-    let segment = state
+    let reason = reason_param(&req);
+    let written = state
         .store
-        .write(move |ctx| segments::replace(ctx, &actor, &env, segment, expected))
+        .write(move |ctx| {
+            let replace = Some(expected);
+            change_requests::put_segment(ctx, &actor, &env, segment, replace, reason.as_deref())
+        })
         .await?;
+    let segment = match written {
+        Gated::Done(segment) => segment,
+        Gated::Held(request) => return Ok(accepted(&request)),
+    };
     Ok(HttpResponse::Ok()
         .insert_header(etag(segment.version))
         .json(segment))
@@ -145,18 +166,27 @@ pub async fn replace(
     params(("env" = String, Path, description = "environment key"),
            ("key" = String, Path, description = "segment key")),
     responses((status = 204, description = "deleted"),
+              (status = 202, description = "the environment requires approval: held as a change request", body = ChangeRequest,
+               headers(("Location" = String, description = "the change request"))),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn delete(
+    req: HttpRequest,
     state: web::Data<AppState>,
     admin: AdminToken,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (env, key) = path.into_inner();
     let actor = admin.0.name;
-    state
+    let reason = reason_param(&req);
+    let written = state
         .store
-        .write(move |ctx| segments::delete(ctx, &actor, &env, &key))
+        .write(move |ctx| {
+            change_requests::delete_segment(ctx, &actor, &env, &key, reason.as_deref())
+        })
         .await?;
+    if let Gated::Held(request) = written {
+        return Ok(accepted(&request));
+    }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,7 +10,7 @@ use super::Body;
 use crate::auth::{hash, new_secret, AdminToken};
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use crate::store::tokens::{self, TokenInfo, TokenKind};
+use crate::store::tokens::{self, Scope, TokenInfo, TokenKind};
 
 /// The most origins a client token lists.
 pub const MAX_ORIGINS: usize = 50;
@@ -44,6 +44,12 @@ pub struct NewToken {
     /// The browser origins a client token answers, e.g. `https://app.example.com` (scheme,
     /// host and port only; CORS answers exactly these). Only for `client` tokens.
     pub origins: Option<Vec<String>>,
+    /// What an admin token may do: `read`, `write` (with `environments`) or `admin` (the
+    /// default). Only for `admin` tokens.
+    #[schema(example = "write")]
+    pub scope: Option<String>,
+    /// The environments a `write` token may change (1 or more). Only with `"scope": "write"`.
+    pub environments: Option<Vec<String>>,
 }
 
 /// A new token: the only time its secret is shown.
@@ -60,6 +66,12 @@ pub struct CreatedToken {
     /// A client token's browser origins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origins: Option<Vec<String>>,
+    /// What an admin token may do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The environments a `write` token may change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environments: Option<Vec<String>>,
     /// The secret (64 hex characters): send as `Authorization: Bearer <token>`.
     pub token: String,
     /// RFC 3339 UTC.
@@ -81,6 +93,8 @@ pub async fn create(
         environment,
         name,
         origins,
+        scope,
+        environments,
     } = body.into_inner();
     let kind = TokenKind::parse(&kind)
         .ok_or_else(|| ApiError::invalid("kind", "must be `admin`, `sdk` or `client`"))?;
@@ -120,6 +134,7 @@ pub async fn create(
             ))
         }
     };
+    let (scope, scope_environments) = check_scope(kind, scope, environments)?;
     let secret = new_secret();
     let digest = hash(&secret);
     let actor = admin.0.name;
@@ -128,6 +143,8 @@ pub async fn create(
         environment,
         name,
         origins,
+        scope,
+        scope_environments,
     };
     let info = state
         .store
@@ -139,9 +156,43 @@ pub async fn create(
         environment: info.environment,
         name: info.name,
         origins: info.origins,
+        scope: info.scope,
+        environments: info.environments,
         token: secret,
         created_at: info.created_at,
     }))
+}
+
+/// An admin token's scope (`admin` when not given) and the environments of a `write` one.
+fn check_scope(
+    kind: TokenKind,
+    scope: Option<String>,
+    environments: Option<Vec<String>>,
+) -> Result<(Scope, Vec<String>), ApiError> {
+    let scope = match (kind, scope) {
+        (TokenKind::Admin, None) => Scope::Admin,
+        (TokenKind::Admin, Some(text)) => Scope::parse(&text)
+            .ok_or_else(|| ApiError::invalid("scope", "must be `read`, `write` or `admin`"))?,
+        (_, None) => Scope::Admin,
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "scope",
+                "only an admin token has a scope (SDK and client tokens read one environment)",
+            ))
+        }
+    };
+    match (scope, environments) {
+        (Scope::Write, Some(envs)) if !envs.is_empty() => Ok((scope, envs)),
+        (Scope::Write, _) => Err(ApiError::invalid(
+            "environments",
+            "a `write` token lists the environments it may change, e.g. [\"staging\"]",
+        )),
+        (_, None) => Ok((scope, Vec::new())),
+        (_, Some(_)) => Err(ApiError::invalid(
+            "environments",
+            "only a `write` token lists environments",
+        )),
+    }
 }
 
 /// A client token's origins, each `scheme://host[:port]` as a browser sends it in `Origin`

@@ -159,6 +159,8 @@ mod tests {
             kind,
             environment: None,
             origins: Vec::new(),
+            scope: crate::store::tokens::Scope::Admin,
+            scope_environments: Vec::new(),
             hash: crate::auth::hash(secret),
         }
     }

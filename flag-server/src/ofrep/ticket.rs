@@ -44,6 +44,8 @@ mod tests {
             kind: TokenKind::Client,
             environment: Some("production".into()),
             origins: vec!["https://app.example.com".into()],
+            scope: crate::store::tokens::Scope::Admin,
+            scope_environments: Vec::new(),
             hash: crate::auth::hash(secret),
         };
         let tokens = Tokens::default();

@@ -1,14 +1,20 @@
-//! The scheduler: one task that sleeps until the next release is due (or until a person's
-//! move wakes it), then lets each due release take its step through the store's write path.
-//! It does not poll: with nothing due it sleeps up to [`IDLE`].
+//! The scheduler: one task that sleeps until the next release step or scheduled change is
+//! due (or until a person's move wakes it), then lets each due one take its step through the
+//! store's write path. It does not poll: with nothing due it sleeps up to [`IDLE`] (with
+//! replicas on one PostgreSQL database, up to the lease period: what another replica planned
+//! wakes that replica, not the leader).
+//!
+//! Its clock is the wall clock plus an offset that only [`Scheduler::advance`] moves: tests
+//! simulate a long wait (a schedule next week) without waiting.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use crate::clock::{now_millis, Millis};
-use crate::store::{releases, Leadership, Store};
+use crate::store::{releases, schedules, Leadership, Store};
 use crate::webhooks::Outbox;
 
 /// The longest sleep with nothing due (a safety net; moves wake the task at once).
@@ -20,12 +26,27 @@ const RETRY: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct Scheduler {
     wake: Notify,
+    /// Milliseconds added to the wall clock (simulated time; 0 in production).
+    offset: AtomicI64,
 }
 
 impl Scheduler {
     /// Makes the scheduler look at the schedule again now.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// The scheduler's time: what releases and scheduled changes are due against.
+    pub fn now(&self) -> Millis {
+        now_millis() + self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Moves the scheduler's clock forward by `by` and wakes it (simulated time: what was
+    /// due within `by` is taken at once). Nothing in the server calls it; tests do.
+    pub fn advance(&self, by: Duration) {
+        self.offset
+            .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
+        self.wake();
     }
 }
 
@@ -37,12 +58,19 @@ pub async fn run(
     scheduler: Arc<Scheduler>,
     outbox: Arc<Outbox>,
 ) {
+    // A schedule or release planned through another replica wakes that replica's scheduler,
+    // not the leader's: with replicas, the leader looks again at least every lease period.
+    let idle = if leadership.shared() {
+        crate::store::LEASE_PERIOD
+    } else {
+        IDLE
+    };
     loop {
         // One replica runs releases (see `store::Leadership`); the others wait their turn.
         leadership.acquired().await;
-        let wait = match step_due(&store, &outbox).await {
-            Ok(next) => next.map_or(IDLE, |at| {
-                Duration::from_millis(at.saturating_sub(now_millis()).max(0) as u64).min(IDLE)
+        let wait = match step_due(&store, &outbox, &scheduler).await {
+            Ok(next) => next.map_or(idle, |at| {
+                Duration::from_millis(at.saturating_sub(scheduler.now()).max(0) as u64).min(idle)
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "release scheduler: cannot read or write releases");
@@ -56,23 +84,34 @@ pub async fn run(
     }
 }
 
-/// Takes every due step; returns when the next release is due.
+/// Takes every due step and scheduled change; returns when the next one is due.
 async fn step_due(
     store: &Store,
     outbox: &Outbox,
+    clock: &Scheduler,
 ) -> Result<Option<Millis>, crate::error::ApiError> {
     loop {
         let schedule = store.read(releases::schedule).await?;
-        let now = now_millis();
+        let changes = store.read(schedules::due).await?;
+        let now = clock.now();
         let (due, later): (Vec<_>, Vec<_>) =
             schedule.into_iter().partition(|(_, _, at)| *at <= now);
-        if due.is_empty() {
-            return Ok(later.iter().map(|(_, _, at)| *at).min());
+        let (due_changes, later_changes): (Vec<_>, Vec<_>) =
+            changes.into_iter().partition(|(_, at)| *at <= now);
+        if due.is_empty() && due_changes.is_empty() {
+            let next = later.iter().map(|(_, _, at)| *at);
+            return Ok(next.chain(later_changes.iter().map(|(_, at)| *at)).min());
         }
         for (flag, env, _) in due {
             tracing::info!(flag, environment = env, "release due");
             store
                 .write(move |ctx| releases::tick(ctx, &flag, &env, now))
+                .await?;
+        }
+        for (id, at) in due_changes {
+            tracing::info!(schedule = id, late_ms = now - at, "scheduled change due");
+            store
+                .write(move |ctx| schedules::tick(ctx, id, now))
                 .await?;
         }
         outbox.wake();

@@ -43,7 +43,10 @@ pub struct AuditEntry {
     pub actor: String,
     /// What happened: `environment.create`, `flag.create`, `flag.update`, `flag.archive`,
     /// `flag.config.update`, `flag.kill`, `flag.restore`, `segment.create`, `segment.update`,
-    /// `segment.delete`, `token.create`, `token.revoke`.
+    /// `segment.delete`, `token.create`, `token.revoke`, `environment.update`, the release
+    /// moves (`release.*`), scheduled changes (`schedule.created`, `.applied`, `.failed`,
+    /// `.paused`, `.resumed`, `.cancelled`) and change requests (`change_request.created`,
+    /// `.approved`, `.applied`, `.stale`, `.rejected`, `.withdrawn`).
     pub action: String,
     /// The flag concerned.
     pub flag: Option<String>,
@@ -59,6 +62,20 @@ pub struct AuditEntry {
     pub after: Option<Value>,
     /// The reason given with the change.
     pub reason: Option<String>,
+}
+
+/// An audit row whose action is also a webhook event (`schedule.failed`,
+/// `change_request.applied`, ...): queues the event, its body naming the flag or segment,
+/// the environment, the actor, the reason and, under `subject`, the row's `after`; then
+/// records the row.
+pub fn announce(ctx: &WriteCtx<'_>, row: NewAudit<'_>, subject: &str) -> Result<(), ApiError> {
+    let mut body = serde_json::json!({
+        "flag": row.flag, "segment": row.segment, "environment": row.environment,
+        "actor": row.actor, "reason": row.reason,
+    });
+    body[subject] = row.after.clone().unwrap_or_default();
+    super::webhooks::enqueue(ctx, row.action, &body)?;
+    record(ctx, row)
 }
 
 /// Inserts an audit row inside the caller's transaction (with the next round trip).

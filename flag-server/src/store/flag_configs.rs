@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::audit::{self, NewAudit};
 use super::flags::no_flag;
 use super::sql::{params, Conn};
-use super::{json, releases, to_json, webhooks, Effect, WriteCtx};
+use super::{json, releases, schedules, to_json, webhooks, Effect, WriteCtx};
 use crate::error::ApiError;
 use crate::release::plan::ReleaseState;
 
@@ -31,6 +31,9 @@ pub struct KillOutcome {
     /// A release of the flag in the environment is paused: by this kill, or (after a
     /// restore) still, until `POST .../release/resume`.
     pub release_paused: bool,
+    /// Scheduled changes of the flag in the environment that are paused: by this kill, or
+    /// (after a restore) still, until `POST .../schedules/{id}/resume`.
+    pub schedules_paused: usize,
 }
 
 /// Every live flag's configuration, by environment.
@@ -153,9 +156,35 @@ pub fn put_config(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
     env: &str,
-    mut config: Flag,
+    config: Flag,
     if_match: Option<u64>,
 ) -> Result<Flag, ApiError> {
+    let (config, before) = prepare_config(ctx, env, config, if_match)?;
+    write_config(ctx, env, &config, None)?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "flag.config.update",
+            flag: Some(&config.key),
+            environment: Some(env),
+            before,
+            after: serde_json::to_value(&config).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(config)
+}
+
+/// Checks a replacement of a flag's configuration in `env` as [`put_config`] would, writing
+/// nothing: the configuration as it would be stored (its next version) and the current one.
+/// A change request and a scheduled change check theirs here before they are held.
+pub(crate) fn prepare_config(
+    ctx: &WriteCtx<'_>,
+    env: &str,
+    mut config: Flag,
+    if_match: Option<u64>,
+) -> Result<(Flag, Option<serde_json::Value>), ApiError> {
     // The working snapshot holds every live flag at its committed (or earlier in this group)
     // version, so the hot path reads no row; an absent flag gets the precise 404 from the row.
     let (version, kind, before) = match ctx.snapshot(env)?.flags.get(&config.key) {
@@ -190,20 +219,15 @@ pub fn put_config(
     }
     config.version = version + 1;
     validate_flag_in(&config, ctx.snapshot(env)?)?;
-    write_config(ctx, env, &config, None)?;
-    audit::record(
-        ctx,
-        NewAudit {
-            actor,
-            action: "flag.config.update",
-            flag: Some(&config.key),
-            environment: Some(env),
-            before,
-            after: serde_json::to_value(&config).ok(),
-            ..NewAudit::default()
-        },
-    )?;
-    Ok(config)
+    Ok((config, before))
+}
+
+/// The flag's live configuration in `env`, as the requests before this one left it (404 when
+/// unknown or archived).
+pub(crate) fn live(ctx: &WriteCtx<'_>, flag: &str, env: &str) -> Result<Flag, ApiError> {
+    ctx.snapshot(env)?.flags.get(flag).cloned().ok_or_else(|| {
+        ApiError::NotFound(format!("no flag `{flag}` in `{env}` (or it is archived)"))
+    })
 }
 
 /// Variations belong to the flag (the same in every environment): the first field where
@@ -255,6 +279,7 @@ pub fn kill(
             changed: false,
             subscribers: 0,
             release_paused: false,
+            schedules_paused: 0,
         });
     }
     let mut after = row.config.clone();
@@ -272,6 +297,7 @@ pub fn kill(
     )?;
     // The responder's word overrides everything automatic: the release stops where it is.
     outcome.release_paused = releases::hold_for_kill(ctx, actor, key, env, reason)?;
+    outcome.schedules_paused = schedules::hold_for_kill(ctx, actor, key, env, reason)?;
     Ok(outcome)
 }
 
@@ -321,6 +347,7 @@ pub fn restore(
     let mut outcome = audited(ctx, actor, "flag.restore", env, row.config, after, reason)?;
     outcome.release_paused =
         releases::get(ctx.conn, key, env)?.is_some_and(|r| r.state == ReleaseState::Paused);
+    outcome.schedules_paused = schedules::paused(ctx.conn, key, env)?;
     Ok(outcome)
 }
 
@@ -353,5 +380,6 @@ fn audited(
         changed: true,
         subscribers: 0,
         release_paused: false,
+        schedules_paused: 0,
     })
 }

@@ -17,6 +17,9 @@ pub const TRY_EVERY: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct Leadership {
     leads: watch::Receiver<bool>,
+    /// Other replicas may write: what they plan (a schedule, a release) is not announced to
+    /// this one's background tasks.
+    shared: bool,
 }
 
 impl Leadership {
@@ -25,7 +28,10 @@ impl Leadership {
         let (tx, leads) = watch::channel(true);
         // Never dropped: the receiver keeps seeing `true`.
         std::mem::forget(tx);
-        Leadership { leads }
+        Leadership {
+            leads,
+            shared: false,
+        }
     }
 
     /// Campaigns on the PostgreSQL database at `url` from a thread of its own.
@@ -34,7 +40,16 @@ impl Leadership {
         std::thread::Builder::new()
             .name("leader-lease".into())
             .spawn(move || hold(&url, &tx))?;
-        Ok(Leadership { leads })
+        Ok(Leadership {
+            leads,
+            shared: true,
+        })
+    }
+
+    /// Whether other replicas share the database (PostgreSQL): the leader then looks for
+    /// work they planned every [`TRY_EVERY`] instead of waiting to be woken.
+    pub fn shared(&self) -> bool {
+        self.shared
     }
 
     /// Whether this replica leads now.

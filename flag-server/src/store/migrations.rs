@@ -166,6 +166,52 @@ ALTER TABLE tokens ADD CONSTRAINT tokens_kind_check CHECK (kind IN ('admin', 'sd
 ALTER TABLE tokens ADD COLUMN origins TEXT;
 "#,
     },
+    // Scheduled changes, change requests and the approvals an environment requires, and the
+    // scope of admin tokens (existing ones keep doing everything: `admin`).
+    Both(
+        r#"
+ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin';
+ALTER TABLE tokens ADD COLUMN scope_environments TEXT;
+ALTER TABLE environments ADD COLUMN approvals INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE environments ADD COLUMN approvals_for_kill INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE schedules (
+    id             INTEGER PRIMARY KEY,
+    flag           TEXT NOT NULL,
+    environment    TEXT NOT NULL REFERENCES environments(key),
+    at             INTEGER NOT NULL,
+    change         TEXT NOT NULL,
+    reason         TEXT,
+    author         TEXT NOT NULL,
+    base_version   INTEGER NOT NULL,
+    state          TEXT NOT NULL,
+    detail         TEXT,
+    late_ms        INTEGER,
+    change_request INTEGER,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (at) WHERE state = 'pending';
+CREATE TABLE change_requests (
+    id           INTEGER PRIMARY KEY,
+    environment  TEXT NOT NULL REFERENCES environments(key),
+    flag         TEXT,
+    segment      TEXT,
+    kind         TEXT NOT NULL,
+    proposed     TEXT NOT NULL,
+    base         TEXT NOT NULL,
+    base_version INTEGER NOT NULL,
+    reason       TEXT,
+    author       TEXT NOT NULL,
+    required     INTEGER NOT NULL,
+    approvals    TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    detail       TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE INDEX change_requests_by_state ON change_requests (state, environment);
+"#,
+    ),
 ];
 
 /// The schema version this build writes.

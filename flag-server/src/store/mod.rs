@@ -7,6 +7,7 @@
 //! transaction, and is answered after COMMIT.
 
 pub mod audit;
+pub mod change_requests;
 mod effects;
 pub mod environments;
 pub mod flag_configs;
@@ -17,6 +18,7 @@ mod lock;
 mod log;
 mod migrations;
 pub mod releases;
+pub mod schedules;
 pub mod segments;
 pub mod sql;
 pub mod tokens;
@@ -37,7 +39,7 @@ use rusqlite::{Connection, OpenFlags};
 use sql::Conn;
 
 pub use effects::Effect;
-pub use lease::Leadership;
+pub use lease::{Leadership, TRY_EVERY as LEASE_PERIOD};
 pub use lock::DbLock;
 pub use migrations::SCHEMA_VERSION;
 pub use writer::{WriteCtx, WRITE_LOCK};

@@ -40,17 +40,9 @@ pub fn create(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
     env: &str,
-    mut segment: Segment,
+    segment: Segment,
 ) -> Result<Segment, ApiError> {
-    let snapshot = ctx.snapshot(env)?;
-    segment.version = 1;
-    validate_segment_in(&segment, snapshot)?;
-    if snapshot.segments.contains_key(&segment.key) {
-        return Err(ApiError::Conflict(format!(
-            "segment `{}` already exists in `{env}`",
-            segment.key
-        )));
-    }
+    let segment = prepare_create(ctx, env, segment)?;
     save(ctx, env, &segment)?;
     audit::record(
         ctx,
@@ -66,14 +58,58 @@ pub fn create(
     Ok(segment)
 }
 
+/// Checks a new segment as [`create`] would, writing nothing: the segment as it would be
+/// stored (a change request checks its proposal here before holding it).
+pub(crate) fn prepare_create(
+    ctx: &WriteCtx<'_>,
+    env: &str,
+    mut segment: Segment,
+) -> Result<Segment, ApiError> {
+    let snapshot = ctx.snapshot(env)?;
+    segment.version = 1;
+    validate_segment_in(&segment, snapshot)?;
+    if snapshot.segments.contains_key(&segment.key) {
+        return Err(ApiError::Conflict(format!(
+            "segment `{}` already exists in `{env}`",
+            segment.key
+        )));
+    }
+    Ok(segment)
+}
+
 /// Replaces a segment; 404 when missing, 412 on a stale `if_match`.
 pub fn replace(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
     env: &str,
-    mut segment: Segment,
+    segment: Segment,
     if_match: Option<u64>,
 ) -> Result<Segment, ApiError> {
+    let (segment, before) = prepare_replace(ctx, env, segment, if_match)?;
+    save(ctx, env, &segment)?;
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "segment.update",
+            segment: Some(&segment.key),
+            environment: Some(env),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&segment).ok(),
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(segment)
+}
+
+/// Checks a replacement as [`replace`] would, writing nothing: the segment as it would be
+/// stored and the current one.
+pub(crate) fn prepare_replace(
+    ctx: &WriteCtx<'_>,
+    env: &str,
+    mut segment: Segment,
+    if_match: Option<u64>,
+) -> Result<(Segment, Segment), ApiError> {
     let snapshot = ctx.snapshot(env)?;
     let Some(before) = snapshot.segments.get(&segment.key).cloned() else {
         return Err(ApiError::NotFound(format!(
@@ -91,20 +127,7 @@ pub fn replace(
     }
     segment.version = before.version + 1;
     validate_segment_in(&segment, snapshot)?;
-    save(ctx, env, &segment)?;
-    audit::record(
-        ctx,
-        NewAudit {
-            actor,
-            action: "segment.update",
-            segment: Some(&segment.key),
-            environment: Some(env),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&segment).ok(),
-            ..NewAudit::default()
-        },
-    )?;
-    Ok(segment)
+    Ok((segment, before))
 }
 
 /// Deletes a segment; 409 while a flag or another segment names it.

@@ -45,6 +45,42 @@ impl TokenKind {
     }
 }
 
+/// What an admin token may do (`admin` unless created with another scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Read everything, change nothing.
+    Read,
+    /// Read everything; change flags and segments in the token's environments (and flag
+    /// definitions when it lists every environment). No tokens, environments or webhooks.
+    Write,
+    /// Everything, everywhere (the default).
+    Admin,
+}
+
+impl Scope {
+    /// The scope as stored and as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// The scope `text` names, if any.
+    pub fn parse(text: &str) -> Option<Scope> {
+        [Scope::Read, Scope::Write, Scope::Admin]
+            .into_iter()
+            .find(|scope| scope.as_str() == text)
+    }
+
+    /// The scope of a stored row (one this build does not know reads as `read`).
+    fn stored(text: &str) -> Scope {
+        Scope::parse(text).unwrap_or(Scope::Read)
+    }
+}
+
 /// A client token's browser origins, as stored (a JSON array; `NULL` for other kinds).
 fn origins_column(origins: &[String]) -> Option<String> {
     (!origins.is_empty()).then(|| serde_json::to_string(origins).unwrap_or_default())
@@ -69,6 +105,10 @@ pub struct TokenRecord {
     pub environment: Option<String>,
     /// The browser origins a client token answers (CORS).
     pub origins: Vec<String>,
+    /// What an admin token may do.
+    pub scope: Scope,
+    /// The environments a `write` token may change.
+    pub scope_environments: Vec<String>,
     /// SHA-256 of the secret.
     pub hash: [u8; 32],
 }
@@ -87,28 +127,52 @@ pub struct TokenInfo {
     /// The browser origins of a client token (absent for other kinds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origins: Option<Vec<String>>,
+    /// What an admin token may do (absent for other kinds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// The environments a `write` token may change (absent for other scopes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environments: Option<Vec<String>>,
     /// RFC 3339 UTC.
     pub created_at: String,
+}
+
+/// The scope columns of a token as the API shows them: a scope for admin tokens, and the
+/// environments of a `write` one.
+fn shown_scope(
+    kind: TokenKind,
+    scope: Scope,
+    environments: Vec<String>,
+) -> (Option<Scope>, Option<Vec<String>>) {
+    match (kind, scope) {
+        (TokenKind::Admin, Scope::Write) => (Some(scope), Some(environments)),
+        (TokenKind::Admin, scope) => (Some(scope), None),
+        _ => (None, None),
+    }
 }
 
 /// Every token that is not revoked.
 pub fn load_active(conn: &Conn) -> anyhow::Result<Vec<TokenRecord>> {
     let rows = conn.query_map(
-        "SELECT id, name, kind, environment, hash, origins FROM tokens WHERE revoked_at IS NULL",
+        "SELECT id, name, kind, environment, hash, origins, scope, scope_environments
+         FROM tokens WHERE revoked_at IS NULL",
         params![],
         |r| {
             Ok((
-                r.get::<i64>(0)?,
-                r.get::<String>(1)?,
-                r.get::<String>(2)?,
-                r.get::<Option<String>>(3)?,
-                r.get::<Vec<u8>>(4)?,
-                r.get::<Option<String>>(5)?,
+                (
+                    r.get::<i64>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<Option<String>>(3)?,
+                    r.get::<Vec<u8>>(4)?,
+                    r.get::<Option<String>>(5)?,
+                ),
+                (r.get::<String>(6)?, r.get::<Option<String>>(7)?),
             ))
         },
     )?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, name, kind, environment, hash, origins) in rows {
+    for ((id, name, kind, environment, hash, origins), (scope, scope_environments)) in rows {
         let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
             continue;
         };
@@ -118,6 +182,8 @@ pub fn load_active(conn: &Conn) -> anyhow::Result<Vec<TokenRecord>> {
             kind: TokenKind::stored(&kind),
             environment,
             origins: read_origins(origins),
+            scope: Scope::stored(&scope),
+            scope_environments: read_origins(scope_environments),
             hash,
         });
     }
@@ -127,17 +193,24 @@ pub fn load_active(conn: &Conn) -> anyhow::Result<Vec<TokenRecord>> {
 /// Every active token, by id.
 pub fn list(conn: &Conn) -> Result<Vec<TokenInfo>, ApiError> {
     Ok(conn.query_map(
-        "SELECT id, kind, environment, name, created_at, origins FROM tokens
-         WHERE revoked_at IS NULL ORDER BY id",
+        "SELECT id, kind, environment, name, created_at, origins, scope, scope_environments
+         FROM tokens WHERE revoked_at IS NULL ORDER BY id",
         params![],
         |r| {
             let kind = TokenKind::stored(&r.get::<String>(1)?);
+            let (scope, environments) = shown_scope(
+                kind,
+                Scope::stored(&r.get::<String>(6)?),
+                read_origins(r.get(7)?),
+            );
             Ok(TokenInfo {
                 id: r.get(0)?,
                 kind,
                 environment: r.get(2)?,
                 name: r.get(3)?,
                 origins: (kind == TokenKind::Client).then(|| read_origins(r.get(5).ok().flatten())),
+                scope,
+                environments,
                 created_at: r.get(4)?,
             })
         },
@@ -155,6 +228,10 @@ pub struct NewToken {
     pub name: String,
     /// A client token's browser origins.
     pub origins: Vec<String>,
+    /// An admin token's scope.
+    pub scope: Scope,
+    /// The environments of a `write` admin token.
+    pub scope_environments: Vec<String>,
 }
 
 /// Stores a new token's hash.
@@ -169,33 +246,49 @@ pub fn create(
         environment,
         name,
         origins,
+        scope,
+        scope_environments,
     } = token;
     let name = name.as_str();
     if let Some(env) = &environment {
         ctx.snapshot(env)
             .map_err(|_| ApiError::invalid("environment", format!("no environment `{env}`")))?;
     }
+    for (i, env) in scope_environments.iter().enumerate() {
+        ctx.snapshot(env).map_err(|_| {
+            ApiError::invalid(
+                format!("environments[{i}]"),
+                format!("no environment `{env}`"),
+            )
+        })?;
+    }
     let id: i64 = ctx
         .conn
         .query_one(
-            "INSERT INTO tokens (name, kind, environment, hash, created_at, origins)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            "INSERT INTO tokens (name, kind, environment, hash, created_at, origins, scope,
+                                 scope_environments)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
             params![
                 name,
                 kind.as_str(),
                 environment.as_ref(),
                 &hash,
                 ctx.now,
-                origins_column(&origins).as_ref()
+                origins_column(&origins).as_ref(),
+                scope.as_str(),
+                origins_column(&scope_environments).as_ref()
             ],
         )?
         .get(0)?;
+    let (scope, environments) = shown_scope(kind, scope, scope_environments);
     let info = TokenInfo {
         id,
         kind,
         environment,
         name: name.to_owned(),
         origins: (kind == TokenKind::Client).then_some(origins),
+        scope,
+        environments,
         created_at: ctx.now.to_owned(),
     };
     audit::record(
@@ -218,11 +311,12 @@ pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo,
         .into_iter()
         .find(|t| t.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("no active token {id}")))?;
-    if info.kind == TokenKind::Admin {
+    if info.kind == TokenKind::Admin && info.scope == Some(Scope::Admin) {
         let admins: i64 = ctx
             .conn
             .query_one(
-                "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+                "SELECT count(*) FROM tokens
+                 WHERE kind = 'admin' AND scope = 'admin' AND revoked_at IS NULL",
                 params![],
             )?
             .get(0)?;
@@ -273,7 +367,7 @@ pub(crate) fn bootstrap(conn: &Conn, secret: Option<&str>) -> anyhow::Result<Opt
             Some(id) => {
                 conn.execute(
                     "UPDATE tokens SET revoked_at = NULL, kind = 'admin', environment = NULL,
-                     pending = 0 WHERE id = ?1",
+                     scope = 'admin', scope_environments = NULL, pending = 0 WHERE id = ?1",
                     params![id],
                 )?;
             }
@@ -290,7 +384,8 @@ pub(crate) fn bootstrap(conn: &Conn, secret: Option<&str>) -> anyhow::Result<Opt
     conn.execute("DELETE FROM tokens WHERE pending = 1", params![])?;
     let admins: i64 = conn
         .query_one(
-            "SELECT count(*) FROM tokens WHERE kind = 'admin' AND revoked_at IS NULL",
+            "SELECT count(*) FROM tokens
+             WHERE kind = 'admin' AND scope = 'admin' AND revoked_at IS NULL",
             params![],
         )?
         .get(0)?;
@@ -336,6 +431,24 @@ mod tests {
 
     fn hash_hex(secret: &str) -> String {
         hex::encode_upper(crate::auth::hash(secret))
+    }
+
+    #[test]
+    fn a_token_from_before_scopes_is_an_admin_scope_token() {
+        let conn = database();
+        // What a server of the version before scopes wrote: no scope columns given.
+        conn.execute(
+            "INSERT INTO tokens (name, kind, environment, hash, created_at)
+             VALUES ('ops', 'admin', NULL, ?1, '2026-01-01T00:00:00Z')",
+            params![&crate::auth::hash("old")],
+        )
+        .unwrap();
+        let loaded = load_active(&conn).unwrap();
+        assert_eq!(
+            (loaded[0].scope, loaded[0].scope_environments.len()),
+            (Scope::Admin, 0)
+        );
+        assert_eq!(list(&conn).unwrap()[0].scope, Some(Scope::Admin));
     }
 
     #[test]

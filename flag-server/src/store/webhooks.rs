@@ -21,6 +21,18 @@ pub const EVENTS: &[&str] = &[
     "release.resumed",
     "release.aborted",
     "release.rolled_back",
+    "schedule.created",
+    "schedule.applied",
+    "schedule.failed",
+    "schedule.paused",
+    "schedule.resumed",
+    "schedule.cancelled",
+    "change_request.created",
+    "change_request.approved",
+    "change_request.applied",
+    "change_request.stale",
+    "change_request.rejected",
+    "change_request.withdrawn",
 ];
 
 /// `POST /api/v1/webhooks`.

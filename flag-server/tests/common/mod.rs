@@ -219,6 +219,29 @@ impl TestServer {
         r.ok(201)["token"].as_str().unwrap().to_owned()
     }
 
+    /// Creates an admin token named `name` with `scope` (`read`, `write`, `admin`) and, for
+    /// `write`, the environments it may change; returns its secret.
+    pub async fn scoped_token(&self, name: &str, scope: &str, environments: &[&str]) -> String {
+        let mut body = json!({"kind": "admin", "name": name, "scope": scope});
+        if scope == "write" {
+            body["environments"] = json!(environments);
+        }
+        let r = self.post("/api/v1/tokens", body).await;
+        r.ok(201)["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A request as `token` with an optional JSON body.
+    pub async fn as_token(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send(method, path, Some(token), body.as_ref(), &[])
+            .await
+    }
+
     /// The audit log, newest first (up to 500 entries).
     pub async fn audit(&self, query: &str) -> Vec<Value> {
         let r = self.get(&format!("/api/v1/audit?limit=500&{query}")).await;
