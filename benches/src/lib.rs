@@ -155,3 +155,9 @@ pub async fn sdk_token(http: &reqwest::Client, base: &str, admin: &str) -> anyho
         .map(str::to_owned)
         .ok_or_else(|| anyhow::anyhow!("the token answer has no `token`"))
 }
+
+/// The `q` quantile (0 < q ≤ 1) of sorted durations, by the nearest-rank method.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied().unwrap_or_default()
+}

@@ -15,7 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::commands::{env, eval, flags, log, profiles, release, request, schedule, status, token};
+use crate::commands::{
+    alert, env, eval, flags, log, profiles, release, request, schedule, status, token,
+};
 
 const AFTER_HELP: &str = "\
 In an incident:
@@ -103,7 +105,9 @@ enum Command {
     #[command(after_help = eval::HELP)]
     Eval(eval::EvalArgs),
     /// The audit log, newest first: who changed what, when and why.
-    #[command(after_help = "Examples:\n  flag log\n  flag log new-checkout --limit 5")]
+    #[command(
+        after_help = "Examples:\n  flag log\n  flag log new-checkout --limit 5\n  flag log --since 2h\n  flag log --around 2026-12-01T03:00Z            30 minutes either side\n  flag log --around 2026-12-01T03:00Z --window 2h"
+    )]
     Log(log::LogArgs),
     /// Environments.
     #[command(subcommand)]
@@ -122,6 +126,9 @@ enum Command {
     /// Change requests: where an environment requires approval, writes wait here.
     #[command(subcommand)]
     Request(request::RequestCommand),
+    /// Alerts that act on flags: bind Alertmanager alerts to a kill, a release pause or rollback.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
     /// Is the server up, what revision is the environment at, how many SDKs listen.
     #[command(after_help = "Example:\n  flag --profile prod status")]
     Status,
@@ -185,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Release(c) => release::run(&ctx, c),
         Command::Schedule(a) => schedule::run(&ctx, a),
         Command::Request(c) => request::run(&ctx, c),
+        Command::Alert(c) => alert::run(&ctx, c),
         Command::Status => status::run(&ctx),
         Command::Profiles => profiles::run(&ctx),
         Command::Completions { shell } => {

@@ -36,6 +36,7 @@ mod compile;
 mod context;
 mod eval;
 pub mod events;
+pub mod histogram;
 mod keys;
 pub mod model;
 #[cfg(feature = "openfeature")]
@@ -57,5 +58,5 @@ pub use variation::Detail;
 
 #[cfg(feature = "client")]
 pub use client::{
-    AllFlags, Client, ClientBuilder, ClientError, FlagBuilder, FlagChange, Status, TestData,
+    AllFlags, Client, ClientBuilder, ClientError, FlagBuilder, FlagChange, Status, TestData, Timer,
 };

@@ -12,6 +12,7 @@
 //! 403. [`SdkToken`] guards the SDK stream and snapshot and yields the token's environment:
 //! any other kind → 403 (they hold rules, segments and targets). [`EnvironmentToken`] guards
 //! OFREP and the events intake: an SDK or a client token, bound to one environment.
+//! [`IntegrationToken`] guards the Alertmanager webhook, the one thing such a token can do.
 
 use std::future::{ready, Ready};
 use std::sync::{Arc, RwLock};
@@ -170,7 +171,8 @@ impl FromRequest for AdminToken {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).and_then(|p| match p.kind {
+        ready(authenticate(req).and_then(|p| {
+            match p.kind {
             TokenKind::Admin => within_scope(req, &p).map(|()| AdminToken(p)),
             TokenKind::Sdk => Err(ApiError::Forbidden(
                 "an SDK token can only read the SDK endpoints".into(),
@@ -178,6 +180,34 @@ impl FromRequest for AdminToken {
             TokenKind::Client => Err(ApiError::Forbidden(
                 "a client token can only evaluate flags over OFREP".into(),
             )),
+            TokenKind::Integration => Err(ApiError::Forbidden(
+                "an integration token can only post alerts to /api/v1/integrations/alertmanager"
+                    .into(),
+            )),
+        }
+        }))
+    }
+}
+
+/// An integration token (extractor for `POST /api/v1/integrations/alertmanager`, the only
+/// thing it can do): any other kind → 403.
+#[derive(Debug, Clone)]
+pub struct IntegrationToken(pub Principal);
+
+impl FromRequest for IntegrationToken {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).and_then(|p| {
+            match p.kind {
+                TokenKind::Integration => Ok(IntegrationToken(p)),
+                _ => Err(ApiError::Forbidden(
+                    "this endpoint takes an integration token (`POST /api/v1/tokens` with \
+                 {\"kind\": \"integration\"})"
+                        .into(),
+                )),
+            }
         }))
     }
 }

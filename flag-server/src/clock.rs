@@ -34,7 +34,7 @@ pub fn parse_rfc3339(text: &str) -> Option<Millis> {
         let no_seconds = offset.starts_with(['Z', 'z', '+', '-']);
         no_seconds.then(|| parse(&format!("{minutes}:00{offset}")))?
     })?;
-    Some((at.unix_timestamp_nanos() / 1_000_000) as Millis)
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[cfg(test)]
@@ -48,5 +48,13 @@ mod tests {
         assert_eq!(rfc3339(at).unwrap(), "2026-12-24T08:00:00Z");
         assert_eq!(parse_rfc3339("tomorrow"), None);
         assert_eq!(parse_rfc3339("2026-12-24T08:00"), None);
+    }
+
+    #[test]
+    fn rfc3339_round_trips_in_milliseconds() {
+        let at = parse_rfc3339("2026-12-01T03:00:00.250Z").unwrap();
+        assert_eq!(rfc3339(at).unwrap(), "2026-12-01T03:00:00.25Z");
+        assert_eq!(parse_rfc3339("2026-12-01T04:00:00+01:00"), Some(at - 250));
+        assert_eq!(parse_rfc3339("2026-12-01 03:00"), None);
     }
 }

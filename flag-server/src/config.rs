@@ -52,6 +52,13 @@ pub struct Config {
         default_value = "false"
     )]
     pub webhook_allow_private: bool,
+    /// The Prometheus server release guards query (`guard.prometheus`), e.g.
+    /// `http://127.0.0.1:9090`. Without it a release with Prometheus guards holds.
+    #[arg(long, env = "FLAG_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// Seconds between two looks at a running release's Prometheus queries.
+    #[arg(long, env = "FLAG_PROMETHEUS_INTERVAL_SECONDS", default_value_t = 30)]
+    pub prometheus_interval_seconds: u64,
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -76,6 +83,8 @@ impl Config {
             sse_buffer: 256,
             ofrep_rate_limit: crate::ofrep::rate::DEFAULT_PER_SECOND,
             webhook_allow_private: false,
+            prometheus_url: None,
+            prometheus_interval_seconds: 30,
             command: None,
         }
     }

@@ -11,6 +11,7 @@
 //! (the OpenFeature Remote Evaluation Protocol).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod clock;
@@ -211,6 +212,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             s.leadership.clone(),
             s.scheduler.clone(),
             s.outbox.clone(),
+            release::scheduler::Sources {
+                prometheus: s.prometheus.clone(),
+                snapshots: s.snapshots.clone(),
+            },
         )),
         tokio::spawn(webhooks::run(
             s.store.clone(),

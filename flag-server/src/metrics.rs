@@ -94,6 +94,33 @@ impl Metrics {
     }
 }
 
+/// `flag_last_change_timestamp_seconds{flag, environment}`: when each live flag last
+/// changed in each environment, from the committed audit log (`store::audit::last_changes`),
+/// so every replica exposes the same figures. A graph of errors can then show the change
+/// that preceded it: `timestamp(...)`-free, e.g. `time() - flag_last_change_timestamp_seconds`.
+pub fn render_last_changes(rows: &[(String, String, i64)]) -> String {
+    let registry = Registry::new();
+    let gauge = prometheus::GaugeVec::new(
+        Opts::new(
+            "flag_last_change_timestamp_seconds",
+            "Unix time of each flag's last change (configuration, kill, release move, alert action) per environment",
+        ),
+        &["flag", "environment"],
+    )
+    .expect("valid metric");
+    for (flag, environment, at_ms) in rows {
+        gauge
+            .with_label_values(&[flag.as_str(), environment.as_str()])
+            .set(*at_ms as f64 / 1000.0);
+    }
+    if registry.register(Box::new(gauge)).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

@@ -7,6 +7,7 @@ use crate::auth::Tokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ofrep::Ofrep;
+use crate::release::prometheus::Prometheus;
 use crate::release::scheduler::Scheduler;
 use crate::snapshots::Snapshots;
 use crate::store::{Leadership, Location, Published, Store};
@@ -36,6 +37,8 @@ pub struct AppState {
     pub leadership: Leadership,
     /// Whether webhooks may target loopback and private addresses.
     pub webhook_allow_private: bool,
+    /// The Prometheus the release guard asks (`--prometheus-url`), when configured.
+    pub prometheus: Option<Arc<Prometheus>>,
 }
 
 impl AppState {
@@ -72,6 +75,13 @@ impl AppState {
                     Location::Postgres(url) => Leadership::campaign(url.clone())?,
                 },
                 webhook_allow_private: config.webhook_allow_private,
+                prometheus: match &config.prometheus_url {
+                    Some(url) => Some(Arc::new(Prometheus::new(
+                        url,
+                        std::time::Duration::from_secs(config.prometheus_interval_seconds.max(1)),
+                    )?)),
+                    None => None,
+                },
             },
             created,
         ))

@@ -11,6 +11,7 @@ mod common;
 /// The suites here run on PostgreSQL.
 const ON_POSTGRES: bool = true;
 
+mod alerts;
 mod change_requests;
 mod concurrency;
 mod console;
@@ -22,6 +23,7 @@ mod hostile;
 mod kill;
 mod ofrep;
 mod ops;
+mod release_metrics;
 mod releases;
 mod schedules;
 mod scopes;

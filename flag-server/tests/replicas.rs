@@ -675,3 +675,63 @@ async fn a_console_session_and_the_admin_event_stream_hold_on_every_replica() {
     .await
     .expect("the change made through A reaches B's event stream");
 }
+
+/// Alertmanager's repeat of an alert reaching another replica (behind a load balancer) finds
+/// the occurrence in the database: it does not kill again the flag a person restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_occurrence_acts_once_across_replicas() {
+    let (servers, _) = replicas(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    a.enabled_flag("new-checkout").await;
+    a.call(
+        Method::POST,
+        "/api/v1/integrations/alertmanager/bindings",
+        Some(
+            json!({"matchers": {"alertname": "CheckoutErrors"}, "flag": "new-checkout",
+                    "environment": "production", "action": "kill"}),
+        ),
+    )
+    .await;
+    let token = a
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"kind": "integration", "name": "am"})),
+        )
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let payload = json!({"version": "4", "status": "firing", "alerts": [{
+        "status": "firing", "labels": {"alertname": "CheckoutErrors"},
+        "startsAt": "2026-12-01T03:00:00Z", "fingerprint": "fp-1"}]});
+    let notify = |server: &LiveServer| {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/integrations/alertmanager", server.url))
+            .bearer_auth(&token)
+            .json(&payload)
+            .send()
+    };
+    let first: serde_json::Value = notify(a).await.unwrap().json().await.unwrap();
+    assert_eq!(first["actions"][0]["outcome"], "acted");
+    a.restore("new-checkout").await;
+    // B learns of the token through the change log; then the repeat changes nothing.
+    let deadline = std::time::Instant::now() + crate::common::live::WAIT;
+    let repeat = loop {
+        let r = notify(b).await.unwrap();
+        if r.status().is_success() {
+            break r.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "B: {}", r.status());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(repeat["actions"][0]["outcome"], "repeat");
+    let config = b
+        .call(
+            Method::GET,
+            "/api/v1/flags/new-checkout/environments/production",
+            None,
+        )
+        .await;
+    assert_eq!(config["enabled"], true);
+}

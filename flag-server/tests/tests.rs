@@ -7,6 +7,8 @@ mod common;
 /// The suites here run on SQLite; `on_postgres` runs the API suites again on PostgreSQL.
 const ON_POSTGRES: bool = false;
 
+mod alertmanager;
+mod alerts;
 mod change_requests;
 mod concurrency;
 mod console;
@@ -26,6 +28,8 @@ mod openapi;
 mod ops;
 mod postgres_sql;
 mod process;
+mod release_metrics;
+mod release_prometheus;
 mod releases;
 mod replicas;
 mod schedules;

@@ -6,8 +6,10 @@
 //! CASE is one of: kill-switch, plain, plain-on, rollout-10, five-rules, lookup-10000 (a 50%
 //! rollout among 10,000 flags), lookup-10000-plain-on (`plain-on` among 10,000 flags). VIA
 //! is `snapshot` (`CompiledSnapshot::bool_variation`, the default) or `client`
-//! (`Client::bool_variation`, what applications call). Subtract a run with N = 0 and divide
-//! by N for instructions per evaluation.
+//! (`Client::bool_variation`, what applications call). CASE `track-value` and `track-error`
+//! (VIA ignored) count `Client::track_value(&ctx, "checkout_latency_ms", ...)` and
+//! `Client::track_error(&ctx)` on the 10-flag snapshot. Subtract a run with N = 0 and divide
+//! by N for instructions per evaluation (or per call).
 
 use std::hint::black_box;
 
@@ -29,6 +31,21 @@ fn main() {
     };
     let ctx = bench_context();
     let mut on = 0u64;
+    if case.starts_with("track-") {
+        let client = Client::offline(snapshot.snapshot().as_ref().clone());
+        for i in 0..n {
+            match case.as_str() {
+                "track-value" => client.track_value(
+                    black_box(&ctx),
+                    black_box("checkout_latency_ms"),
+                    100.0 + (i % 900) as f64,
+                ),
+                _ => client.track_error(black_box(&ctx)),
+            }
+        }
+        println!("{case}: {n} calls");
+        return;
+    }
     match via.as_str() {
         "client" => {
             let client = Client::offline(snapshot.snapshot().as_ref().clone());

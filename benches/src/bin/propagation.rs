@@ -508,8 +508,7 @@ fn report(rounds: &[(Duration, Duration)]) {
     }
     let line = |what: &str, mut sorted: Vec<Duration>| {
         sorted.sort();
-        let pick =
-            |q: f64| sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1];
+        let pick = |q: f64| flag_benches::quantile(&sorted, q);
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
             "{what}, {} rounds: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -2,6 +2,7 @@
 //! [`Ctx`], calls the API (or, for offline `eval`, the SDK's evaluator) and prints through
 //! `output`. Commands never format HTTP errors themselves: `api` does.
 
+pub mod alert;
 pub mod env;
 pub mod eval;
 pub mod flags;

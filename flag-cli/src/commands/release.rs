@@ -169,7 +169,7 @@ fn show(ctx: &Ctx, key: &str, env: &str, raw: &Value) {
 }
 
 /// `90s`, `30m`, `2h`, `1d` or plain seconds, as seconds.
-fn parse_duration_secs(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_duration_secs(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())

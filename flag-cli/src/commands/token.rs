@@ -13,11 +13,12 @@ use crate::output::{emit, emit_json, table};
 pub enum TokenCommand {
     /// Create a token; its secret is printed once.
     #[command(
-        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind client --name web --env production --origin https://app.example.com\n  flag token create --name alice --scope write --env staging\n  flag token create --kind admin --name auditor --scope read"
+        after_help = "Examples:\n  flag token create --kind sdk --name checkout-service --env production\n  flag token create --kind client --name web --env production --origin https://app.example.com\n  flag token create --name alice --scope write --env staging\n  flag token create --kind admin --name auditor --scope read\n  flag token create --kind integration --name alertmanager"
     )]
     Create {
-        /// `admin`, `sdk`, or `client` (OFREP only, for code on users' devices).
-        #[arg(long, default_value = "admin", value_parser = ["admin", "sdk", "client"])]
+        /// `admin`, `sdk`, `client` (OFREP only, for code on users' devices), or
+        /// `integration` (Alertmanager's webhook only).
+        #[arg(long, default_value = "admin", value_parser = ["admin", "sdk", "client", "integration"])]
         kind: String,
         /// What an admin token may do: `read` (no changes), `write` (flags and segments of
         /// --env only), `admin` (everything).
@@ -68,7 +69,8 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
             origins,
         } => {
             let mut body = json!({ "kind": kind, "name": name });
-            if kind != "admin" {
+            let bound = kind == "sdk" || kind == "client";
+            if bound {
                 body["environment"] = json!(env);
             }
             if let Some(scope) = &scope {
@@ -90,8 +92,8 @@ pub fn run(ctx: &Ctx, c: TokenCommand) -> anyhow::Result<()> {
             let scope = match (kind.as_str(), scope.as_deref()) {
                 ("admin", Some("write")) => format!(" (scope write, for {env})"),
                 ("admin", Some(scope)) => format!(" (scope {scope})"),
-                ("admin", None) => String::new(),
-                _ => format!(" for {env}"),
+                _ if bound => format!(" for {env}"),
+                _ => String::new(),
             };
             emit(format!(
                 "CREATED {kind} token {id} `{name}`{scope}; the secret is shown only now:"

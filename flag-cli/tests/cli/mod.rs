@@ -1,3 +1,4 @@
+mod alert;
 mod common;
 mod eval;
 mod failures;

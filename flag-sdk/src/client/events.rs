@@ -1,11 +1,13 @@
-//! Evaluation and error counters for the release guard (contract section 7), and the task that
-//! sends them to `POST /sdk/v1/events`.
+//! Evaluation and error counters and metric histograms for the release guard (contract
+//! section 7), and the task that sends them to `POST /sdk/v1/events`.
 //!
 //! Only evaluations served through a rollout are counted (a release is a rollout), so the
 //! kill-switch and plain paths pay nothing. Counting takes a per-thread shard's uncontended
 //! mutex, never a lock that a flush or another thread holds for long: a flush swaps each
 //! shard's map out and sends it after. Memory is bounded per shard; past the bound, and when
 //! the server cannot take a batch, counts are dropped and the drop is counted, never blocking.
+//! Metric names are interned once per shard (a shard's table outlives its flushes), so a
+//! tracked value is keyed by three integers and copies no string.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,8 +16,9 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+use super::metrics::Dense;
 use crate::compile::CompiledSnapshot;
-use crate::events::{Counter, EventBatch};
+use crate::events::{Counter, EventBatch, MetricEvent, MetricKind};
 
 /// How often counters are sent by default.
 pub const DEFAULT_EVENTS_INTERVAL: Duration = Duration::from_secs(10);
@@ -23,6 +26,11 @@ pub const DEFAULT_EVENTS_INTERVAL: Duration = Duration::from_secs(10);
 const SHARDS: usize = 16;
 /// The most (flag, variation) pairs one shard holds between two flushes.
 const MAX_PAIRS_PER_SHARD: usize = 4096;
+/// The most (flag, variation, metric) histograms one shard holds between two flushes (each
+/// is a few kilobytes).
+const MAX_HISTOGRAMS_PER_SHARD: usize = 64;
+/// The most metric names one shard interns.
+const MAX_METRICS: usize = 64;
 
 type Pairs = HashMap<String, HashMap<String, (u64, u64)>>;
 
@@ -36,6 +44,14 @@ struct Shard {
     named: Pairs,
     /// Pairs held in `indexed` and `named` together (an upper bound: a pair may be in both).
     pairs: usize,
+    /// Metric names, interned: histograms refer to them by index.
+    metrics: Vec<Box<str>>,
+    /// Histograms by (flag index, variation index, metric index), as `indexed`.
+    measured: FxHashMap<(u32, u32, u16), Box<Dense>>,
+    /// Histograms by (flag key, variation key, metric index), as `named`.
+    measured_named: HashMap<(String, String, u16), Box<Dense>>,
+    /// Histograms held in both maps (an upper bound).
+    histograms: usize,
 }
 
 impl Shard {
@@ -58,6 +74,43 @@ impl Shard {
             counts.0 += e;
             counts.1 += x;
         }
+        for ((flag, variation, metric), dense) in self.measured.drain() {
+            let Some((flag, variation)) = snapshot.names_of(flag as usize, variation as usize)
+            else {
+                continue;
+            };
+            let key = (flag.to_owned(), variation.to_owned(), metric);
+            match self.measured_named.get_mut(&key) {
+                Some(into) => into.merge(&dense),
+                None => {
+                    self.measured_named.insert(key, dense);
+                }
+            }
+        }
+    }
+
+    /// Makes the indexes refer to `snapshot`.
+    fn follow(&mut self, snapshot: &Arc<CompiledSnapshot>) {
+        if !self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
+        {
+            self.name_all();
+            self.snapshot = Some(snapshot.clone());
+        }
+    }
+
+    /// The index of metric `name`, interned on first sight; `None` past [`MAX_METRICS`].
+    fn metric(&mut self, name: &str) -> Option<u16> {
+        if let Some(i) = self.metrics.iter().position(|m| **m == *name) {
+            return Some(i as u16);
+        }
+        if self.metrics.len() >= MAX_METRICS {
+            return None;
+        }
+        self.metrics.push(name.into());
+        Some((self.metrics.len() - 1) as u16)
     }
 }
 
@@ -114,14 +167,7 @@ impl Recorder {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if !shard
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
-        {
-            shard.name_all();
-            shard.snapshot = Some(snapshot.clone());
-        }
+        shard.follow(snapshot);
         let key = (flag as u32, variation as u32);
         if let Some(counts) = shard.indexed.get_mut(&key) {
             counts.0 += evaluations;
@@ -136,18 +182,67 @@ impl Recorder {
         shard.indexed.insert(key, (evaluations, errors));
     }
 
-    /// Takes every count so far, leaving the counters empty.
-    pub(crate) fn drain(&self) -> Vec<Counter> {
+    /// Records `value` of `metric` for a context that was served `variation` of `flag`.
+    #[inline(never)]
+    pub(crate) fn measured(
+        &self,
+        snapshot: &Arc<CompiledSnapshot>,
+        flag: usize,
+        variation: usize,
+        metric: &str,
+        value: f64,
+    ) {
+        let Ok(mut shard) = self.shards[shard_index()].lock() else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        shard.follow(snapshot);
+        let Some(metric) = shard.metric(metric) else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let key = (flag as u32, variation as u32, metric);
+        if let Some(dense) = shard.measured.get_mut(&key) {
+            dense.record(value);
+            return;
+        }
+        if shard.histograms >= MAX_HISTOGRAMS_PER_SHARD {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        shard.histograms += 1;
+        let mut dense = Dense::new();
+        dense.record(value);
+        shard.measured.insert(key, dense);
+    }
+
+    /// Takes every count and histogram so far, leaving the recorder empty.
+    pub(crate) fn drain(&self) -> (Vec<Counter>, Vec<MetricEvent>) {
         let mut merged: Pairs = HashMap::new();
+        let mut measured: HashMap<(String, String, Box<str>), Box<Dense>> = HashMap::new();
         for shard in &self.shards {
-            let taken = match shard.lock() {
+            let (taken, histograms) = match shard.lock() {
                 Ok(mut s) => {
                     s.name_all();
                     s.pairs = 0;
-                    std::mem::take(&mut s.named)
+                    s.histograms = 0;
+                    let histograms: Vec<_> = s.measured_named.drain().collect();
+                    let histograms: Vec<_> = histograms
+                        .into_iter()
+                        .map(|((f, v, m), d)| ((f, v, s.metrics[usize::from(m)].clone()), d))
+                        .collect();
+                    (std::mem::take(&mut s.named), histograms)
                 }
                 Err(_) => continue,
             };
+            for (key, dense) in histograms {
+                match measured.get_mut(&key) {
+                    Some(into) => into.merge(&dense),
+                    None => {
+                        measured.insert(key, dense);
+                    }
+                }
+            }
             for (flag, variations) in taken {
                 let into = merged.entry(flag).or_default();
                 for (variation, (e, x)) in variations {
@@ -171,7 +266,20 @@ impl Recorder {
             })
             .collect();
         counters.sort_by(|a, b| (&a.flag, &a.variation).cmp(&(&b.flag, &b.variation)));
-        counters
+        let mut metrics: Vec<MetricEvent> = measured
+            .into_iter()
+            .map(|((flag, variation, metric), dense)| MetricEvent {
+                kind: MetricKind::Metric,
+                flag,
+                variation,
+                metric: metric.into(),
+                histogram: dense.histogram(),
+            })
+            .collect();
+        metrics.sort_by(|a, b| {
+            (&a.flag, &a.variation, &a.metric).cmp(&(&b.flag, &b.variation, &b.metric))
+        });
+        (counters, metrics)
     }
 
     /// Counts dropped so far (over the memory bound, or batches the server could not take).
@@ -216,14 +324,17 @@ impl Sink {
 }
 
 async fn flush(http: &reqwest::Client, url: &str, token: &str, recorder: &Recorder) {
-    let counters = recorder.drain();
-    if counters.is_empty() {
+    let (counters, metrics) = recorder.drain();
+    if counters.is_empty() && metrics.is_empty() {
         return;
     }
-    let n = counters.len();
+    let n = counters.len() + metrics.len();
     let batch = EventBatch {
         counters,
-        events: Vec::new(),
+        events: metrics
+            .iter()
+            .filter_map(|m| serde_json::to_value(m).ok())
+            .collect(),
     };
     let sent = http
         .post(url)
@@ -284,7 +395,7 @@ mod tests {
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
-        let counters = r.drain();
+        let (counters, _) = r.drain();
         assert_eq!(
             counters,
             vec![
@@ -302,7 +413,7 @@ mod tests {
                 },
             ]
         );
-        assert!(r.drain().is_empty());
+        assert!(r.drain().0.is_empty());
         assert_eq!(r.dropped(), 0);
     }
 
@@ -314,9 +425,60 @@ mod tests {
             r.evaluated(&s, 0, i);
         }
         // Indexes past the flag's variations have no name and are not sent.
-        assert_eq!(r.drain().len(), 2);
+        assert_eq!(r.drain().0.len(), 2);
         assert_eq!(r.dropped(), 10);
         r.evaluated(&s, 1, 0);
-        assert_eq!(r.drain().len(), 1, "a drain frees the shard");
+        assert_eq!(r.drain().0.len(), 1, "a drain frees the shard");
+    }
+
+    #[test]
+    fn values_are_histogrammed_per_flag_variation_and_metric_across_snapshots() {
+        let r = Arc::new(Recorder::default());
+        let (first, second) = (snapshot(1), snapshot(2));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (r, first, second) = (r.clone(), first.clone(), second.clone());
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        r.measured(&first, 0, 0, "latency_ms", f64::from(i));
+                    }
+                    r.measured(&second, 0, 0, "latency_ms", 1000.0);
+                    r.measured(&first, 0, 1, "cart_size", 3.0);
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let (counters, metrics) = r.drain();
+        assert!(counters.is_empty(), "values are not evaluations");
+        let names: Vec<_> = metrics
+            .iter()
+            .map(|m| (m.flag.as_str(), m.variation.as_str(), m.metric.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("f", "off", "cart_size"), ("f", "on", "latency_ms")]
+        );
+        let latency = &metrics[1].histogram;
+        assert_eq!(latency.count, 404);
+        assert!((latency.sum - 4.0 * (4950.0 + 1000.0)).abs() < 1e-9);
+        assert!(latency.check().is_ok());
+        assert_eq!(metrics[0].histogram.count, 4);
+        assert!(r.drain().1.is_empty(), "a drain empties the histograms");
+        assert_eq!(r.dropped(), 0);
+    }
+
+    #[test]
+    fn histograms_and_metric_names_are_bounded() {
+        let r = Recorder::default();
+        let s = snapshot(1);
+        for i in 0..MAX_HISTOGRAMS_PER_SHARD + 3 {
+            r.measured(&s, 0, i % 2, &format!("m{}", i / 2), 1.0);
+        }
+        assert_eq!(r.dropped(), 3);
+        assert_eq!(r.drain().1.len(), MAX_HISTOGRAMS_PER_SHARD);
+        for i in 0..MAX_METRICS {
+            r.measured(&s, 0, 0, &format!("other{i}"), 1.0);
+        }
+        assert!(r.dropped() > 3, "names past the table's bound are dropped");
     }
 }

@@ -34,6 +34,7 @@ mod backoff;
 mod builder;
 mod cache;
 mod events;
+mod metrics;
 mod offline;
 mod read;
 #[doc(hidden)]
@@ -62,6 +63,7 @@ pub use builder::{
     ClientBuilder, ClientError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_INIT_TIMEOUT,
 };
 pub use events::DEFAULT_EVENTS_INTERVAL;
+pub use metrics::Timer;
 pub use state::{FlagChange, Status};
 pub use stream::STREAM_PATH;
 pub use test_data::{FlagBuilder, TestData};
@@ -314,6 +316,46 @@ impl Client {
     /// flag under a rollout, so a release's guard can compare the new variation's error rate
     /// with the rest's. Counters are sent in the background; this never blocks.
     pub fn track_error(&self, ctx: &Context) {
+        self.each_rollout_served(ctx, |flags, i, v| self.stream.events.errored(flags, i, v));
+    }
+
+    /// Records a value of a metric for `ctx`, e.g. a latency in milliseconds:
+    /// `client.track_value(&ctx, "checkout_latency_ms", 612.0)`. Like
+    /// [`track_error`](Self::track_error), the value is attributed to the variation `ctx` is
+    /// served by each flag under a rollout, aggregated into a fixed-size histogram per flag,
+    /// variation and metric, and sent with the counters, so a release's guard can compare
+    /// the new variation's mean or p95 with the rest's. No allocation, never blocks; a value
+    /// that is not a finite number is ignored.
+    pub fn track_value(&self, ctx: &Context, metric: &str, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        self.each_rollout_served(ctx, |flags, i, v| {
+            self.stream.events.measured(flags, i, v, metric, value)
+        });
+    }
+
+    /// Runs `work` and records how long it took, in milliseconds, as a value of `metric`
+    /// for `ctx` (see [`track_value`](Self::track_value)); returns what `work` returned.
+    pub fn time<R>(&self, ctx: &Context, metric: &str, work: impl FnOnce() -> R) -> R {
+        let _timer = self.timer(ctx, metric);
+        work()
+    }
+
+    /// Starts a [`Timer`] that records the time until it is dropped, in milliseconds, as a
+    /// value of `metric` for `ctx`: for work that spans `.await`s or early returns.
+    pub fn timer<'a>(&'a self, ctx: &'a Context, metric: &'a str) -> Timer<'a> {
+        Timer::start(self, ctx, metric)
+    }
+
+    /// Calls `record` with (snapshot, flag index, variation index) for each flag that serves
+    /// `ctx` through a rollout.
+    #[inline(always)]
+    fn each_rollout_served(
+        &self,
+        ctx: &Context,
+        mut record: impl FnMut(&Arc<CompiledSnapshot>, usize, usize),
+    ) {
         read::with_snapshot(&self.shared, |flags| {
             let Some(flags) = flags else {
                 return;
@@ -321,7 +363,7 @@ impl Client {
             for i in flags.rollout_flag_indexes() {
                 if let Ok((i, v, why)) = flags.outcome_at(i, ctx, None) {
                     if why.in_rollout() {
-                        self.stream.events.errored(flags, i, v);
+                        record(flags, i, v);
                     }
                 }
             }

@@ -30,6 +30,9 @@ pub struct CompiledSnapshot {
     pub(crate) flags: Vec<CompiledFlag>,
     pub(crate) index: KeyMap<Slot>,
     pub(crate) segments: Vec<CompiledSegment>,
+    /// Indexes of the flags that may serve through a rollout (what `track_error` and
+    /// `track_value` attribute to), found once here rather than on every call.
+    pub(crate) rollouts: Vec<usize>,
 }
 
 /// What the flag table holds for a key: the flag's index, its kind, and its answer when no
@@ -183,11 +186,23 @@ impl CompiledSnapshot {
                     .and_then(|(v, _)| flags[i].variations[v].value.as_bool()),
             }
         });
+        let rollouts = flags
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.malformed.is_none()
+                    && std::iter::once(&f.fallthrough)
+                        .chain(f.rules.iter().map(|r| &r.serve))
+                        .any(|s| matches!(s, CompiledServe::Rollout { .. }))
+            })
+            .map(|(i, _)| i)
+            .collect();
         CompiledSnapshot {
             source,
             flags,
             index,
             segments,
+            rollouts,
         }
     }
 
@@ -214,16 +229,7 @@ impl CompiledSnapshot {
 
     /// Indexes of the flags of [`rollout_flags`](Self::rollout_flags).
     pub(crate) fn rollout_flag_indexes(&self) -> impl Iterator<Item = usize> + '_ {
-        self.flags
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                f.malformed.is_none()
-                    && std::iter::once(&f.fallthrough)
-                        .chain(f.rules.iter().map(|r| &r.serve))
-                        .any(|s| matches!(s, CompiledServe::Rollout { .. }))
-            })
-            .map(|(i, _)| i)
+        self.rollouts.iter().copied()
     }
 
     /// The keys of flag `i` and of its variation `v`.

@@ -30,6 +30,24 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only entries at or after this time, RFC 3339 (`2026-12-01T02:30:00Z`).
+    pub since: Option<String>,
+    /// Only entries at or before this time, RFC 3339.
+    pub until: Option<String>,
+}
+
+/// An RFC 3339 query parameter as Unix milliseconds; 400 naming it otherwise.
+pub(crate) fn rfc3339_param(field: &str, value: Option<String>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|text| {
+            crate::clock::parse_rfc3339(&text).ok_or_else(|| {
+                ApiError::bad_field(
+                    field,
+                    format!("`{text}` is not an RFC 3339 date-time, e.g. 2026-12-01T03:00:00Z"),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// A page of the audit log.
@@ -41,7 +59,8 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// Who changed what, when, before/after and why; newest first.
+/// Who changed what, when, before/after and why; newest first. `since` and `until` (RFC
+/// 3339, both inclusive) bound the time; a value that is not RFC 3339 is a 400 naming it.
 #[utoipa::path(get, operation_id = "list_audit", path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditPage),
               (status = 400, body = Problem), (status = 401, body = Problem),
@@ -56,7 +75,15 @@ pub async fn list(
         environment,
         limit,
         cursor,
+        since,
+        until,
     } = query.into_inner();
+    let filter = audit::AuditFilter {
+        flag,
+        environment,
+        since: rfc3339_param("since", since)?,
+        until: rfc3339_param("until", until)?,
+    };
     let cursor = cursor
         .map(|c| {
             c.parse::<i64>()
@@ -72,7 +99,7 @@ pub async fn list(
     }
     let (entries, next_cursor) = state
         .store
-        .read(move |conn| audit::list(conn, flag.as_deref(), environment.as_deref(), limit, cursor))
+        .read(move |conn| audit::list(conn, &filter, limit, cursor))
         .await?;
     Ok(HttpResponse::Ok().json(AuditPage {
         entries,

@@ -17,7 +17,7 @@ use super::method_not_allowed;
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
-use crate::store::audit::{self, AuditEntry};
+use crate::store::audit::{self, AuditEntry, AuditFilter};
 use crate::store::Store;
 
 /// How often the stream reads the audit log when nothing woke it (also its heartbeat).
@@ -98,7 +98,7 @@ pub async fn events(
 /// The id of the newest audit entry (0 when there is none).
 async fn newest(store: &Store) -> Result<i64, ApiError> {
     let (page, _) = store
-        .read(|conn| audit::list(conn, None, None, 1, None))
+        .read(|conn| audit::list(conn, &AuditFilter::default(), 1, None))
         .await?;
     Ok(page.first().map_or(0, |e| e.id))
 }
@@ -110,7 +110,7 @@ async fn after(store: &Store, last: i64) -> Result<Vec<AuditEntry>, ApiError> {
     let mut cursor = None;
     loop {
         let (page, next) = store
-            .read(move |conn| audit::list(conn, None, None, audit::MAX_LIMIT, cursor))
+            .read(move |conn| audit::list(conn, &AuditFilter::default(), audit::MAX_LIMIT, cursor))
             .await?;
         let reached = page.iter().any(|e| e.id <= last);
         found.extend(page.into_iter().filter(|e| e.id > last));

@@ -2,6 +2,8 @@
 //! document. One file per resource; handlers parse, call the store, and map the answer.
 //! Every route and its OpenAPI entry come from the same function.
 
+pub mod alerts;
+pub mod annotations;
 pub mod audit;
 pub mod change_requests;
 pub mod environments;
@@ -59,6 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     evaluate::configure(cfg);
     audit::configure(cfg);
     events::configure(cfg);
+    annotations::configure(cfg);
+    alerts::configure(cfg);
     tokens::configure(cfg);
     releases::configure(cfg);
     schedules::configure(cfg);
@@ -211,7 +215,8 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         flags::get_config, flags::put_config, flags::kill, flags::restore,
         segments::list, segments::create, segments::get, segments::replace, segments::delete,
         evaluate::evaluate,
-        audit::list, events::events,
+        audit::list, events::events, annotations::list,
+        alerts::receive, alerts::create, alerts::list, alerts::delete,
         tokens::create, tokens::list, tokens::revoke,
         sdk::stream, sdk::snapshot, sdk::events, sdk::subscribers,
         ofrep::single, ofrep::bulk, ofrep::events,

@@ -84,9 +84,18 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 #[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "ops", security(()),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    // The last change per flag comes from the database, so every replica says the same; a
+    // database that does not answer costs this metric only.
+    let last_changes = match state.store.read(crate::store::audit::last_changes).await {
+        Ok(rows) => crate::metrics::render_last_changes(&rows),
+        Err(error) => {
+            tracing::warn!(%error, "metrics: cannot read the last change of each flag");
+            String::new()
+        }
+    };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render() + &state.broadcaster.render_metrics())
+        .body(state.metrics.render() + &state.broadcaster.render_metrics() + &last_changes)
 }
 
 /// This API's OpenAPI 3.1 document.

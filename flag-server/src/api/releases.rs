@@ -13,6 +13,7 @@ use crate::clock;
 use crate::error::{ApiError, Problem};
 use crate::release::guard::{Counts, GuardConfig};
 use crate::release::plan::{OnRegression, Release, ReleasePlan, ReleaseState};
+use crate::release::prometheus::Reading;
 use crate::state::AppState;
 use crate::store::releases::{self, Command};
 
@@ -61,8 +62,25 @@ pub struct ReleaseView {
     pub on_regression: OnRegression,
     /// Counts per variation since the release began.
     pub observed: BTreeMap<String, Observed>,
+    /// Figures of each guarded metric per variation since the release began.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, BTreeMap<String, MetricFigures>>,
+    /// The last look at the Prometheus guard's queries (with why there was no answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Reading>,
     /// Why it is in its state (the guard's figures or a person's reason).
     pub reason: Option<String>,
+}
+
+/// One variation's values of a tracked metric.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricFigures {
+    /// Values received.
+    pub count: u64,
+    /// Their mean.
+    pub mean: f64,
+    /// Their 95th percentile (to a bucket: within 6.25% above).
+    pub p95: Option<f64>,
 }
 
 /// One variation's figures.
@@ -91,7 +109,27 @@ impl ReleaseView {
                 (v.clone(), view)
             })
             .collect();
+        let metrics = r
+            .measured
+            .iter()
+            .map(|(metric, by_variation)| {
+                let figures = by_variation
+                    .iter()
+                    .map(|(v, h)| {
+                        let figures = MetricFigures {
+                            count: h.count,
+                            mean: h.mean(),
+                            p95: h.quantile(0.95),
+                        };
+                        (v.clone(), figures)
+                    })
+                    .collect();
+                (metric.clone(), figures)
+            })
+            .collect();
         ReleaseView {
+            metrics,
+            prometheus: r.prometheus.clone(),
             flag,
             environment,
             bucket_by: r.bucket_by().to_owned(),
@@ -141,6 +179,12 @@ pub async fn start(
     let actor = admin.0.name;
     let (f, e) = (flag.clone(), env.clone());
     let plan = plan.into_inner();
+    if !plan.guard.prometheus.is_empty() && state.prometheus.is_none() {
+        return Err(ApiError::invalid(
+            "guard.prometheus",
+            "this server has no Prometheus to ask: start it with --prometheus-url (FLAG_PROMETHEUS_URL)",
+        ));
+    }
     let now = state.scheduler.now();
     let release = state
         .store

@@ -8,14 +8,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use flag_sdk::events::EventBatch;
+use flag_sdk::events::{EventBatch, MetricEvent};
+use flag_sdk::validate::{FieldError, ValidationErrors};
 
 use super::Body;
 use crate::auth::{AdminToken, EnvironmentToken, SdkToken};
 use crate::error::ApiError;
 use crate::release::guard::Counts;
 use crate::state::AppState;
-use crate::store::releases;
+use crate::store::releases::{self, Observations};
 
 /// Registers the SDK routes and the subscriber-count route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -147,15 +148,17 @@ pub struct Accepted {
 }
 
 /// Takes a batch of counters and events, from an SDK token or a client token (a browser
-/// reporting errors against the variants OFREP served it). Counters of flags under a running
-/// release feed its guard at once: a regression rolls the release back in the same
-/// transaction.
+/// reporting errors against the variants OFREP served it). Counters and metric histograms
+/// (events of kind `metric`) of flags under a running release feed its guard at once: a
+/// regression rolls the release back in the same transaction. Events of other kinds are
+/// ignored; a metric event that is not well formed is a 400 naming it.
 #[utoipa::path(post, path = "/sdk/v1/events", tag = "sdk", request_body = EventBatch,
     responses(
         (status = 202, description = "accepted", body = Accepted),
         (status = 400, description = "not an event batch", body = crate::error::Problem),
         (status = 401, description = "no valid token", body = crate::error::Problem),
-        (status = 403, description = "not an SDK or client token", body = crate::error::Problem)))]
+        (status = 403, description = "not an SDK or client token", body = crate::error::Problem),
+        (status = 422, description = "a metric event that is not well formed", body = crate::error::Problem)))]
 pub async fn events(
     token: EnvironmentToken,
     state: web::Data<AppState>,
@@ -166,6 +169,7 @@ pub async fn events(
         counters: batch.counters.len(),
         events: batch.events.len(),
     };
+    let metrics = metric_events(&batch.events)?;
     let counters: Vec<(String, String, Counts)> = batch
         .counters
         .into_iter()
@@ -178,11 +182,12 @@ pub async fn events(
             (c.flag, c.variation, counts)
         })
         .collect();
-    if !counters.is_empty() {
+    if !counters.is_empty() || !metrics.is_empty() {
         let env = token.environment.clone();
+        let observations = Observations { counters, metrics };
         let steps = state
             .store
-            .write(move |ctx| releases::observe(ctx, &env, &counters))
+            .write(move |ctx| releases::observe(ctx, &env, &observations))
             .await?;
         for step in &steps {
             tracing::warn!(
@@ -197,6 +202,33 @@ pub async fn events(
         }
     }
     Ok(HttpResponse::Accepted().json(accepted))
+}
+
+/// The batch's metric events (`"kind": "metric"`), checked; other kinds are skipped.
+fn metric_events(events: &[serde_json::Value]) -> Result<Vec<MetricEvent>, ApiError> {
+    let mut metrics = Vec::new();
+    let mut problems = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if event.get("kind").and_then(|k| k.as_str()) != Some("metric") {
+            continue;
+        }
+        let parsed = serde_json::from_value::<MetricEvent>(event.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|m| m.histogram.check().map(|()| m).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(m) if m.histogram.count > 0 => metrics.push(m),
+            Ok(_) => {}
+            Err(message) => problems.push(FieldError {
+                field: format!("events[{i}]"),
+                message,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(metrics)
+    } else {
+        Err(ApiError::Validation(ValidationErrors(problems)))
+    }
 }
 
 /// How many SDKs are connected to an environment's stream.

@@ -34,7 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// `admin`, `sdk` or `client` (OFREP only, for code on users' devices).
+    /// `admin`, `sdk`, `client` (OFREP only, for code on users' devices) or `integration`
+    /// (Alertmanager's webhook only: `POST /api/v1/integrations/alertmanager`).
     #[schema(example = "sdk")]
     pub kind: String,
     /// The environment an SDK or client token reads (required for both, absent for `admin`).
@@ -96,8 +97,9 @@ pub async fn create(
         scope,
         environments,
     } = body.into_inner();
-    let kind = TokenKind::parse(&kind)
-        .ok_or_else(|| ApiError::invalid("kind", "must be `admin`, `sdk` or `client`"))?;
+    let kind = TokenKind::parse(&kind).ok_or_else(|| {
+        ApiError::invalid("kind", "must be `admin`, `sdk`, `client` or `integration`")
+    })?;
     match (kind, &environment) {
         (TokenKind::Sdk | TokenKind::Client, None) => {
             return Err(ApiError::invalid(
@@ -113,10 +115,10 @@ pub async fn create(
                 ),
             ))
         }
-        (TokenKind::Admin, Some(_)) => {
+        (TokenKind::Admin | TokenKind::Integration, Some(_)) => {
             return Err(ApiError::invalid(
                 "environment",
-                "an admin token is not bound to an environment",
+                format!("an {} token is not bound to an environment", kind.as_str()),
             ))
         }
         _ => {}

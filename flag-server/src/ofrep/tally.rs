@@ -93,8 +93,12 @@ pub async fn run(tally: Arc<Tally>, store: Store, outbox: Arc<Outbox>) {
         tick.tick().await;
         for (environment, counters) in tally.take() {
             let env = environment.clone();
+            let observations = releases::Observations {
+                counters,
+                metrics: Vec::new(),
+            };
             let result = store
-                .write(move |ctx| releases::observe(ctx, &env, &counters))
+                .write(move |ctx| releases::observe(ctx, &env, &observations))
                 .await;
             match result {
                 Ok(steps) => {

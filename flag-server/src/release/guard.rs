@@ -20,8 +20,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// What the guard needs to decide.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+use super::metric_guard::MetricGuard;
+use super::prometheus::PrometheusGuard;
+
+/// What the guard needs to decide: the error rate always; metrics the SDKs track and
+/// Prometheus queries when named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardConfig {
     /// The largest accepted increase of the error rate, as a fraction (0.02 = 2 points).
@@ -29,9 +33,17 @@ pub struct GuardConfig {
     /// Evaluations each side needs before the guard decides anything.
     #[serde(default = "default_min_evaluations")]
     pub min_evaluations: u64,
-    /// Confidence of the one-sided test, e.g. 0.95.
+    /// Confidence of the one-sided tests (errors and metrics), e.g. 0.95.
     #[serde(default = "default_confidence")]
     pub confidence: f64,
+    /// Metrics the SDKs track (`track_value`): the new variation's mean or p95 against the
+    /// rest's (`release::metric_guard`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricGuard>,
+    /// Prometheus queries per variation (`release::prometheus`); needs the server's
+    /// `--prometheus-url`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prometheus: Vec<PrometheusGuard>,
 }
 
 fn default_min_evaluations() -> u64 {
@@ -80,7 +92,22 @@ pub enum Verdict {
 
 impl GuardConfig {
     /// Problems with the configuration, as (field, message).
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems: Vec<(String, String)> = self
+            .error_problems()
+            .into_iter()
+            .map(|(f, m)| (f.to_owned(), m))
+            .collect();
+        for (i, metric) in self.metrics.iter().enumerate() {
+            problems.extend(metric.problems(&format!("guard.metrics[{i}]")));
+        }
+        for (i, query) in self.prometheus.iter().enumerate() {
+            problems.extend(query.problems(&format!("guard.prometheus[{i}]")));
+        }
+        problems
+    }
+
+    fn error_problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if !(0.0..1.0).contains(&self.max_error_rate_increase) {
             problems.push((
@@ -181,6 +208,8 @@ mod tests {
             max_error_rate_increase: 0.02,
             min_evaluations: 200,
             confidence: 0.95,
+            metrics: Vec::new(),
+            prometheus: Vec::new(),
         }
     }
 
@@ -278,6 +307,7 @@ mod tests {
             max_error_rate_increase: 2.0,
             min_evaluations: 0,
             confidence: 1.5,
+            ..guard()
         };
         let fields: Vec<_> = bad.problems().into_iter().map(|(f, _)| f).collect();
         assert_eq!(

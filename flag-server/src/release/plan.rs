@@ -9,9 +9,16 @@ use flag_sdk::model::{Serve, WeightedVariation, TOTAL_WEIGHT};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use flag_sdk::histogram::Histogram;
+
+use super::assess::Assessment;
 use super::guard::{Counts, GuardConfig, Verdict};
+use super::prometheus::Reading;
 
 pub use crate::clock::Millis;
+
+/// With Prometheus guards but no Prometheus configured, how long until the next look.
+const NO_PROMETHEUS_RETRY_MS: Millis = 60_000;
 
 /// What happens when the guard finds a regression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
@@ -86,6 +93,12 @@ pub struct Release {
     pub baseline: Serve,
     /// Counts per variation since the release began.
     pub observed: BTreeMap<String, Counts>,
+    /// Histograms of the guarded metrics since the release began: metric → variation → values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub measured: BTreeMap<String, BTreeMap<String, Histogram>>,
+    /// The last look at the Prometheus guard's queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Reading>,
     /// Why it is in its state (the guard's figures, or a person's reason).
     pub reason: Option<String>,
 }
@@ -117,44 +130,45 @@ pub struct NotAllowed(pub ReleaseState, pub &'static str);
 
 impl ReleasePlan {
     /// Problems with the plan, as (field, message), given the flag's variation keys.
-    pub fn problems(&self, variations: &[&str]) -> Vec<(&'static str, String)> {
+    pub fn problems(&self, variations: &[&str]) -> Vec<(String, String)> {
         let mut problems = self.guard.problems();
+        let mut push = |field: &str, message: String| problems.push((field.to_owned(), message));
         if !variations.contains(&self.variation.as_str()) {
-            problems.push((
+            push(
                 "variation",
                 format!("the flag has no variation `{}`", self.variation),
-            ));
+            );
         }
         if variations.len() < 2 {
-            problems.push((
+            push(
                 "variation",
                 "a release needs a flag with at least two variations".into(),
-            ));
+            );
         }
         if self.stages.is_empty() {
-            problems.push((
+            push(
                 "stages",
                 "give at least one stage, e.g. [1, 5, 25, 50, 100]".into(),
-            ));
+            );
         }
         if self.stages.iter().any(|&s| s == 0 || s > 100) {
-            problems.push(("stages", "each stage is a percentage from 1 to 100".into()));
+            push("stages", "each stage is a percentage from 1 to 100".into());
         }
         if self.stages.windows(2).any(|w| w[0] >= w[1]) {
-            problems.push(("stages", "stages must increase".into()));
+            push("stages", "stages must increase".into());
         }
         if self.hold_seconds == 0 {
-            problems.push(("hold_seconds", "must be at least 1".into()));
+            push("hold_seconds", "must be at least 1".into());
         }
         if self
             .bucket_by
             .as_deref()
             .is_some_and(|b| b.trim().is_empty())
         {
-            problems.push((
+            push(
                 "bucket_by",
                 "must name a context attribute, e.g. `key` or `org`".into(),
-            ));
+            );
         }
         problems
     }
@@ -175,6 +189,8 @@ impl Release {
             stage_started_at: now,
             baseline,
             observed: BTreeMap::new(),
+            measured: BTreeMap::new(),
+            prometheus: None,
             reason: None,
         };
         let percent = release.percent();
@@ -194,10 +210,26 @@ impl Release {
         self.plan.stages.get(self.stage).copied().unwrap_or(0)
     }
 
-    /// When the scheduler should next look at this release; `None` when nothing is due.
+    /// When the scheduler should next look at this release; `None` when nothing is due: the
+    /// end of the stage's hold, or sooner the next look at its Prometheus queries.
     pub fn next_at(&self) -> Option<Millis> {
-        (self.state == ReleaseState::Running)
-            .then(|| self.stage_started_at + (self.plan.hold_seconds as Millis) * 1000)
+        if self.state != ReleaseState::Running {
+            return None;
+        }
+        let stage_due = self.stage_due();
+        if self.plan.guard.prometheus.is_empty() {
+            return Some(stage_due);
+        }
+        let check_due = self
+            .prometheus
+            .as_ref()
+            .map_or(self.stage_started_at, |r| r.next_at);
+        Some(stage_due.min(check_due))
+    }
+
+    /// When the current stage's hold ends.
+    pub fn stage_due(&self) -> Millis {
+        self.stage_started_at + (self.plan.hold_seconds as Millis) * 1000
     }
 
     /// Adds SDK counters, then asks the guard; a regression acts at once.
@@ -205,16 +237,21 @@ impl Release {
         let entry = self.observed.entry(variation.to_owned()).or_default();
         entry.evaluations += counts.evaluations;
         entry.errors += counts.errors;
+        self.react()
+    }
+
+    /// A regression shown by the figures so far acts at once (while running).
+    pub(super) fn react(&mut self) -> Option<Step> {
         if self.state != ReleaseState::Running {
             return None;
         }
-        match self.verdict() {
-            Verdict::Regression { increase, z } => Some(self.regress(increase, z)),
+        match self.assess() {
+            Assessment::Regression(figures) => Some(self.regress(figures)),
             _ => None,
         }
     }
 
-    /// The guard's view of the counts so far.
+    /// The error guard's view of the counts so far.
     pub fn verdict(&self) -> Verdict {
         let (new, rest) = self.sides();
         self.plan.guard.judge(new, rest)
@@ -236,25 +273,48 @@ impl Release {
         (new, rest)
     }
 
-    /// Called when `next_at` has come: advance when the guard passes, keep holding while
-    /// evidence is short.
-    pub fn tick(&mut self, now: Millis, variations: &[&str]) -> Option<Step> {
+    /// Called when `next_at` has come, with the Prometheus reading the scheduler took for
+    /// it (when the plan has Prometheus guards): roll back on a regression; at the end of
+    /// the hold advance when every guard passes, keep holding while evidence is short or
+    /// Prometheus cannot answer.
+    pub fn tick(
+        &mut self,
+        now: Millis,
+        variations: &[&str],
+        reading: Option<Reading>,
+    ) -> Option<Step> {
         if self.next_at().is_none_or(|due| now < due) {
             return None;
         }
-        match self.verdict() {
-            Verdict::Regression { increase, z } => Some(self.regress(increase, z)),
-            Verdict::Insufficient => {
-                // Hold on: advancing without evidence is what the guard exists to prevent.
-                self.stage_started_at = now;
+        if !self.plan.guard.prometheus.is_empty() {
+            self.prometheus = Some(reading.unwrap_or_else(|| Reading {
+                at: now,
+                next_at: now + NO_PROMETHEUS_RETRY_MS,
+                values: Vec::new(),
+                error: Some("this server has no Prometheus to ask (--prometheus-url)".into()),
+            }));
+        }
+        let stage_due = now >= self.stage_due();
+        match self.assess() {
+            Assessment::Regression(figures) => Some(self.regress(figures)),
+            Assessment::Insufficient(waiting) => {
+                if stage_due {
+                    // Hold on: advancing without evidence is what the guard exists to prevent.
+                    self.stage_started_at = now;
+                }
                 self.reason = Some(format!(
-                    "holding {}%: waiting for {} evaluations on each side",
-                    self.percent(),
-                    self.plan.guard.min_evaluations
+                    "holding {}%: waiting for {waiting}",
+                    self.percent()
                 ));
                 None
             }
-            Verdict::Healthy => Some(self.step_forward(now, variations, "release.advanced")),
+            Assessment::Healthy if stage_due => {
+                Some(self.step_forward(now, variations, "release.advanced"))
+            }
+            Assessment::Healthy => {
+                self.reason = None;
+                None
+            }
         }
     }
 
@@ -279,9 +339,10 @@ impl Release {
         }
     }
 
-    fn regress(&mut self, increase: f64, z: f64) -> Step {
+    /// The error guard's figures, for a regression's reason.
+    pub(super) fn error_figures(&self, increase: f64, z: f64) -> String {
         let (new, rest) = self.sides();
-        let figures = format!(
+        format!(
             "`{}` errors {:.2}% ({} of {}) vs {:.2}% ({} of {}) for the rest: +{:.2} points, z = {:.2}, threshold {:.2} points at {:.0}% confidence",
             self.plan.variation,
             new.error_rate() * 100.0,
@@ -294,7 +355,10 @@ impl Release {
             z,
             self.plan.guard.max_error_rate_increase * 100.0,
             self.plan.guard.confidence * 100.0,
-        );
+        )
+    }
+
+    fn regress(&mut self, figures: String) -> Step {
         let (state, flag, event) = match self.plan.on_regression {
             OnRegression::Rollback => (
                 ReleaseState::RolledBack,
@@ -387,6 +451,21 @@ impl Release {
         })
     }
 
+    /// Rolled back from outside (an alert): the fallthrough from before the release, as a
+    /// regression's rollback puts it.
+    pub fn roll_back(&mut self, reason: &str) -> Result<Step, NotAllowed> {
+        if !self.state.is_active() {
+            return Err(NotAllowed(self.state, "roll back"));
+        }
+        self.state = ReleaseState::RolledBack;
+        self.reason = Some(format!("rolled back: {reason}"));
+        Ok(Step {
+            event: "release.rolled_back",
+            flag: Some(FlagMove::Fallthrough(self.baseline.clone())),
+            reason: self.reason.clone().unwrap_or_default(),
+        })
+    }
+
     /// The context attribute the stages bucket by: the plan's, else the baseline's.
     pub fn bucket_by(&self) -> &str {
         self.plan
@@ -400,6 +479,20 @@ impl Release {
     /// rollout). It buckets by the plan's `bucket_by`, else by the baseline's, and keeps the
     /// baseline's salt, so a flag rolled out by organisation stays so through the release.
     pub fn serve_at(&self, percent: u32, variations: &[&str]) -> Serve {
+        let rest = self.rest_weights(variations);
+        Serve::sticky_rollout(
+            &self.baseline,
+            Some(self.bucket_by()),
+            &self.plan.variation,
+            percent.min(100) * (TOTAL_WEIGHT / 100),
+            &rest,
+        )
+    }
+
+    /// The variations that share what the released one does not get, with the baseline's
+    /// weights: the baseline's others, or when it served the released variation itself,
+    /// another of the flag's.
+    pub fn rest_weights(&self, variations: &[&str]) -> Vec<WeightedVariation> {
         let released = self.plan.variation.as_str();
         let mut rest = match &self.baseline {
             Serve::Rollout(r) => r.weights.clone(),
@@ -423,13 +516,7 @@ impl Release {
                     }),
             );
         }
-        Serve::sticky_rollout(
-            &self.baseline,
-            Some(self.bucket_by()),
-            released,
-            percent.min(100) * (TOTAL_WEIGHT / 100),
-            &rest,
-        )
+        rest
     }
 }
 
@@ -451,6 +538,8 @@ mod tests {
                 max_error_rate_increase: 0.02,
                 min_evaluations: 200,
                 confidence: 0.95,
+                metrics: Vec::new(),
+                prometheus: Vec::new(),
             },
             on_regression,
             bucket_by: None,
@@ -531,13 +620,13 @@ mod tests {
         let mut r = started(OnRegression::Rollback);
         healthy_traffic(&mut r);
         assert_eq!(
-            r.tick(HOLD_MS - 1, VARIATIONS),
+            r.tick(HOLD_MS - 1, VARIATIONS, None),
             None,
             "not before the hold ends"
         );
         let mut now = HOLD_MS;
         for expected in [5u32, 25, 50, 100] {
-            let step = r.tick(now, VARIATIONS).expect("due");
+            let step = r.tick(now, VARIATIONS, None).expect("due");
             assert_eq!(step.event, "release.advanced");
             let Some(FlagMove::Fallthrough(serve)) = step.flag else {
                 panic!()
@@ -545,7 +634,7 @@ mod tests {
             assert_eq!(weight_of(&serve, "on"), expected * 1000);
             now += HOLD_MS;
         }
-        let done = r.tick(now, VARIATIONS).unwrap();
+        let done = r.tick(now, VARIATIONS, None).unwrap();
         assert_eq!(done.event, "release.completed");
         assert_eq!(r.state, ReleaseState::Completed);
         assert_eq!(r.next_at(), None);
@@ -561,7 +650,7 @@ mod tests {
                 errors: 0,
             },
         );
-        assert_eq!(r.tick(HOLD_MS, VARIATIONS), None);
+        assert_eq!(r.tick(HOLD_MS, VARIATIONS, None), None);
         assert_eq!(r.stage, 0);
         assert_eq!(r.next_at(), Some(2 * HOLD_MS), "looks again one hold later");
         assert!(r.reason.as_deref().unwrap().contains("waiting for 200"));
@@ -599,7 +688,7 @@ mod tests {
         );
         assert!(step.reason.contains("+9.00 points"), "{}", step.reason);
         assert_eq!(
-            r.tick(10 * HOLD_MS, VARIATIONS),
+            r.tick(10 * HOLD_MS, VARIATIONS, None),
             None,
             "a rolled-back release never moves"
         );
@@ -652,7 +741,7 @@ mod tests {
         healthy_traffic(&mut r);
         r.pause("looking at dashboards").unwrap();
         assert_eq!(
-            r.tick(5 * HOLD_MS, VARIATIONS),
+            r.tick(5 * HOLD_MS, VARIATIONS, None),
             None,
             "paused releases do not advance"
         );
@@ -679,12 +768,12 @@ mod tests {
     fn survives_serialisation_mid_release() {
         let mut r = started(OnRegression::Rollback);
         healthy_traffic(&mut r);
-        r.tick(HOLD_MS, VARIATIONS).unwrap();
+        r.tick(HOLD_MS, VARIATIONS, None).unwrap();
         let stored = serde_json::to_string(&r).unwrap();
         let mut back: Release = serde_json::from_str(&stored).unwrap();
         assert_eq!(back, r);
         assert_eq!(
-            back.tick(2 * HOLD_MS, VARIATIONS).unwrap().event,
+            back.tick(2 * HOLD_MS, VARIATIONS, None).unwrap().event,
             "release.advanced"
         );
         assert_eq!(back.percent(), 25);
@@ -744,7 +833,11 @@ mod tests {
         assert_eq!((step.event, step.flag), ("release.paused", None));
         assert!(step.reason.contains("errors spiking"), "{}", step.reason);
         assert_eq!(r.state, ReleaseState::Paused);
-        assert_eq!(r.tick(10 * HOLD_MS, VARIATIONS), None, "nothing is due");
+        assert_eq!(
+            r.tick(10 * HOLD_MS, VARIATIONS, None),
+            None,
+            "nothing is due"
+        );
         assert_eq!(r.hold_for_kill("again"), None, "already paused");
         let mut done = started(OnRegression::Rollback);
         done.abort("x").unwrap();

@@ -6,6 +6,10 @@
 //!
 //! Its clock is the wall clock plus an offset that only [`Scheduler::advance`] moves: tests
 //! simulate a long wait (a schedule next week) without waiting.
+//!
+//! A release with Prometheus guards is due at each look at its queries too: the scheduler
+//! reads Prometheus first, outside the write path (with a timeout), and hands the reading
+//! to the release's step.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -13,7 +17,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::plan::ReleaseState;
+use super::prometheus::{Prometheus, Reading};
 use crate::clock::{now_millis, Millis};
+use crate::snapshots::Snapshots;
 use crate::store::{releases, schedules, Leadership, Store};
 use crate::webhooks::Outbox;
 
@@ -50,6 +57,16 @@ impl Scheduler {
     }
 }
 
+/// What the Prometheus guard needs: the Prometheus to ask (none without `--prometheus-url`)
+/// and the live snapshots (the flags' variations, for `{{variation_index}}`).
+#[derive(Clone)]
+pub struct Sources {
+    /// The Prometheus server, when configured.
+    pub prometheus: Option<Arc<Prometheus>>,
+    /// Every environment's current snapshot.
+    pub snapshots: Arc<Snapshots>,
+}
+
 /// Runs until the process ends: takes due release steps while this replica leads, and
 /// wakes the webhook sender after each round of steps.
 pub async fn run(
@@ -57,6 +74,7 @@ pub async fn run(
     mut leadership: Leadership,
     scheduler: Arc<Scheduler>,
     outbox: Arc<Outbox>,
+    sources: Sources,
 ) {
     // A schedule or release planned through another replica wakes that replica's scheduler,
     // not the leader's: with replicas, the leader looks again at least every lease period.
@@ -68,7 +86,7 @@ pub async fn run(
     loop {
         // One replica runs releases (see `store::Leadership`); the others wait their turn.
         leadership.acquired().await;
-        let wait = match step_due(&store, &outbox, &scheduler).await {
+        let wait = match step_due(&store, &outbox, &scheduler, &sources).await {
             Ok(next) => next.map_or(idle, |at| {
                 Duration::from_millis(at.saturating_sub(scheduler.now()).max(0) as u64).min(idle)
             }),
@@ -89,6 +107,7 @@ async fn step_due(
     store: &Store,
     outbox: &Outbox,
     clock: &Scheduler,
+    sources: &Sources,
 ) -> Result<Option<Millis>, crate::error::ApiError> {
     loop {
         let schedule = store.read(releases::schedule).await?;
@@ -104,8 +123,9 @@ async fn step_due(
         }
         for (flag, env, _) in due {
             tracing::info!(flag, environment = env, "release due");
+            let reading = read_prometheus(store, sources, &flag, &env, now).await?;
             store
-                .write(move |ctx| releases::tick(ctx, &flag, &env, now))
+                .write(move |ctx| releases::tick(ctx, &flag, &env, now, reading))
                 .await?;
         }
         for (id, at) in due_changes {
@@ -116,4 +136,36 @@ async fn step_due(
         }
         outbox.wake();
     }
+}
+
+/// Reads the Prometheus guard's queries of a running release that has them; `None` when it
+/// has none, or when no Prometheus is configured (the release then holds and says so).
+async fn read_prometheus(
+    store: &Store,
+    sources: &Sources,
+    flag: &str,
+    env: &str,
+    now: Millis,
+) -> Result<Option<Reading>, crate::error::ApiError> {
+    let Some(prometheus) = &sources.prometheus else {
+        return Ok(None);
+    };
+    let (f, e) = (flag.to_owned(), env.to_owned());
+    let release = store.read(move |conn| releases::get(conn, &f, &e)).await?;
+    let Some(release) =
+        release.filter(|r| r.state == ReleaseState::Running && !r.plan.guard.prometheus.is_empty())
+    else {
+        return Ok(None);
+    };
+    let snapshot = sources.snapshots.get(env);
+    let variations: Vec<&str> = snapshot
+        .as_ref()
+        .and_then(|s| s.snapshot().flags.get(flag))
+        .map(|f| f.variations.iter().map(|v| v.key.as_str()).collect())
+        .unwrap_or_default();
+    let compared = release.compared_variations(&variations);
+    let guards = &release.plan.guard.prometheus;
+    Ok(Some(
+        prometheus.read(guards, flag, env, &compared, now).await,
+    ))
 }

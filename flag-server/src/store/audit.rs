@@ -45,8 +45,10 @@ pub struct AuditEntry {
     /// `flag.config.update`, `flag.kill`, `flag.restore`, `segment.create`, `segment.update`,
     /// `segment.delete`, `token.create`, `token.revoke`, `environment.update`, the release
     /// moves (`release.*`), scheduled changes (`schedule.created`, `.applied`, `.failed`,
-    /// `.paused`, `.resumed`, `.cancelled`) and change requests (`change_request.created`,
-    /// `.approved`, `.applied`, `.stale`, `.rejected`, `.withdrawn`).
+    /// `.paused`, `.resumed`, `.cancelled`), change requests (`change_request.created`,
+    /// `.approved`, `.applied`, `.stale`, `.rejected`, `.withdrawn`), and
+    /// `alert_binding.create`, `alert_binding.delete`. An alert's action is the action it took
+    /// (`flag.kill`, ...) with the actor `alertmanager:<token name>`.
     pub action: String,
     /// The flag concerned.
     pub flag: Option<String>,
@@ -82,9 +84,10 @@ pub fn announce(ctx: &WriteCtx<'_>, row: NewAudit<'_>, subject: &str) -> Result<
 pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) -> Result<(), ApiError> {
     let before = row.before.as_ref().map(to_json);
     let after = row.after.as_ref().map(to_json);
+    let at_ms = crate::clock::parse_rfc3339(ctx.now);
     ctx.conn.defer(
-        "INSERT INTO audit (at, actor, action, flag, segment, environment, before, after, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO audit (at, actor, action, flag, segment, environment, before, after, reason, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             ctx.now,
             row.actor,
@@ -95,58 +98,73 @@ pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) -> Result<(), ApiError> {
             before.as_ref(),
             after.as_ref(),
             row.reason,
+            at_ms,
         ],
     )?;
     Ok(())
+}
+
+/// Which entries `GET /audit` answers.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    /// Only entries about this flag.
+    pub flag: Option<String>,
+    /// Only entries in this environment.
+    pub environment: Option<String>,
+    /// Only entries at or after this time (Unix milliseconds).
+    pub since: Option<i64>,
+    /// Only entries at or before this time (Unix milliseconds).
+    pub until: Option<i64>,
+}
+
+/// The columns of an [`AuditEntry`], in the order [`entry`] reads them.
+const COLUMNS: &str = "id, at, actor, action, flag, segment, environment, before, after, reason";
+
+fn entry(r: &super::sql::Row) -> Result<AuditEntry, ApiError> {
+    let text = |i| r.get::<Option<String>>(i);
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        flag: text(4)?,
+        segment: text(5)?,
+        environment: text(6)?,
+        before: text(7)?.as_deref().map(json).transpose()?,
+        after: text(8)?.as_deref().map(json).transpose()?,
+        reason: text(9)?,
+    })
 }
 
 /// Entries matching the filters, newest first, older than `cursor` (an entry id); returns the
 /// page and the cursor of the next page.
 pub fn list(
     conn: &Conn,
-    flag: Option<&str>,
-    environment: Option<&str>,
+    filter: &AuditFilter,
     limit: u32,
     cursor: Option<i64>,
 ) -> Result<(Vec<AuditEntry>, Option<String>), ApiError> {
     let limit = limit.clamp(1, MAX_LIMIT);
     let rows = conn.query_map(
-        "SELECT id, at, actor, action, flag, segment, environment, before, after, reason
-         FROM audit
-         WHERE (CAST(?1 AS TEXT) IS NULL OR flag = ?1)
-           AND (CAST(?2 AS TEXT) IS NULL OR environment = ?2) AND id < ?3
-         ORDER BY id DESC LIMIT ?4",
-        params![flag, environment, cursor.unwrap_or(i64::MAX), limit + 1],
-        |r| {
-            Ok((
-                r.get::<i64>(0)?,
-                r.get::<String>(1)?,
-                r.get::<String>(2)?,
-                r.get::<String>(3)?,
-                r.get::<Option<String>>(4)?,
-                r.get::<Option<String>>(5)?,
-                r.get::<Option<String>>(6)?,
-                r.get::<Option<String>>(7)?,
-                r.get::<Option<String>>(8)?,
-                r.get::<Option<String>>(9)?,
-            ))
-        },
+        &format!(
+            "SELECT {COLUMNS} FROM audit
+             WHERE (CAST(?1 AS TEXT) IS NULL OR flag = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR environment = ?2) AND id < ?3
+               AND (CAST(?5 AS BIGINT) IS NULL OR at_ms >= ?5)
+               AND (CAST(?6 AS BIGINT) IS NULL OR at_ms <= ?6)
+             ORDER BY id DESC LIMIT ?4"
+        ),
+        params![
+            filter.flag.as_ref(),
+            filter.environment.as_ref(),
+            cursor.unwrap_or(i64::MAX),
+            limit + 1,
+            filter.since,
+            filter.until
+        ],
+        |r| Ok(entry(r)),
     )?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for (id, at, actor, action, flag, segment, environment, before, after, reason) in rows {
-        entries.push(AuditEntry {
-            id,
-            at,
-            actor,
-            action,
-            flag,
-            segment,
-            environment,
-            before: before.as_deref().map(json).transpose()?,
-            after: after.as_deref().map(json).transpose()?,
-            reason,
-        });
-    }
+    let mut entries = rows.into_iter().collect::<Result<Vec<_>, _>>()?;
     let next = if entries.len() > limit as usize {
         entries.truncate(limit as usize);
         entries.last().map(|e| e.id.to_string())
@@ -154,4 +172,47 @@ pub fn list(
         None
     };
     Ok((entries, next))
+}
+
+/// The entries about a flag in one environment (every flag change, kill, release move and
+/// alert action; not the bindings' own rows) within the filter's `since` and `until` (inclusive), oldest first, at most
+/// `limit`, each with its time in Unix milliseconds: the dashboard annotations.
+pub fn flag_changes(
+    conn: &Conn,
+    filter: &AuditFilter,
+    limit: u32,
+) -> Result<Vec<(i64, AuditEntry)>, ApiError> {
+    let rows = conn.query_map(
+        &format!(
+            "SELECT {COLUMNS}, at_ms FROM audit
+             WHERE at_ms >= ?1 AND at_ms <= ?2 AND flag IS NOT NULL AND environment IS NOT NULL
+               AND action NOT LIKE 'alert_binding.%'
+               AND (CAST(?3 AS TEXT) IS NULL OR flag = ?3)
+               AND (CAST(?4 AS TEXT) IS NULL OR environment = ?4)
+             ORDER BY at_ms, id LIMIT ?5"
+        ),
+        params![
+            filter.since.unwrap_or(i64::MIN),
+            filter.until.unwrap_or(i64::MAX),
+            filter.flag.as_ref(),
+            filter.environment.as_ref(),
+            limit
+        ],
+        |r| Ok(entry(r).and_then(|e| Ok((r.get::<i64>(10)?, e)))),
+    )?;
+    rows.into_iter().collect()
+}
+
+/// When each live flag last changed in each environment (Unix milliseconds), read from the
+/// committed audit log, so that every replica answers the same: (flag, environment, at).
+pub fn last_changes(conn: &Conn) -> Result<Vec<(String, String, i64)>, ApiError> {
+    Ok(conn.query_map(
+        "SELECT a.flag, a.environment, MAX(a.at_ms) FROM audit a
+         JOIN flags f ON f.key = a.flag
+         WHERE f.archived = 0 AND a.environment IS NOT NULL AND a.at_ms IS NOT NULL
+           AND a.action NOT LIKE 'alert_binding.%'
+         GROUP BY a.flag, a.environment ORDER BY a.flag, a.environment",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
 }

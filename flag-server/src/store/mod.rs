@@ -6,6 +6,7 @@
 //! configuration, its version, the environment's revision and the audit row in one
 //! transaction, and is answered after COMMIT.
 
+pub mod alerts;
 pub mod audit;
 pub mod change_requests;
 mod effects;

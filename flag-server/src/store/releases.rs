@@ -2,6 +2,7 @@
 //! time as columns for the scheduler. Every move writes the flag (through the same path as any
 //! other change), the release row and an audit row in one savepoint of the group commit.
 
+use flag_sdk::events::MetricEvent;
 use flag_sdk::validate::{FieldError, ValidationErrors};
 use flag_sdk::Flag;
 
@@ -11,6 +12,7 @@ use super::{flag_configs, json, to_json, webhooks, WriteCtx};
 use crate::error::ApiError;
 use crate::release::guard::Counts;
 use crate::release::plan::{FlagMove, Millis, Release, ReleasePlan, ReleaseState, Step};
+use crate::release::prometheus::Reading;
 
 /// The actor named in the audit log for moves the scheduler and the guard make.
 pub const SCHEDULER: &str = "release-scheduler";
@@ -26,6 +28,9 @@ pub enum Command {
     Advance,
     /// Stop and put the fallthrough back.
     Abort(String),
+    /// Roll back as the guard would (an alert said so): the fallthrough from before the
+    /// release, state `rolled_back`.
+    RollBack(String),
 }
 
 /// The release of `flag` in `env`, if one was ever started.
@@ -71,10 +76,7 @@ pub fn start(
         return Err(ApiError::Validation(ValidationErrors(
             problems
                 .into_iter()
-                .map(|(field, message)| FieldError {
-                    field: field.to_owned(),
-                    message,
-                })
+                .map(|(field, message)| FieldError { field, message })
                 .collect(),
         )));
     }
@@ -114,14 +116,22 @@ pub fn command(
         Command::Resume => release.resume(now),
         Command::Advance => release.advance(now, &variations),
         Command::Abort(reason) => release.abort(reason),
+        Command::RollBack(reason) => release.roll_back(reason),
     }
     .map_err(|e| ApiError::Conflict(e.to_string()))?;
     apply(ctx, actor, flag, env, Some(&before), &release, step)?;
     Ok(release)
 }
 
-/// The scheduler's look at a due release: advance, roll back, or keep holding.
-pub fn tick(ctx: &mut WriteCtx<'_>, flag: &str, env: &str, now: Millis) -> Result<(), ApiError> {
+/// The scheduler's look at a due release, with the Prometheus reading it took for it:
+/// advance, roll back, or keep holding.
+pub fn tick(
+    ctx: &mut WriteCtx<'_>,
+    flag: &str,
+    env: &str,
+    now: Millis,
+    reading: Option<Reading>,
+) -> Result<(), ApiError> {
     let Some(mut release) = get(ctx.conn, flag, env)? else {
         return Ok(());
     };
@@ -144,22 +154,38 @@ pub fn tick(ctx: &mut WriteCtx<'_>, flag: &str, env: &str, now: Millis) -> Resul
             None => Ok(()),
         };
     }
-    match release.tick(now, &variation_keys(&config)) {
+    match release.tick(now, &variation_keys(&config), reading) {
         Some(step) => apply(ctx, SCHEDULER, flag, env, Some(&before), &release, step),
         None if release != before => save(ctx, flag, env, &release),
         None => Ok(()),
     }
 }
 
-/// Adds SDK counters to the running releases of `env`; a regression acts in the same
-/// transaction. Counters of flags without a running release, or of a killed flag (everyone
-/// gets its off variation, which says nothing of the stage), are ignored. Returns the moves.
+/// What one SDK batch reports for the release guard, by flag.
+#[derive(Debug, Default)]
+pub struct Observations {
+    /// (flag, variation, counts).
+    pub counters: Vec<(String, String, Counts)>,
+    /// Metric histograms.
+    pub metrics: Vec<MetricEvent>,
+}
+
+/// Adds SDK counters and metric histograms to the running releases of `env`; a regression
+/// acts in the same transaction. Figures of flags without a running release, or of a killed
+/// flag (everyone gets its off variation, which says nothing of the stage), are ignored.
+/// Returns the moves.
 pub fn observe(
     ctx: &mut WriteCtx<'_>,
     env: &str,
-    counters: &[(String, String, Counts)],
+    observations: &Observations,
 ) -> Result<Vec<Step>, ApiError> {
-    let mut flags: Vec<&str> = counters.iter().map(|(f, _, _)| f.as_str()).collect();
+    let counters = &observations.counters;
+    let metrics = &observations.metrics;
+    let mut flags: Vec<&str> = counters
+        .iter()
+        .map(|(f, _, _)| f.as_str())
+        .chain(metrics.iter().map(|m| m.flag.as_str()))
+        .collect();
     flags.sort_unstable();
     flags.dedup();
     let mut steps = Vec::new();
@@ -174,6 +200,9 @@ pub fn observe(
         let mut step = None;
         for (_, variation, counts) in counters.iter().filter(|(f, _, _)| f == flag) {
             step = step.or(release.observe(variation, *counts));
+        }
+        for m in metrics.iter().filter(|m| m.flag == flag) {
+            step = step.or(release.observe_metric(&m.variation, &m.metric, &m.histogram));
         }
         match step {
             Some(step) => {

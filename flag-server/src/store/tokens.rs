@@ -19,6 +19,9 @@ pub enum TokenKind {
     /// Code on users' devices: OFREP (and the events intake) for one environment, from the
     /// browser origins it lists; never rules, segments or targets.
     Client,
+    /// An alerting system (Prometheus Alertmanager): it can only post alerts to
+    /// `POST /api/v1/integrations/alertmanager`.
+    Integration,
 }
 
 impl TokenKind {
@@ -28,14 +31,20 @@ impl TokenKind {
             TokenKind::Admin => "admin",
             TokenKind::Sdk => "sdk",
             TokenKind::Client => "client",
+            TokenKind::Integration => "integration",
         }
     }
 
     /// The kind `text` names, if any.
     pub fn parse(text: &str) -> Option<TokenKind> {
-        [TokenKind::Admin, TokenKind::Sdk, TokenKind::Client]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        [
+            TokenKind::Admin,
+            TokenKind::Sdk,
+            TokenKind::Client,
+            TokenKind::Integration,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
     }
 
     /// The kind of a stored row (a kind this build does not know reads as the least

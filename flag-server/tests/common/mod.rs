@@ -1,10 +1,12 @@
 //! Starts the real server in-process on 127.0.0.1:0 with a temporary database, and small
 //! HTTP helpers that speak to it with the admin token.
 
+pub mod alertmanager;
 pub mod live;
 pub mod page;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod webdriver;
 
 use flag_server::store::sql::Conn;
