@@ -5,7 +5,8 @@
 //! (no early exit). Secrets are never logged: the request log names the token's `name`.
 //!
 //! A secret comes as `Authorization: Bearer <secret>` or, as OFREP clients may send it,
-//! `X-API-Key: <secret>`.
+//! `X-API-Key: <secret>`. Without either, the console's session cookie presents an admin
+//! token (`console::session`, which checks CSRF on changes).
 //!
 //! [`AdminToken`] guards `/api/v1`: no or an unknown token → 401, an SDK or client token →
 //! 403. [`SdkToken`] guards the SDK stream and snapshot and yields the token's environment:
@@ -137,11 +138,14 @@ pub fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("no app state".into()))?;
-    let secret = presented_secret(req).ok_or(ApiError::Unauthorized)?;
-    let principal = state
-        .tokens
-        .authenticate(secret)
-        .ok_or(ApiError::Unauthorized)?;
+    let principal = match presented_secret(req) {
+        Some(secret) => state
+            .tokens
+            .authenticate(secret)
+            .ok_or(ApiError::Unauthorized)?,
+        // The console's session cookie presents an admin token too (with CSRF checks).
+        None => crate::console::session::principal(req, &state.tokens)?,
+    };
     req.extensions_mut().insert(principal.clone());
     Ok(principal)
 }

@@ -5,7 +5,7 @@
 //!
 //! Module map: `config` (CLI/env), `error` (problem+json), `auth` (tokens), `scopes` (what
 //! each admin token scope may do, by route), `api/` (thin handlers, one file per resource),
-//! `store/` (all SQL; the group-commit writer), `snapshots` (live compiled snapshots per
+//! `console/` (the web console's files and session), `store/` (all SQL; the group-commit writer), `snapshots` (live compiled snapshots per
 //! environment), `stream` (commit point → SSE subscribers), `metrics`, `release/`
 //! (progressive delivery and the scheduler that also applies scheduled changes), `ofrep/`
 //! (the OpenFeature Remote Evaluation Protocol).
@@ -16,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod metrics;
 pub mod ofrep;
@@ -58,6 +59,7 @@ pub fn app(
         .configure(api::configure)
         .configure(api::sdk::configure)
         .configure(api::ofrep::configure)
+        .configure(console::configure)
         .default_service(web::to(api::not_found))
         .wrap_fn(|req, srv| {
             let started = Instant::now();

@@ -14,16 +14,11 @@ use tokio::sync::mpsc;
 
 use crate::common::live::WAIT;
 use crate::common::page::page_server;
+use crate::common::target_dir;
 use crate::common::TestServer;
 use crate::releases::serving;
 
 const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ofrep_clients/page.html");
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
 
 /// The browser, killed when the test ends however it ends.
 struct Browser(Child);

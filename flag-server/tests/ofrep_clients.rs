@@ -11,16 +11,10 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use crate::common::target_dir;
 use crate::common::{rich_config, TestServer};
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ofrep_clients");
-
-/// Where `.ci/ofrep-clients.sh` installs the clients.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
 
 /// Creates flag `key` of `kind` with these variations, serving `serve` to everyone.
 async fn flag(s: &TestServer, key: &str, kind: &str, variations: Value, serve: &str) {

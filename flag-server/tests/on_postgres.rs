@@ -14,6 +14,7 @@ const ON_POSTGRES: bool = true;
 mod alerts;
 mod change_requests;
 mod concurrency;
+mod console;
 mod environments;
 mod errors;
 mod evaluate;

@@ -624,6 +624,58 @@ async fn hanging_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Str
     (url, rx)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_session_and_the_admin_event_stream_hold_on_every_replica() {
+    use futures_util::StreamExt;
+    let (servers, _) = replicas(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    let signed_in = a
+        .http
+        .post(format!("{}/console/session", a.url))
+        .header("Origin", &a.url)
+        .json(&json!({ "token": ADMIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The session made on A is good on B.
+    let on_b = b
+        .http
+        .get(format!("{}/api/v1/flags", b.url))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_b.status(), 200);
+    // B's admin event stream shows what was done through A.
+    let stream = b
+        .http
+        .get(format!("{}/api/v1/events", b.url))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut body = stream.bytes_stream();
+    a.enabled_flag("made-on-a").await;
+    let mut seen = String::new();
+    tokio::time::timeout(crate::common::live::WAIT, async {
+        while !seen.contains(r#""flag":"made-on-a""#) {
+            let chunk = body.next().await.expect("the stream stays open").unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the change made through A reaches B's event stream");
+}
+
 /// Alertmanager's repeat of an alert reaching another replica (behind a load balancer) finds
 /// the occurrence in the database: it does not kill again the flag a person restored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,7 +95,14 @@ async fn every_operation_with_every_scope() {
         if !path.starts_with("/api/v1/") {
             continue;
         }
-        for method in item.as_object().unwrap().keys() {
+        for (method, operation) in item.as_object().unwrap() {
+            // A stream answers forever (`/api/v1/events`, a read: `console` tests its token).
+            if operation["responses"]["200"]["content"]
+                .get("text/event-stream")
+                .is_some()
+            {
+                continue;
+            }
             let need = need(method, path);
             let id = if path.starts_with("/api/v1/change-requests") {
                 request.to_string()

@@ -11,6 +11,8 @@ mod alertmanager;
 mod alerts;
 mod change_requests;
 mod concurrency;
+mod console;
+mod console_browser;
 mod durability;
 mod environments;
 mod errors;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod change_requests;
 pub mod environments;
 pub mod evaluate;
+pub mod events;
 pub mod flags;
 pub mod ofrep;
 pub mod ops;
@@ -59,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     segments::configure(cfg);
     evaluate::configure(cfg);
     audit::configure(cfg);
+    events::configure(cfg);
     annotations::configure(cfg);
     alerts::configure(cfg);
     tokens::configure(cfg);
@@ -213,7 +215,7 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         flags::get_config, flags::put_config, flags::kill, flags::restore,
         segments::list, segments::create, segments::get, segments::replace, segments::delete,
         evaluate::evaluate,
-        audit::list, annotations::list,
+        audit::list, events::events, annotations::list,
         alerts::receive, alerts::create, alerts::list, alerts::delete,
         tokens::create, tokens::list, tokens::revoke,
         sdk::stream, sdk::snapshot, sdk::events, sdk::subscribers,

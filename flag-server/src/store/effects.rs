@@ -124,6 +124,7 @@ pub(super) fn after_commit(
             published.broadcaster.publish(&change);
         }
     }
+    published.broadcaster.committed();
 }
 
 /// The stream's `patch`/`delete` for an effect on a flag or a segment.

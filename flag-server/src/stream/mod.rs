@@ -107,6 +107,9 @@ pub struct Broadcaster {
     heartbeat: OnceLock<()>,
     heartbeat_frame: Bytes,
     retry_frame: Bytes,
+    /// Counts commits (local and other replicas'); the admin event stream wakes on it.
+    /// `u64::MAX` means the server is stopping.
+    commits: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Broadcaster {
@@ -127,6 +130,7 @@ impl Broadcaster {
             heartbeat: OnceLock::new(),
             heartbeat_frame: Bytes::from_static(wire::HEARTBEAT),
             retry_frame: wire::retry(settings.retry),
+            commits: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -221,9 +225,22 @@ impl Broadcaster {
         Some(subscription.into_body())
     }
 
+    /// Records that a group of writes committed (here or on another replica): the admin
+    /// event stream (`/api/v1/events`) then reads the audit rows it has not sent yet.
+    pub fn committed(&self) {
+        self.commits
+            .send_modify(|n| *n = n.wrapping_add(1) % u64::MAX);
+    }
+
+    /// Wakes on every [`Broadcaster::committed`]; holds `u64::MAX` once the server stops.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
     /// Ends every open stream (before a graceful shutdown, which would otherwise wait for
     /// them). SDKs reconnect to whatever serves next.
     pub fn shutdown(&self) {
+        self.commits.send_replace(u64::MAX);
         self.envs
             .write()
             .unwrap_or_else(PoisonError::into_inner)

@@ -7,12 +7,20 @@ pub mod page;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod webdriver;
 
 use flag_server::store::sql::Conn;
 use flag_server::store::Location;
 use flag_server::{Config, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+
+/// The workspace's target directory (test artefacts and installed test clients live there).
+pub fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
 
 /// The admin token every test server accepts.
 pub const ADMIN: &str = "test-admin-token";
