@@ -15,6 +15,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod flag_list;
 pub mod metrics;
 pub mod ofrep;
 pub mod release;

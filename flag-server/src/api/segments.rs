@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use flag_sdk::Segment;
 
-use super::{etag, if_match, method_not_allowed, Body};
+use super::{etag, if_match, method_not_allowed, Body, ReasonQuery};
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -39,7 +39,7 @@ fn snapshot(
 /// Every segment of the environment (contract section 2), by key.
 #[utoipa::path(get, operation_id = "list_segments", path = "/api/v1/environments/{env}/segments", tag = "segments",
     params(("env" = String, Path, description = "environment key")),
-    responses((status = 200, description = "the segments", body = Vec<Object>),
+    responses((status = 200, description = "the segments", body = Vec<Segment>),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem)))]
 pub async fn list(
@@ -54,9 +54,9 @@ pub async fn list(
 
 /// Creates a segment (version 1). 409 when the key exists.
 #[utoipa::path(post, operation_id = "create_segment", path = "/api/v1/environments/{env}/segments", tag = "segments",
-    request_body(content = Object, description = "the contract section 2 segment"),
-    params(("env" = String, Path, description = "environment key")),
-    responses((status = 201, description = "the stored segment", body = Object),
+    request_body(content = Segment, description = "the contract section 2 segment"),
+    params(("env" = String, Path, description = "environment key"), ReasonQuery),
+    responses((status = 201, description = "the stored segment", body = Segment),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 409, body = Problem), (status = 413, body = Problem),
@@ -65,14 +65,16 @@ pub async fn create(
     state: web::Data<AppState>,
     admin: AdminToken,
     env: web::Path<String>,
+    reason: web::Query<ReasonQuery>,
     body: Body<Segment>,
 ) -> Result<HttpResponse, ApiError> {
     let env = env.into_inner();
+    let reason = reason.into_inner().into_reason();
     let actor = admin.0.name;
     let segment = body.into_inner();
     let segment = state
         .store
-        .write(move |ctx| segments::create(ctx, &actor, &env, segment))
+        .write(move |ctx| segments::create(ctx, &actor, &env, segment, reason.as_deref()))
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(etag(segment.version))
@@ -83,7 +85,7 @@ pub async fn create(
 #[utoipa::path(get, operation_id = "get_segment", path = "/api/v1/environments/{env}/segments/{key}", tag = "segments",
     params(("env" = String, Path, description = "environment key"),
            ("key" = String, Path, description = "segment key")),
-    responses((status = 200, description = "the segment", body = Object),
+    responses((status = 200, description = "the segment", body = Segment),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem)))]
 pub async fn get(
@@ -105,11 +107,12 @@ pub async fn get(
 
 /// Replaces a segment; `If-Match` as for flags.
 #[utoipa::path(put, operation_id = "replace_segment", path = "/api/v1/environments/{env}/segments/{key}", tag = "segments",
-    request_body(content = Object, description = "the contract section 2 segment"),
+    request_body(content = Segment, description = "the contract section 2 segment"),
     params(("env" = String, Path, description = "environment key"),
            ("key" = String, Path, description = "segment key"),
-           ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
-    responses((status = 200, description = "the stored segment", body = Object),
+           ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag"),
+           ReasonQuery),
+    responses((status = 200, description = "the stored segment", body = Segment),
               (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 412, body = Problem), (status = 413, body = Problem),
@@ -119,10 +122,12 @@ pub async fn replace(
     state: web::Data<AppState>,
     admin: AdminToken,
     path: web::Path<(String, String)>,
+    reason: web::Query<ReasonQuery>,
     body: Body<Segment>,
 ) -> Result<HttpResponse, ApiError> {
     let (env, key) = path.into_inner();
     let expected = if_match(&req)?;
+    let reason = reason.into_inner().into_reason();
     let segment = body.into_inner();
     if segment.key != key {
         return Err(ApiError::invalid(
@@ -133,7 +138,9 @@ pub async fn replace(
     let actor = admin.0.name;
     let segment = state
         .store
-        .write(move |ctx| segments::replace(ctx, &actor, &env, segment, expected))
+        .write(move |ctx| {
+            segments::replace(ctx, &actor, &env, segment, expected, reason.as_deref())
+        })
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(segment.version))
@@ -143,7 +150,7 @@ pub async fn replace(
 /// Deletes a segment. 409 while a flag or segment names it.
 #[utoipa::path(delete, operation_id = "delete_segment", path = "/api/v1/environments/{env}/segments/{key}", tag = "segments",
     params(("env" = String, Path, description = "environment key"),
-           ("key" = String, Path, description = "segment key")),
+           ("key" = String, Path, description = "segment key"), ReasonQuery),
     responses((status = 204, description = "deleted"),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -151,12 +158,14 @@ pub async fn delete(
     state: web::Data<AppState>,
     admin: AdminToken,
     path: web::Path<(String, String)>,
+    reason: web::Query<ReasonQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (env, key) = path.into_inner();
     let actor = admin.0.name;
+    let reason = reason.into_inner().into_reason();
     state
         .store
-        .write(move |ctx| segments::delete(ctx, &actor, &env, &key))
+        .write(move |ctx| segments::delete(ctx, &actor, &env, &key, reason.as_deref()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

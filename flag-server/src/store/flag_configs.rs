@@ -19,10 +19,8 @@ use crate::release::plan::ReleaseState;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct KillOutcome {
     /// The configuration before the request.
-    #[schema(value_type = Object)]
     pub before: Flag,
     /// The configuration after the request.
-    #[schema(value_type = Object)]
     pub flag: Flag,
     /// `false` when the flag was already killed (a second kill changes nothing).
     pub changed: bool,
@@ -149,12 +147,14 @@ fn write_config(
 
 /// Replaces a flag's configuration in one environment. `if_match` is compared with the
 /// current version inside the transaction: a stale one gets 412. Clears a kill's restore point.
+/// `reason` goes to the audit row.
 pub fn put_config(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
     env: &str,
     mut config: Flag,
     if_match: Option<u64>,
+    reason: Option<&str>,
 ) -> Result<Flag, ApiError> {
     // The working snapshot holds every live flag at its committed (or earlier in this group)
     // version, so the hot path reads no row; an absent flag gets the precise 404 from the row.
@@ -200,6 +200,7 @@ pub fn put_config(
             environment: Some(env),
             before,
             after: serde_json::to_value(&config).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -354,4 +355,13 @@ fn audited(
         subscribers: 0,
         release_paused: false,
     })
+}
+
+/// Every killed (flag, environment): those with a kill's restore point.
+pub fn all_killed(conn: &Conn) -> Result<Vec<(String, String)>, ApiError> {
+    Ok(conn.query_map(
+        "SELECT flag, environment FROM flag_configs WHERE pre_kill IS NOT NULL",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
 }

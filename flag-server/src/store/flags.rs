@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use flag_sdk::validate::{check_key, validate_flag, FieldError, ValidationErrors};
-use flag_sdk::{FlagKind, Variation};
+use flag_sdk::validate::{check_key, validate_flag, validate_flag_in, FieldError, ValidationErrors};
+use flag_sdk::{Flag, FlagKind, Variation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -21,7 +21,6 @@ pub struct FlagMeta {
     /// The flag's key.
     pub key: String,
     /// `boolean`, `string`, `number` or `json`.
-    #[schema(value_type = String, example = "boolean")]
     pub kind: FlagKind,
     /// A human name.
     pub name: Option<String>,
@@ -30,7 +29,6 @@ pub struct FlagMeta {
     /// Free-form labels.
     pub tags: Vec<String>,
     /// The variations a new environment's configuration starts with.
-    #[schema(value_type = Vec<Object>)]
     pub variations: Vec<Variation>,
     /// Archived flags are gone from every environment's snapshot.
     pub archived: bool,
@@ -51,6 +49,12 @@ pub struct FlagState {
     pub enabled: bool,
     /// The configuration's version (its `ETag`).
     pub version: u64,
+    /// Killed: off by the kill switch, `restore` puts back what was there.
+    pub killed: bool,
+    /// On, with a percentage rollout as its fallthrough.
+    pub rollout: bool,
+    /// A release of the flag is running in the environment.
+    pub release: bool,
 }
 
 /// `POST /flags`.
@@ -70,7 +74,6 @@ pub struct NewFlag {
     #[serde(default)]
     pub tags: Vec<String>,
     /// The variations; a boolean flag defaults to `on` = true, `off` = false.
-    #[schema(value_type = Option<Vec<Object>>)]
     pub variations: Option<Vec<Variation>>,
 }
 
@@ -145,7 +148,12 @@ pub(super) fn no_flag(key: &str) -> ApiError {
 }
 
 /// Creates a flag in every environment, disabled.
-pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagMeta, ApiError> {
+pub fn create(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    new: NewFlag,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
     let mut errors = Vec::new();
     if let Err(m) = check_key(&new.key) {
         errors.push(field("key", m));
@@ -241,6 +249,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagM
             action: "flag.create",
             flag: Some(&meta.key),
             after: serde_json::to_value(&meta).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -272,6 +281,7 @@ pub fn update(
     actor: &str,
     key: &str,
     patch: FlagPatch,
+    reason: Option<&str>,
 ) -> Result<FlagMeta, ApiError> {
     let before = get(ctx.conn, key)?;
     let mut errors = Vec::new();
@@ -307,6 +317,7 @@ pub fn update(
             flag: Some(key),
             before: serde_json::to_value(&before).ok(),
             after: serde_json::to_value(&after).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -315,7 +326,12 @@ pub fn update(
 
 /// Archives a flag: it leaves every environment's snapshot. Refused while another live flag
 /// names it as a prerequisite.
-pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMeta, ApiError> {
+pub fn archive(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    key: &str,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
     let before = get(ctx.conn, key)?;
     if before.archived {
         return Err(ApiError::Conflict(format!(
@@ -359,6 +375,95 @@ pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMet
             flag: Some(key),
             before: serde_json::to_value(&before).ok(),
             after: serde_json::to_value(&after).ok(),
+            reason,
+            ..NewAudit::default()
+        },
+    )?;
+    Ok(after)
+}
+
+/// Brings an archived flag back into every environment with the configuration it had when it
+/// was archived (under a new version; a default, disabled one in an environment created
+/// since). Refused (409, naming each problem) while a configuration names a flag or segment
+/// that is gone.
+pub fn unarchive(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    key: &str,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
+    let before = get(ctx.conn, key)?;
+    if !before.archived {
+        return Err(ApiError::Conflict(format!("flag `{key}` is not archived")));
+    }
+    let mut configs = Vec::new();
+    let mut problems = Vec::new();
+    for env in ctx.environments() {
+        let stored = ctx
+            .conn
+            .query_opt(
+                "SELECT config FROM flag_configs WHERE flag = ?1 AND environment = ?2",
+                params![key, &env],
+            )?
+            .map(|r| r.get::<String>(0))
+            .transpose()?;
+        let config = match &stored {
+            Some(text) => {
+                let mut config: Flag = json(text)?;
+                config.version += 1;
+                config
+            }
+            None => default_config(key, before.kind.clone(), before.variations.clone()),
+        };
+        if let Err(errors) = validate_flag_in(&config, ctx.snapshot(&env)?) {
+            problems.extend(
+                errors
+                    .0
+                    .into_iter()
+                    .map(|e| format!("in `{env}`: {}: {}", e.field, e.message)),
+            );
+        }
+        configs.push((env, config, stored.is_some()));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "flag `{key}` cannot come back as it was: {}; fix what it names first",
+            problems.join("; ")
+        )));
+    }
+    ctx.conn.execute(
+        "UPDATE flags SET archived = 0, updated_at = ?2 WHERE key = ?1",
+        params![key, ctx.now],
+    )?;
+    for (env, config, stored) in configs {
+        if stored {
+            ctx.conn.execute(
+                "UPDATE flag_configs SET version = ?3, config = ?4
+                 WHERE flag = ?1 AND environment = ?2",
+                params![key, &env, config.version as i64, &to_json(&config)],
+            )?;
+        } else {
+            insert_config(ctx.conn, &env, &config)?;
+        }
+        let revision = ctx.bump_revision(&env)?;
+        ctx.emit(Effect::Flag {
+            environment: env,
+            revision,
+            flag: config,
+        })?;
+    }
+    let mut after = before.clone();
+    after.archived = false;
+    after.updated_at = ctx.now.to_owned();
+    audit::record(
+        ctx,
+        NewAudit {
+            actor,
+            action: "flag.unarchive",
+            flag: Some(key),
+            before: serde_json::to_value(&before).ok(),
+            after: serde_json::to_value(&after).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;

@@ -41,6 +41,7 @@ pub fn create(
     actor: &str,
     env: &str,
     mut segment: Segment,
+    reason: Option<&str>,
 ) -> Result<Segment, ApiError> {
     let snapshot = ctx.snapshot(env)?;
     segment.version = 1;
@@ -60,6 +61,7 @@ pub fn create(
             segment: Some(&segment.key),
             environment: Some(env),
             after: serde_json::to_value(&segment).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -73,6 +75,7 @@ pub fn replace(
     env: &str,
     mut segment: Segment,
     if_match: Option<u64>,
+    reason: Option<&str>,
 ) -> Result<Segment, ApiError> {
     let snapshot = ctx.snapshot(env)?;
     let Some(before) = snapshot.segments.get(&segment.key).cloned() else {
@@ -101,6 +104,7 @@ pub fn replace(
             environment: Some(env),
             before: serde_json::to_value(&before).ok(),
             after: serde_json::to_value(&segment).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -113,6 +117,7 @@ pub fn delete(
     actor: &str,
     env: &str,
     key: &str,
+    reason: Option<&str>,
 ) -> Result<Segment, ApiError> {
     let snapshot = ctx.snapshot(env)?;
     let Some(before) = snapshot.segments.get(key).cloned() else {
@@ -155,6 +160,7 @@ pub fn delete(
             segment: Some(key),
             environment: Some(env),
             before: serde_json::to_value(&before).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
