@@ -1,4 +1,5 @@
-//! `flag log [KEY]`: the audit log, newest first.
+//! `flag log [KEY]`: the audit log, newest first, each entry with what it changed (the
+//! before and after of its row, path by path).
 
 use clap::Args;
 use serde::Deserialize;
@@ -6,6 +7,7 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::api::What;
+use crate::diff;
 use crate::output::{emit, emit_json, table};
 
 /// `flag log`.
@@ -19,6 +21,9 @@ pub struct LogArgs {
     /// Only changes in the environment given by --env (or the profile).
     #[arg(long)]
     pub this_env: bool,
+    /// One line per entry, without what changed.
+    #[arg(long)]
+    pub brief: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,6 +39,24 @@ struct Entry {
     environment: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    before: Option<Value>,
+    #[serde(default)]
+    after: Option<Value>,
+}
+
+impl Entry {
+    /// What the entry changed, one line per path (nothing for a creation or a deletion,
+    /// whose whole object is the change).
+    fn changes(&self) -> Vec<String> {
+        let (Some(before), Some(after)) = (&self.before, &self.after) else {
+            return Vec::new();
+        };
+        diff::changes(before, after, &["version", "updated_at"])
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
 }
 
 /// Runs `flag log`.
@@ -58,21 +81,31 @@ pub fn run(ctx: &Ctx, a: LogArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let rows: Vec<Vec<String>> = entries
-        .into_iter()
+        .iter()
         .map(|e| {
             vec![
-                e.at,
-                e.actor,
-                e.action,
-                e.flag.or(e.segment).unwrap_or_else(|| "-".into()),
-                e.environment.unwrap_or_else(|| "-".into()),
-                e.reason.unwrap_or_default(),
+                e.at.clone(),
+                e.actor.clone(),
+                e.action.clone(),
+                e.flag
+                    .clone()
+                    .or_else(|| e.segment.clone())
+                    .unwrap_or_else(|| "-".into()),
+                e.environment.clone().unwrap_or_else(|| "-".into()),
+                e.reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    emit(table(
-        &["WHEN", "WHO", "ACTION", "WHAT", "ENV", "REASON"],
-        &rows,
-    ));
+    let text = table(&["WHEN", "WHO", "ACTION", "WHAT", "ENV", "REASON"], &rows);
+    let mut lines = text.lines();
+    emit(lines.next().unwrap_or_default());
+    for (line, entry) in lines.zip(&entries) {
+        emit(line);
+        if !a.brief {
+            for change in entry.changes() {
+                emit(format!("    {change}"));
+            }
+        }
+    }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! [`Ctx`], calls the API (or, for offline `eval`, the SDK's evaluator) and prints through
 //! `output`. Commands never format HTTP errors themselves: `api` does.
 
+pub mod apply;
+pub mod compare;
 pub mod env;
 pub mod eval;
 pub mod flags;
@@ -9,7 +11,9 @@ pub mod log;
 pub mod profiles;
 pub mod release;
 pub mod rmw;
+pub mod segment;
 pub mod status;
+pub mod targeting;
 pub mod token;
 
 use crate::api::Api;
