@@ -319,9 +319,7 @@ impl Api {
         let version = etag.unwrap_or(segment.version);
         Ok((segment, version))
     }
-}
 
-impl Api {
     /// `GET path` as JSON with the version its `ETag` names.
     pub fn get_versioned(&self, path: &str, what: What) -> Result<(Value, u64), ApiError> {
         let res = self.send(self.request(Method::GET, path), &what)?;

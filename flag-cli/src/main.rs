@@ -138,7 +138,9 @@ enum Command {
     #[command(after_help = "Example:\n  flag unarchive old-banner")]
     Unarchive(flags::ArchiveArgs),
     /// Add or remove tags of a flag.
-    #[command(after_help = "Examples:\n  flag tag new-checkout add payments q3\n  flag tag new-checkout remove q3")]
+    #[command(
+        after_help = "Examples:\n  flag tag new-checkout add payments q3\n  flag tag new-checkout remove q3"
+    )]
     Tag(flags::TagArgs),
     /// Compare a flag's configuration in two environments.
     #[command(after_help = "Example:\n  flag diff new-checkout --env staging --env production")]

@@ -65,8 +65,8 @@ impl ListQuery {
                 "q" => query.q = Some(value),
                 "tag" => query.tag.get_or_insert_with(Vec::new).push(value),
                 "state" => {
-                    let state = serde_json::from_value(serde_json::Value::String(value))
-                        .map_err(|_| {
+                    let state =
+                        serde_json::from_value(serde_json::Value::String(value)).map_err(|_| {
                             ApiError::bad_field(
                                 "state",
                                 "must be one of `on`, `off`, `killed`, `rollout`, `release`",

@@ -15,6 +15,7 @@ mod concurrency;
 mod environments;
 mod errors;
 mod evaluate;
+mod flag_list;
 mod flags;
 mod hostile;
 mod kill;

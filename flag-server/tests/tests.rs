@@ -13,6 +13,7 @@ mod environments;
 mod errors;
 mod evaluate;
 mod faults;
+mod flag_list;
 mod flags;
 mod hostile;
 mod kill;

@@ -127,12 +127,10 @@ pub fn apply(ctx: &Ctx, a: ApplyArgs) -> anyhow::Result<()> {
     let text = if a.file == Path::new("-") {
         std::io::read_to_string(std::io::stdin()).context("reading stdin")?
     } else {
-        std::fs::read_to_string(&a.file)
-            .with_context(|| format!("reading {}", a.file.display()))?
+        std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?
     };
-    let doc: Value = serde_json::from_str(&text).map_err(|e| {
-        CliError::Usage(format!("{} is not JSON: {e}", a.file.display()))
-    })?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", a.file.display())))?;
     let kind = Kind::of(&doc)?;
     if !doc["key"].is_string() {
         bail!(CliError::Usage(format!(
@@ -201,73 +199,80 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn run(&self, ctx: &Ctx, original: &str, version: u64) -> anyhow::Result<()> {
-    let Session { api, env, kind, file, reason, .. } = *self;
-    let mut text = original.to_owned();
-    let mut problems: Vec<String> = Vec::new();
-    loop {
-        let header: String = problems
-            .iter()
-            .map(|p| format!("{COMMENT} {p}\n"))
-            .collect();
-        std::fs::write(file, format!("{header}{text}\n"))
-            .with_context(|| format!("writing {}", file.display()))?;
-        run_editor(self.editor, file)?;
-        let edited: String = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?
-            .lines()
-            .filter(|l| !l.trim_start().starts_with(COMMENT))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let edited = edited.trim().to_owned();
-        if edited == original.trim() {
-            emit(format!("no change; nothing written to {env}"));
-            return Ok(());
-        }
-        if !problems.is_empty() && edited == text.trim() {
-            bail!(CliError::Usage(format!(
-                "not applied, the {} still has errors: {}",
-                kind.name(),
-                problems.join("; ")
-            )));
-        }
-        text = edited;
-        let doc: Value = match serde_json::from_str(&text) {
-            Ok(doc) => doc,
-            Err(e) => {
-                problems = vec![format!("not JSON: {e}")];
-                eprintln!("flag: the edited file is not JSON ({e}); opening it again");
-                continue;
+        let Session {
+            api,
+            env,
+            kind,
+            file,
+            reason,
+            ..
+        } = *self;
+        let mut text = original.to_owned();
+        let mut problems: Vec<String> = Vec::new();
+        loop {
+            let header: String = problems
+                .iter()
+                .map(|p| format!("{COMMENT} {p}\n"))
+                .collect();
+            std::fs::write(file, format!("{header}{text}\n"))
+                .with_context(|| format!("writing {}", file.display()))?;
+            run_editor(self.editor, file)?;
+            let edited: String = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .lines()
+                .filter(|l| !l.trim_start().starts_with(COMMENT))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let edited = edited.trim().to_owned();
+            if edited == original.trim() {
+                emit(format!("no change; nothing written to {env}"));
+                return Ok(());
             }
-        };
-        match write(api, env, kind, &doc, Some(version), reason) {
-            Ok(stored) => {
-                if !ctx.json {
-                    let before: Value = serde_json::from_str(original)?;
-                    for change in diff::changes(&before, &stored, &["version"]) {
-                        emit(format!("  {change}"));
-                    }
-                }
-                return done(ctx, env, kind, &stored);
-            }
-            Err(ApiError::Status {
-                status: 400 | 422,
-                detail,
-                errors,
-                ..
-            }) => {
-                problems = if errors.is_empty() {
-                    vec![detail]
-                } else {
-                    errors
-                };
-                eprintln!(
-                    "flag: the server refused the edit ({}); opening it again",
+            if !problems.is_empty() && edited == text.trim() {
+                bail!(CliError::Usage(format!(
+                    "not applied, the {} still has errors: {}",
+                    kind.name(),
                     problems.join("; ")
-                );
+                )));
             }
-            Err(e) => return Err(e.into()),
+            text = edited;
+            let doc: Value = match serde_json::from_str(&text) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    problems = vec![format!("not JSON: {e}")];
+                    eprintln!("flag: the edited file is not JSON ({e}); opening it again");
+                    continue;
+                }
+            };
+            match write(api, env, kind, &doc, Some(version), reason) {
+                Ok(stored) => {
+                    if !ctx.json {
+                        let before: Value = serde_json::from_str(original)?;
+                        for change in diff::changes(&before, &stored, &["version"]) {
+                            emit(format!("  {change}"));
+                        }
+                    }
+                    return done(ctx, env, kind, &stored);
+                }
+                Err(ApiError::Status {
+                    status: 400 | 422,
+                    detail,
+                    errors,
+                    ..
+                }) => {
+                    problems = if errors.is_empty() {
+                        vec![detail]
+                    } else {
+                        errors
+                    };
+                    eprintln!(
+                        "flag: the server refused the edit ({}); opening it again",
+                        problems.join("; ")
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-    }
     }
 }
 

@@ -48,8 +48,10 @@ pub fn diff(ctx: &Ctx, a: DiffArgs, envs: &[String]) -> anyhow::Result<()> {
     let changes = diff::changes(&a_flag, &b_flag, &["version"]);
     if ctx.json {
         let lines: Vec<String> = changes.iter().map(ToString::to_string).collect();
-        emit_json(&json!({ "key": a.key, "from": left, "to": right, "changes": lines,
-            "same": changes.is_empty() }));
+        emit_json(
+            &json!({ "key": a.key, "from": left, "to": right, "changes": lines,
+            "same": changes.is_empty() }),
+        );
         return Ok(());
     }
     if changes.is_empty() {

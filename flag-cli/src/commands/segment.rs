@@ -154,7 +154,10 @@ pub fn run(ctx: &Ctx, command: SegmentCommand) -> anyhow::Result<()> {
             )
         }
         SegmentCommand::Delete { key, reason } => {
-            let what = What::Segment { key: &key, env: &env };
+            let what = What::Segment {
+                key: &key,
+                env: &env,
+            };
             api.delete_because(&segment_path(&env, &key), reason.as_deref(), what)?;
             if !ctx.json {
                 emit(format!("DELETED segment {key} in {env}"));

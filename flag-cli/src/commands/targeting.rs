@@ -114,7 +114,8 @@ pub fn parse_clause(s: &str) -> Result<Clause, String> {
         return serde_json::from_str(text).map_err(|e| format!("not a clause as JSON: {e}"));
     }
     let mut parts = text.splitn(3, char::is_whitespace);
-    let (Some(attribute), Some(mut op), Some(mut rest)) = (parts.next(), parts.next(), parts.next())
+    let (Some(attribute), Some(mut op), Some(mut rest)) =
+        (parts.next(), parts.next(), parts.next())
     else {
         return Err(format!(
             "`{s}` is not `ATTRIBUTE OP VALUE[,VALUE...]` (e.g. `country in NL,BE`)"
@@ -327,7 +328,12 @@ fn clause_text(c: &Clause) -> String {
         })
         .collect();
     let not = if c.negate { "not " } else { "" };
-    format!("{} {not}{} {}", c.attribute, c.op.as_str(), values.join(", "))
+    format!(
+        "{} {not}{} {}",
+        c.attribute,
+        c.op.as_str(),
+        values.join(", ")
+    )
 }
 
 fn change(

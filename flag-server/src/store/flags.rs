@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use flag_sdk::validate::{check_key, validate_flag, validate_flag_in, FieldError, ValidationErrors};
+use flag_sdk::validate::{
+    check_key, validate_flag, validate_flag_in, FieldError, ValidationErrors,
+};
 use flag_sdk::{Flag, FlagKind, Variation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
