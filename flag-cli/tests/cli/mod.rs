@@ -4,3 +4,4 @@ mod failures;
 mod flags;
 mod manage;
 mod release;
+mod targeting;
