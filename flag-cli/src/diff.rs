@@ -53,8 +53,9 @@ fn walk(path: &str, a: &Value, b: &Value, ignore: &[&str], out: &mut Vec<Change>
     match (a, b) {
         _ if a == b => {}
         (Value::Object(x), Value::Object(y)) => {
+            let ignored = |key: &str| path.is_empty() && ignore.contains(&key);
             for (key, va) in x {
-                if path.is_empty() && ignore.contains(&key.as_str()) {
+                if ignored(key) {
                     continue;
                 }
                 let p = join(path, key);
@@ -64,7 +65,7 @@ fn walk(path: &str, a: &Value, b: &Value, ignore: &[&str], out: &mut Vec<Change>
                 }
             }
             for (key, vb) in y {
-                if !x.contains_key(key) && !(path.is_empty() && ignore.contains(&key.as_str())) {
+                if !x.contains_key(key) && !ignored(key) {
                     out.push(Change::Added(join(path, key), vb.clone()));
                 }
             }
