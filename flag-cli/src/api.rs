@@ -236,9 +236,7 @@ impl Api {
         reason: Option<&str>,
         what: What,
     ) -> Result<T, ApiError> {
-        let req = because(self.request(Method::POST, path), reason).json(body);
-        let res = self.send(req, &what)?;
-        self.json(res)
+        self.write(Method::POST, path, body, reason, what)
     }
 
     /// `PATCH path?reason=...` with a JSON body, answered with JSON.
@@ -249,7 +247,18 @@ impl Api {
         reason: Option<&str>,
         what: What,
     ) -> Result<T, ApiError> {
-        let req = because(self.request(Method::PATCH, path), reason).json(body);
+        self.write(Method::PATCH, path, body, reason, what)
+    }
+
+    fn write<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        reason: Option<&str>,
+        what: What,
+    ) -> Result<T, ApiError> {
+        let req = because(self.request(method, path), reason).json(body);
         let res = self.send(req, &what)?;
         self.json(res)
     }

@@ -13,7 +13,7 @@ use crate::flag_list::{self, ListQuery, Marks};
 use crate::state::AppState;
 use crate::store::flag_configs::{self, KillOutcome};
 use crate::store::flags::{self, FlagMeta, FlagPatch, NewFlag};
-use crate::store::releases;
+use crate::store::{releases, WriteCtx};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -192,13 +192,7 @@ pub async fn archive(
     key: web::Path<String>,
     reason: web::Query<ReasonQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = admin.0.name;
-    let key = key.into_inner();
-    let reason = reason.into_inner().into_reason();
-    let meta = state
-        .store
-        .write(move |ctx| flags::archive(ctx, &actor, &key, reason.as_deref()))
-        .await?;
+    let meta = archived(&state, admin, key, reason, flags::archive).await?;
     Ok(HttpResponse::Ok().json(meta))
 }
 
@@ -217,14 +211,25 @@ pub async fn unarchive(
     key: web::Path<String>,
     reason: web::Query<ReasonQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let meta = archived(&state, admin, key, reason, flags::unarchive).await?;
+    Ok(HttpResponse::Ok().json(with_states(&state, meta).await?))
+}
+
+/// Runs `archive` or `unarchive` of the flag in the path, with the reason of the query.
+async fn archived(
+    state: &AppState,
+    admin: AdminToken,
+    key: web::Path<String>,
+    reason: web::Query<ReasonQuery>,
+    write: fn(&mut WriteCtx<'_>, &str, &str, Option<&str>) -> Result<FlagMeta, ApiError>,
+) -> Result<FlagMeta, ApiError> {
     let actor = admin.0.name;
     let key = key.into_inner();
     let reason = reason.into_inner().into_reason();
-    let meta = state
+    state
         .store
-        .write(move |ctx| flags::unarchive(ctx, &actor, &key, reason.as_deref()))
-        .await?;
-    Ok(HttpResponse::Ok().json(with_states(&state, meta).await?))
+        .write(move |ctx| write(ctx, &actor, &key, reason.as_deref()))
+        .await
 }
 
 /// The flag's configuration in one environment (contract section 2), `ETag: "<version>"`.

@@ -311,19 +311,7 @@ pub fn update(
             ctx.now
         ],
     )?;
-    audit::record(
-        ctx,
-        NewAudit {
-            actor,
-            action: "flag.update",
-            flag: Some(key),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&after).ok(),
-            reason,
-            ..NewAudit::default()
-        },
-    )?;
-    Ok(after)
+    recorded(ctx, actor, "flag.update", &before, after, reason)
 }
 
 /// Archives a flag: it leaves every environment's snapshot. Refused while another live flag
@@ -334,12 +322,7 @@ pub fn archive(
     key: &str,
     reason: Option<&str>,
 ) -> Result<FlagMeta, ApiError> {
-    let before = get(ctx.conn, key)?;
-    if before.archived {
-        return Err(ApiError::Conflict(format!(
-            "flag `{key}` is already archived"
-        )));
-    }
+    let before = archived_or_not(ctx.conn, key, false)?;
     let mut dependents = Vec::new();
     for env in ctx.environments() {
         for flag in ctx.snapshot(&env)?.flags.values() {
@@ -354,10 +337,6 @@ pub fn archive(
             dependents.join(", ")
         )));
     }
-    ctx.conn.execute(
-        "UPDATE flags SET archived = 1, updated_at = ?2 WHERE key = ?1",
-        params![key, ctx.now],
-    )?;
     for env in ctx.environments() {
         let revision = ctx.bump_revision(&env)?;
         ctx.emit(Effect::FlagRemoved {
@@ -366,22 +345,42 @@ pub fn archive(
             key: key.to_owned(),
         })?;
     }
-    let mut after = before.clone();
-    after.archived = true;
-    after.updated_at = ctx.now.to_owned();
-    audit::record(
-        ctx,
-        NewAudit {
-            actor,
-            action: "flag.archive",
-            flag: Some(key),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&after).ok(),
-            reason,
-            ..NewAudit::default()
-        },
+    mark_archived(ctx, actor, before, true, reason)
+}
+
+/// The definition of `key`, which must be `archived` (or not): a 409 otherwise.
+fn archived_or_not(conn: &Conn, key: &str, archived: bool) -> Result<FlagMeta, ApiError> {
+    let meta = get(conn, key)?;
+    match (meta.archived, archived) {
+        (true, false) => Err(ApiError::Conflict(format!(
+            "flag `{key}` is already archived"
+        ))),
+        (false, true) => Err(ApiError::Conflict(format!("flag `{key}` is not archived"))),
+        _ => Ok(meta),
+    }
+}
+
+/// Marks the flag archived (or not) and writes the audit row.
+fn mark_archived(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    before: FlagMeta,
+    archived: bool,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
+    ctx.conn.execute(
+        "UPDATE flags SET archived = ?2, updated_at = ?3 WHERE key = ?1",
+        params![&before.key, archived, ctx.now],
     )?;
-    Ok(after)
+    let mut after = before.clone();
+    after.archived = archived;
+    after.updated_at = ctx.now.to_owned();
+    let action = if archived {
+        "flag.archive"
+    } else {
+        "flag.unarchive"
+    };
+    recorded(ctx, actor, action, &before, after, reason)
 }
 
 /// Brings an archived flag back into every environment with the configuration it had when it
@@ -394,10 +393,7 @@ pub fn unarchive(
     key: &str,
     reason: Option<&str>,
 ) -> Result<FlagMeta, ApiError> {
-    let before = get(ctx.conn, key)?;
-    if !before.archived {
-        return Err(ApiError::Conflict(format!("flag `{key}` is not archived")));
-    }
+    let before = archived_or_not(ctx.conn, key, true)?;
     let mut configs = Vec::new();
     let mut problems = Vec::new();
     for env in ctx.environments() {
@@ -433,10 +429,6 @@ pub fn unarchive(
             problems.join("; ")
         )));
     }
-    ctx.conn.execute(
-        "UPDATE flags SET archived = 0, updated_at = ?2 WHERE key = ?1",
-        params![key, ctx.now],
-    )?;
     for (env, config, stored) in configs {
         if stored {
             ctx.conn.execute(
@@ -454,16 +446,25 @@ pub fn unarchive(
             flag: config,
         })?;
     }
-    let mut after = before.clone();
-    after.archived = false;
-    after.updated_at = ctx.now.to_owned();
+    mark_archived(ctx, actor, before, false, reason)
+}
+
+/// Writes the audit row of a change of a flag's definition from `before` to `after`.
+fn recorded(
+    ctx: &WriteCtx<'_>,
+    actor: &str,
+    action: &str,
+    before: &FlagMeta,
+    after: FlagMeta,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
     audit::record(
         ctx,
         NewAudit {
             actor,
-            action: "flag.unarchive",
-            flag: Some(key),
-            before: serde_json::to_value(&before).ok(),
+            action,
+            flag: Some(&after.key),
+            before: serde_json::to_value(before).ok(),
             after: serde_json::to_value(&after).ok(),
             reason,
             ..NewAudit::default()
