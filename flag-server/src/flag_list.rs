@@ -45,6 +45,7 @@ pub struct ListQuery {
     #[param(rename = "tag", style = Form, explode)]
     pub tag: Option<Vec<String>>,
     /// Only flags in this state: in `environment`, or in any environment without it.
+    #[param(inline)]
     pub state: Option<StateFilter>,
     /// The environment `state` is evaluated in.
     pub environment: Option<String>,
