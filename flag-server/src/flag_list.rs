@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::snapshots::Snapshots;
-use crate::store::flags::{FlagMeta, FlagState};
+use crate::store::flags::{FlagMeta, FlagState, Summary};
 
 /// The largest page.
 pub const MAX_LIMIT: usize = 1000;
@@ -132,8 +132,8 @@ impl Marks {
 /// One page of the list.
 #[derive(Debug)]
 pub struct Page {
-    /// The flags of the page, with their state per environment.
-    pub flags: Vec<FlagMeta>,
+    /// The keys of the page's flags, in order.
+    pub keys: Vec<String>,
     /// How many flags match, on every page.
     pub total: usize,
     /// The cursor of the next page, when there is one.
@@ -176,12 +176,12 @@ pub fn with_states(snapshots: &Snapshots, marks: &Marks, mut meta: FlagMeta) -> 
     meta
 }
 
-/// The page of `metas` (ordered by key) that `query` asks for. An unknown `environment` is a
+/// The page of `flags` (ordered by key) that `query` asks for. An unknown `environment` is a
 /// 400 naming it.
 pub fn page(
     snapshots: &Snapshots,
     marks: &Marks,
-    metas: Vec<FlagMeta>,
+    flags: Vec<Summary>,
     query: &ListQuery,
 ) -> Result<Page, ApiError> {
     let envs: Vec<_> = match &query.environment {
@@ -199,7 +199,7 @@ pub fn page(
     };
     let needle = query.q.as_deref().map(str::to_lowercase);
     let tags = query.tag.as_deref().unwrap_or_default();
-    let matches = |meta: &FlagMeta| {
+    let matches = |meta: &Summary| {
         if let Some(needle) = &needle {
             let in_name = meta
                 .name
@@ -223,28 +223,24 @@ pub fn page(
         })
     };
     let mut total = 0;
-    let mut flags = Vec::new();
+    let mut keys = Vec::new();
     let mut next_cursor = None;
     let limit = query.limit.unwrap_or(usize::MAX);
-    for meta in metas.into_iter().filter(|m| matches(m)) {
+    for flag in flags.into_iter().filter(|m| matches(m)) {
         total += 1;
-        if query.cursor.as_ref().is_some_and(|c| meta.key <= *c) {
+        if query.cursor.as_ref().is_some_and(|c| flag.key <= *c) {
             continue;
         }
-        if flags.len() == limit {
+        if keys.len() == limit {
             if next_cursor.is_none() {
-                next_cursor = flags.last().map(|m: &FlagMeta| m.key.clone());
+                next_cursor = keys.last().cloned();
             }
             continue;
         }
-        flags.push(meta);
+        keys.push(flag.key);
     }
-    let flags = flags
-        .into_iter()
-        .map(|m| with_states(snapshots, marks, m))
-        .collect();
     Ok(Page {
-        flags,
+        keys,
         total,
         next_cursor,
     })

@@ -12,7 +12,7 @@ use crate::error::{ApiError, Problem};
 use crate::flag_list::{self, ListQuery, Marks};
 use crate::state::AppState;
 use crate::store::flag_configs::{self, KillOutcome};
-use crate::store::flags::{self, FlagMeta, FlagPatch, NewFlag};
+use crate::store::flags::{self, FlagMeta, FlagPatch, NewFlag, Summary};
 use crate::store::{releases, WriteCtx};
 
 /// Registers the routes.
@@ -61,11 +61,11 @@ pub struct ReasonBody {
     pub reason: Option<String>,
 }
 
-/// The killed and releasing sets, and (with `list`) the definitions, in one read.
+/// The killed and releasing sets, and (with `archived`) what the list filters on, in one read.
 async fn read_list(
     state: &AppState,
     archived: Option<bool>,
-) -> Result<(Marks, Vec<FlagMeta>), ApiError> {
+) -> Result<(Marks, Vec<Summary>), ApiError> {
     state
         .store
         .read(move |conn| {
@@ -73,11 +73,11 @@ async fn read_list(
                 killed: flag_configs::all_killed(conn)?.into_iter().collect(),
                 releasing: releases::all_running(conn)?.into_iter().collect(),
             };
-            let metas = match archived {
-                Some(archived) => flags::list(conn, archived)?,
+            let summaries = match archived {
+                Some(archived) => flags::summaries(conn, archived)?,
                 None => Vec::new(),
             };
-            Ok((marks, metas))
+            Ok((marks, summaries))
         })
         .await
 }
@@ -103,14 +103,23 @@ pub async fn list(
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
     let query = ListQuery::parse(query.into_inner())?;
-    let (marks, metas) = read_list(&state, Some(query.archived.unwrap_or(false))).await?;
-    let page = flag_list::page(&state.snapshots, &marks, metas, &query)?;
+    let (marks, summaries) = read_list(&state, Some(query.archived.unwrap_or(false))).await?;
+    let page = flag_list::page(&state.snapshots, &marks, summaries, &query)?;
+    let keys = page.keys;
+    let metas = state
+        .store
+        .read(move |conn| flags::get_many(conn, &keys))
+        .await?;
+    let metas: Vec<FlagMeta> = metas
+        .into_iter()
+        .map(|m| flag_list::with_states(&state.snapshots, &marks, m))
+        .collect();
     let mut res = HttpResponse::Ok();
     res.insert_header(("X-Total-Count", page.total.to_string()));
     if let Some(cursor) = page.next_cursor {
         res.insert_header(("X-Next-Cursor", cursor));
     }
-    Ok(res.json(page.flags))
+    Ok(res.json(metas))
 }
 
 /// Creates a flag in every environment: disabled, `off_variation` = its last variation,

@@ -133,6 +133,65 @@ pub fn list(conn: &Conn, archived: bool) -> Result<Vec<FlagMeta>, ApiError> {
     rows.into_iter().map(finish_meta).collect()
 }
 
+/// What the flag list filters on: a flag's key, name and tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The flag's key.
+    pub key: String,
+    /// A human name.
+    pub name: Option<String>,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+}
+
+/// Every flag's key, name and tags by key; archived ones only when asked.
+pub fn summaries(conn: &Conn, archived: bool) -> Result<Vec<Summary>, ApiError> {
+    let rows = conn.query_map(
+        "SELECT key, name, tags FROM flags WHERE ?1 OR archived = 0 ORDER BY key",
+        params![archived],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<Option<String>>(1)?,
+                r.get::<String>(2)?,
+            ))
+        },
+    )?;
+    rows.into_iter()
+        .map(|(key, name, tags)| {
+            let tags = if tags == "[]" {
+                Vec::new()
+            } else {
+                json(&tags)?
+            };
+            Ok(Summary { key, name, tags })
+        })
+        .collect()
+}
+
+/// The definitions of `keys` (that exist), by key.
+pub fn get_many(conn: &Conn, keys: &[String]) -> Result<Vec<FlagMeta>, ApiError> {
+    /// Keys per query: far below every backend's limit on parameters.
+    const CHUNK: usize = 500;
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(CHUNK) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+        let params: Vec<sql::Param<'_>> = chunk.iter().map(|k| k.as_str().into()).collect();
+        let rows = conn.query_map(
+            &format!(
+                "SELECT {META_COLUMNS} FROM flags WHERE key IN ({}) ORDER BY key",
+                marks.join(", ")
+            ),
+            &params,
+            meta_from_row,
+        )?;
+        for row in rows {
+            out.push(finish_meta(row)?);
+        }
+    }
+    Ok(out)
+}
+
 /// One flag's definition.
 pub fn get(conn: &Conn, key: &str) -> Result<FlagMeta, ApiError> {
     let row = conn.query_opt(
