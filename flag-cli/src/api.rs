@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use flag_sdk::{Flag, Segment};
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::{header, Method, StatusCode};
+pub use reqwest::Method;
+use reqwest::{header, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -228,29 +229,8 @@ impl Api {
         self.json(res)
     }
 
-    /// `POST path?reason=...` with a JSON body, answered with JSON.
-    pub fn post_because<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-        reason: Option<&str>,
-        what: What,
-    ) -> Result<T, ApiError> {
-        self.write(Method::POST, path, body, reason, what)
-    }
-
-    /// `PATCH path?reason=...` with a JSON body, answered with JSON.
-    pub fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-        reason: Option<&str>,
-        what: What,
-    ) -> Result<T, ApiError> {
-        self.write(Method::PATCH, path, body, reason, what)
-    }
-
-    fn write<B: Serialize + ?Sized, T: DeserializeOwned>(
+    /// `METHOD path?reason=...` with a JSON body, answered with JSON.
+    pub fn write<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::Ctx;
-use crate::api::{config_path, segment_path, Api, ApiError, What};
+use crate::api::{config_path, segment_path, Api, ApiError, Method, What};
 use crate::diff;
 use crate::error::CliError;
 use crate::output::{emit, emit_json};
@@ -113,7 +113,7 @@ fn write(
             Ok((_, v)) => v,
             Err(e) if e.status() == Some(404) && kind == Kind::Segment => {
                 let collection = format!("/api/v1/environments/{env}/segments");
-                return api.post_because(&collection, doc, reason, what);
+                return api.write(Method::POST, &collection, doc, reason, what);
             }
             Err(e) => return Err(e),
         },

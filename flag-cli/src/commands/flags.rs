@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::rmw::{self, Percent, Remote};
 use super::Ctx;
-use crate::api::{config_path, KillOutcome, What};
+use crate::api::{config_path, KillOutcome, Method, What};
 use crate::output::{self, emit, emit_json};
 
 /// `flag rollout` help.
@@ -502,7 +502,13 @@ pub fn archive(ctx: &Ctx, a: ArchiveArgs, archived: bool) -> anyhow::Result<()> 
         api.delete_because(&path, reason, what)?;
         api.get(&path, what)?
     } else {
-        api.post_because(&format!("{path}/unarchive"), &json!({}), reason, what)?
+        api.write(
+            Method::POST,
+            &format!("{path}/unarchive"),
+            &json!({}),
+            reason,
+            what,
+        )?
     };
     if ctx.json {
         emit_json(&raw);
@@ -540,7 +546,13 @@ pub fn tag(ctx: &Ctx, a: TagArgs) -> anyhow::Result<()> {
         }
         TagAction::Remove => tags.retain(|t| !a.tags.contains(t)),
     }
-    let raw: Value = api.patch(&path, &json!({ "tags": tags }), a.reason.as_deref(), what)?;
+    let raw: Value = api.write(
+        Method::PATCH,
+        &path,
+        &json!({ "tags": tags }),
+        a.reason.as_deref(),
+        what,
+    )?;
     if ctx.json {
         emit_json(&raw);
         return Ok(());

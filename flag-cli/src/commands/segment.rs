@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::apply::{self, EditArgs};
 use super::targeting::parse_clause;
 use super::Ctx;
-use crate::api::{segment_path, What};
+use crate::api::{segment_path, Method, What};
 use crate::output::{emit, emit_json, plural, table};
 
 /// `flag segment`.
@@ -123,7 +123,8 @@ pub fn run(ctx: &Ctx, command: SegmentCommand) -> anyhow::Result<()> {
                     .map(|c| SegmentRule { clauses: vec![c] })
                     .collect(),
             };
-            let stored: Value = api.post_because(
+            let stored: Value = api.write(
+                Method::POST,
                 &format!("/api/v1/environments/{env}/segments"),
                 &segment,
                 reason.as_deref(),
