@@ -5,7 +5,8 @@
 //!
 //! Module map: `config` (CLI/env), `error` (problem+json), `auth` (tokens), `api/` (thin
 //! handlers, one file per resource), `store/` (all SQL; the group-commit writer),
-//! `snapshots` (live compiled snapshots per environment), `stream` (commit point → SSE
+//! `snapshots` (live compiled snapshots per environment), `flag_list` (the filters and
+//! pages of `GET /api/v1/flags`), `stream` (commit point → SSE
 //! subscribers), `metrics`, `release/` (progressive delivery), `ofrep/` (the OpenFeature
 //! Remote Evaluation Protocol).
 #![forbid(unsafe_code)]

@@ -103,9 +103,13 @@ fn every_body_is_described_and_every_reference_resolves() {
         put["requestBody"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/Flag"
     );
-    // No body is a bare object, but the OpenAPI document's own.
+    // No body of the REST API is a bare object (the OpenAPI document itself is one, and OFREP
+    // requests follow OFREP's own document: `{"context": {...}}`, read by hand).
     let mut paths = doc["paths"].clone();
-    paths.as_object_mut().unwrap().remove("/openapi.json");
+    paths
+        .as_object_mut()
+        .unwrap()
+        .retain(|path, _| path != "/openapi.json" && !path.starts_with("/ofrep/"));
     let bare = paths
         .to_string()
         .matches(r#""schema":{"type":"object"}"#)

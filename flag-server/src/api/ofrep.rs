@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::method_not_allowed;
 use crate::auth::{EnvironmentToken, Principal};
 use crate::error::ApiError;
-use crate::ofrep::wire::{BulkEvaluation, ErrorBody, EvaluationRequest, EvaluationSuccess};
+use crate::ofrep::wire::{BulkEvaluation, ErrorBody, EvaluationSuccess};
 use crate::ofrep::{cors, request, ticket, Bulk, OfrepError, Refusal};
 use crate::state::AppState;
 
@@ -62,7 +62,7 @@ fn admit(
 /// Evaluates one flag for the request's context.
 #[utoipa::path(post, operation_id = "ofrep_evaluate_flag", path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep",
     params(("key" = String, Path, description = "the flag's key")),
-    request_body(content = EvaluationRequest, description = "`{\"context\": {\"targetingKey\": \"user-1\", ...}}`, at most 64 KiB and 1,000 attributes"),
+    request_body(content = Object, description = "`{\"context\": {\"targetingKey\": \"user-1\", ...}}`, at most 64 KiB and 1,000 attributes"),
     responses(
         (status = 200, body = EvaluationSuccess),
         (status = 400, description = "PARSE_ERROR, TARGETING_KEY_MISSING or INVALID_CONTEXT (a limit named)", body = ErrorBody),
@@ -93,7 +93,7 @@ pub async fn single(
 /// Evaluates every flag of the token's environment for the request's context.
 #[utoipa::path(post, operation_id = "ofrep_evaluate_flags", path = "/ofrep/v1/evaluate/flags", tag = "ofrep",
     params(("If-None-Match" = Option<String>, Header, description = "the ETag of an earlier answer for the same context")),
-    request_body(content = EvaluationRequest, description = "`{\"context\": {\"targetingKey\": \"user-1\", ...}}`, at most 64 KiB and 1,000 attributes"),
+    request_body(content = Object, description = "`{\"context\": {\"targetingKey\": \"user-1\", ...}}`, at most 64 KiB and 1,000 attributes"),
     responses(
         (status = 200, body = BulkEvaluation, headers(("ETag" = String, description = "revision and context"))),
         (status = 304, description = "unchanged since the ETag given", headers(("ETag" = String))),

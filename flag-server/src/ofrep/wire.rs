@@ -11,27 +11,6 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// An evaluation request, as OFREP writes it: `{"context": {"targetingKey": "user-1", ...}}`.
-/// Documentation of what `request` reads by hand (it enforces the limits and names them).
-#[derive(Debug, ToSchema)]
-pub struct EvaluationRequest {
-    /// The evaluation context, at most 64 KiB and 1,000 attributes.
-    pub context: EvaluationContext,
-}
-
-/// An OpenFeature evaluation context: `targetingKey` is the context key, every other field
-/// an attribute (a string, number, boolean, or an array of those; `key` is reserved).
-#[derive(Debug, ToSchema)]
-pub struct EvaluationContext {
-    /// The context key.
-    #[serde(rename = "targetingKey")]
-    pub targeting_key: String,
-    /// The attributes.
-    #[serde(flatten)]
-    #[schema(value_type = std::collections::HashMap<String, Value>)]
-    pub attributes: serde_json::Map<String, Value>,
-}
-
 /// A successful evaluation of one flag.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EvaluationSuccess<'a> {
