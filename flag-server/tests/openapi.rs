@@ -97,7 +97,15 @@ fn every_body_is_described_and_every_reference_resolves() {
             );
         }
     }
-    assert_eq!(schemas["Serve"]["oneOf"].as_array().map(Vec::len), Some(2));
+    let serve = &schemas["Serve"];
+    assert_eq!(
+        (&serve["minProperties"], &serve["maxProperties"]),
+        (&serde_json::json!(1), &serde_json::json!(1))
+    );
+    assert!(
+        serve["properties"].get("variation").is_some()
+            && serve["properties"].get("rollout").is_some()
+    );
     let put = &doc["paths"]["/api/v1/flags/{key}/environments/{env}"]["put"];
     assert_eq!(
         put["requestBody"]["content"]["application/json"]["schema"]["$ref"],

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -61,25 +61,24 @@ impl ToSchema for FlagKind {
 }
 
 impl PartialSchema for Serve {
+    /// One object with exactly one of the two keys (rather than a `oneOf` of two objects:
+    /// the same set of documents, and one that schema-driven test generators draw from
+    /// without trouble).
     fn schema() -> RefOr<Schema> {
-        let variation = ObjectBuilder::new()
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
             .property(
                 "variation",
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .description(Some("the variation key served")),
             )
-            .required("variation")
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        let rollout = ObjectBuilder::new()
             .property("rollout", Ref::from_schema_name(Rollout::name()))
-            .required("rollout")
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        OneOfBuilder::new()
-            .item(variation)
-            .item(rollout)
+            .min_properties(Some(1))
+            .max_properties(Some(1))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
             .description(Some(
-                "What to serve: `{\"variation\": KEY}` or `{\"rollout\": {...}}`.",
+                "What to serve: `{\"variation\": KEY}` or `{\"rollout\": {...}}`, exactly one.",
             ))
             .into()
     }
