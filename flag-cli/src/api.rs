@@ -6,11 +6,13 @@
 
 use std::time::Duration;
 
-use flag_sdk::Flag;
+use flag_sdk::{Flag, Segment};
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::{header, Method, StatusCode};
+pub use reqwest::Method;
+use reqwest::{header, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// How long one request may take before the CLI gives up.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -256,9 +258,33 @@ impl Api {
         self.json(res)
     }
 
+    /// `METHOD path?reason=...` with a JSON body, answered with JSON.
+    pub fn write<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        reason: Option<&str>,
+        what: What,
+    ) -> Result<T, ApiError> {
+        let req = because(self.request(method, path), reason).json(body);
+        let res = self.send(req, &what)?;
+        self.json(res)
+    }
+
     /// `DELETE path`; the answer's body is ignored.
     pub fn delete(&self, path: &str, what: What) -> Result<(), ApiError> {
-        self.send(self.request(Method::DELETE, path), &what)?;
+        self.delete_because(path, None, what)
+    }
+
+    /// `DELETE path?reason=...`; the answer's body is ignored.
+    pub fn delete_because(
+        &self,
+        path: &str,
+        reason: Option<&str>,
+        what: What,
+    ) -> Result<(), ApiError> {
+        self.send(because(self.request(Method::DELETE, path), reason), &what)?;
         Ok(())
     }
 
@@ -276,23 +302,21 @@ impl Api {
     pub fn flag_config(&self, key: &str, env: &str) -> Result<Versioned, ApiError> {
         let what = What::Flag { key, env };
         let res = self.send(self.request(Method::GET, &config_path(key, env)), &what)?;
-        let etag = res
-            .headers()
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim_start_matches("W/").trim_matches('"').to_owned());
+        let etag = version_of(&res);
         let flag: Flag = self.json(res)?;
-        let version = etag.and_then(|v| v.parse().ok()).unwrap_or(flag.version);
+        let version = etag.unwrap_or(flag.version);
         Ok(Versioned { flag, version })
     }
 
-    /// Replaces a flag's configuration if it is still at `version` (`If-Match`); in an
-    /// environment that requires approval the server holds it as a change request.
+    /// Replaces a flag's configuration if it is still at `version` (`If-Match`); `reason`
+    /// goes to the audit log. In an environment that requires approval the server holds it
+    /// as a change request.
     pub fn put_flag_config(
         &self,
         env: &str,
         flag: &Flag,
         version: u64,
+        reason: Option<&str>,
     ) -> Result<Written, ApiError> {
         let what = What::Flag {
             key: &flag.key,
@@ -300,14 +324,72 @@ impl Api {
         };
         let req = self
             .request(Method::PUT, &config_path(&flag.key, env))
-            .header(header::IF_MATCH, format!("\"{version}\""))
-            .json(flag);
-        let res = self.send(req, &what)?;
+            .header(header::IF_MATCH, format!("\"{version}\""));
+        let res = self.send(because(req, reason).json(flag), &what)?;
         if res.status() == StatusCode::ACCEPTED {
             return self.json(res).map(Written::Held);
         }
         self.json(res).map(|flag| Written::Stored(Box::new(flag)))
     }
+
+    /// A segment of `env` and its version (`ETag`).
+    pub fn segment(&self, env: &str, key: &str) -> Result<(Segment, u64), ApiError> {
+        let what = What::Segment { key, env };
+        let res = self.send(self.request(Method::GET, &segment_path(env, key)), &what)?;
+        let etag = version_of(&res);
+        let segment: Segment = self.json(res)?;
+        let version = etag.unwrap_or(segment.version);
+        Ok((segment, version))
+    }
+
+    /// `GET path` as JSON with the version its `ETag` names.
+    pub fn get_versioned(&self, path: &str, what: What) -> Result<(Value, u64), ApiError> {
+        let res = self.send(self.request(Method::GET, path), &what)?;
+        let etag = version_of(&res);
+        let value: Value = self.json(res)?;
+        let version = etag
+            .or_else(|| value.get("version").and_then(Value::as_u64))
+            .unwrap_or(0);
+        Ok((value, version))
+    }
+
+    /// `PUT path` of a document as it is (the server names any field it does not know), with
+    /// `If-Match` and `?reason=...`.
+    pub fn put_document(
+        &self,
+        path: &str,
+        body: &Value,
+        version: u64,
+        reason: Option<&str>,
+        what: What,
+    ) -> Result<Value, ApiError> {
+        let req = self
+            .request(Method::PUT, path)
+            .header(header::IF_MATCH, format!("\"{version}\""));
+        let res = self.send(because(req, reason).json(body), &what)?;
+        self.json(res)
+    }
+}
+
+/// The version an `ETag: "<version>"` names.
+fn version_of(res: &Response) -> Option<u64> {
+    res.headers()
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok())
+}
+
+/// `?reason=...` when there is one.
+fn because(req: RequestBuilder, reason: Option<&str>) -> RequestBuilder {
+    match reason {
+        Some(reason) => req.query(&[("reason", reason)]),
+        None => req,
+    }
+}
+
+/// `/api/v1/environments/{env}/segments/{key}`.
+pub fn segment_path(env: &str, key: &str) -> String {
+    format!("/api/v1/environments/{env}/segments/{key}")
 }
 
 /// `/api/v1/flags/{key}/environments/{env}`.
@@ -320,6 +402,13 @@ pub fn config_path(key: &str, env: &str) -> String {
 pub enum What<'a> {
     /// A flag (in an environment).
     Flag {
+        /// Its key.
+        key: &'a str,
+        /// The environment.
+        env: &'a str,
+    },
+    /// A segment of an environment.
+    Segment {
         /// Its key.
         key: &'a str,
         /// The environment.
@@ -344,12 +433,18 @@ fn hint(status: StatusCode, what: &What, has_token: bool) -> String {
             What::Flag { key, env } => format!(
                 "check the flag key `{key}` (`flag list`) and the environment `{env}` (`flag env list`)"
             ),
+            What::Segment { key, env } => format!(
+                "check the segment key `{key}` (`flag segment list`) and the environment `{env}` (`flag env list`)"
+            ),
             What::Environment(env) => format!("check the environment `{env}` (`flag env list`)"),
             What::Token(id) => format!("no token with id {id} (`flag token list`)"),
             What::Release(key) => format!("no release for `{key}`, or releases are not available on this server"),
             What::Other => "the server does not know this; is it a flag-server of this version?".into(),
         },
-        409 => "it exists already or is in another state; look with `flag get` / `flag log`".into(),
+        409 => match what {
+            What::Segment { .. } => "what the server names is in the way: take the segment out of those rules first (`flag rule list KEY`, `flag rule remove KEY ID`)".into(),
+            _ => "what the server names is in the way; look with `flag get` / `flag log`".into(),
+        },
         412 => "someone else changed it meanwhile; look with `flag get` and try again".into(),
         s if s >= 500 => "the server failed; see its log, check `flag status`".into(),
         _ => String::new(),

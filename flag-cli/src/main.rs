@@ -7,6 +7,7 @@
 mod api;
 mod commands;
 mod config;
+mod diff;
 mod error;
 mod output;
 
@@ -16,7 +17,8 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::{
-    alert, env, eval, flags, log, profiles, release, request, schedule, status, token,
+    alert, apply, compare, env, eval, flags, log, profiles, release, request, schedule, segment,
+    status, targeting, token,
 };
 
 const AFTER_HELP: &str = "\
@@ -34,6 +36,14 @@ Everyday:
   flag eval new-checkout --context '{\"key\": \"user-1\", \"country\": \"NL\"}'
   flag eval new-checkout --snapshot snapshot.json --contexts users.jsonl
   flag --profile prod list --json
+
+Product owners:
+  flag rule add new-checkout --id benelux --clause 'country in NL,BE' --serve on
+  flag target add new-checkout on user-1 user-2
+  flag edit new-checkout                        $EDITOR on the configuration, applied with If-Match
+  flag apply -f new-checkout.json --reason \"JIRA-7\"
+  flag diff new-checkout --env staging --env production
+  flag copy new-checkout --from staging --to production
 
 Exit status: 0 ok, 1 other failure, 2 usage, 3 not found, 4 token rejected or not allowed,
 5 conflict or lost an If-Match race, 6 server unreachable, 7 server error.";
@@ -57,9 +67,9 @@ struct Global {
     /// Admin token (sent as `Authorization: Bearer ...`).
     #[arg(long, global = true, env = "FLAG_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Environment [default: production, or the profile's].
+    /// Environment [default: production, or the profile's]; `flag diff` takes two.
     #[arg(long, global = true, env = "FLAG_ENV")]
-    env: Option<String>,
+    env: Vec<String>,
     /// Named profile from the config file (server, token, env); explicit options win.
     #[arg(long, global = true, env = "FLAG_PROFILE")]
     profile: Option<String>,
@@ -82,16 +92,18 @@ enum Command {
     #[command(after_help = "Example:\n  flag restore new-checkout --reason \"INC-2042 resolved\"")]
     Restore(flags::RestoreArgs),
     /// Turn a flag on (it serves its targets, rules and fallthrough).
-    #[command(after_help = "Example:\n  flag on new-checkout")]
-    On(flags::KeyArg),
+    #[command(after_help = "Example:\n  flag on new-checkout --reason \"JIRA-7 launch\"")]
+    On(flags::SwitchArgs),
     /// Turn a flag off (it serves its off variation); prefer `kill` in an incident.
     #[command(after_help = "Example:\n  flag off new-checkout")]
-    Off(flags::KeyArg),
+    Off(flags::SwitchArgs),
     /// Set the fallthrough to a percentage rollout of one variation.
     #[command(after_help = flags::ROLLOUT_HELP)]
     Rollout(flags::RolloutArgs),
     /// List flags and their state in the environment.
-    #[command(after_help = "Examples:\n  flag list\n  flag --env staging list --json")]
+    #[command(
+        after_help = "Examples:\n  flag list\n  flag list --search checkout --tag payments --state on\n  flag --env staging list --json"
+    )]
     List(flags::ListArgs),
     /// Show a flag's configuration in the environment.
     #[command(after_help = "Example:\n  flag get new-checkout --json")]
@@ -101,6 +113,44 @@ enum Command {
         after_help = "Examples:\n  flag create new-checkout\n  flag create theme --kind string --variation light='\"light\"' --variation dark='\"dark\"'"
     )]
     Create(flags::CreateArgs),
+    /// Apply a flag's configuration or a segment from a JSON file, with If-Match.
+    #[command(
+        after_help = "Examples:\n  flag get new-checkout --json > new-checkout.json   # edit it, then:\n  flag apply -f new-checkout.json --reason \"JIRA-7\"\n  flag --env staging apply -f beta-testers.json\n\nA file with `fallthrough` is a flag's configuration, one without is a segment (created when\nit does not exist). Its `version` is sent as If-Match: a change made meanwhile gets 412."
+    )]
+    Apply(apply::ApplyArgs),
+    /// Open $EDITOR on a flag's configuration (or a segment) and apply it with If-Match.
+    #[command(
+        after_help = "Examples:\n  flag edit new-checkout\n  EDITOR=\"code --wait\" flag edit beta-testers --segment\n\nOn a validation error the editor opens again with the errors at the top (`//` lines).\nSaving it unchanged writes nothing."
+    )]
+    Edit(apply::EditArgs),
+    /// Individual targets: context keys pinned to a variation.
+    #[command(subcommand)]
+    Target(targeting::TargetCommand),
+    /// Targeting rules: clauses and what matching contexts get.
+    #[command(subcommand)]
+    Rule(targeting::RuleCommand),
+    /// Segments of the environment.
+    #[command(subcommand)]
+    Segment(segment::SegmentCommand),
+    /// Archive a flag: it leaves every environment (SDKs get a delete).
+    #[command(after_help = "Example:\n  flag archive old-banner --reason \"launched 2024\"")]
+    Archive(flags::ArchiveArgs),
+    /// Bring an archived flag back, as it was.
+    #[command(after_help = "Example:\n  flag unarchive old-banner")]
+    Unarchive(flags::ArchiveArgs),
+    /// Add or remove tags of a flag.
+    #[command(
+        after_help = "Examples:\n  flag tag new-checkout add payments q3\n  flag tag new-checkout remove q3"
+    )]
+    Tag(flags::TagArgs),
+    /// Compare a flag's configuration in two environments.
+    #[command(after_help = "Example:\n  flag diff new-checkout --env staging --env production")]
+    Diff(compare::DiffArgs),
+    /// Copy a flag's configuration from one environment to another (If-Match, audited).
+    #[command(
+        after_help = "Example:\n  flag copy new-checkout --from staging --to production --reason \"JIRA-7 verified\""
+    )]
+    Copy(compare::CopyArgs),
     /// Evaluate a flag for contexts, on the server or offline from a snapshot file.
     #[command(after_help = eval::HELP)]
     Eval(eval::EvalArgs),
@@ -168,10 +218,16 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let g = cli.global;
+    let envs = g.env;
+    if envs.len() > 1 && !matches!(cli.command, Command::Diff(_)) {
+        anyhow::bail!(error::CliError::Usage(
+            "--env is given more than once; only `flag diff` compares two".into()
+        ));
+    }
     let explicit = config::Explicit {
         server: g.server,
         token: g.token,
-        env: g.env,
+        env: envs.first().cloned(),
         profile: g.profile,
         config: g.config,
     };
@@ -179,8 +235,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Kill(a) => flags::kill(&ctx, a),
         Command::Restore(a) => flags::restore(&ctx, a),
-        Command::On(a) => flags::set_enabled(&ctx, &a.key, true),
-        Command::Off(a) => flags::set_enabled(&ctx, &a.key, false),
+        Command::On(a) => flags::set_enabled(&ctx, a, true),
+        Command::Off(a) => flags::set_enabled(&ctx, a, false),
+        Command::Apply(a) => apply::apply(&ctx, a),
+        Command::Edit(a) => apply::edit(&ctx, a),
+        Command::Target(c) => targeting::target(&ctx, c),
+        Command::Rule(c) => targeting::rule(&ctx, c),
+        Command::Segment(c) => segment::run(&ctx, c),
+        Command::Archive(a) => flags::archive(&ctx, a, true),
+        Command::Unarchive(a) => flags::archive(&ctx, a, false),
+        Command::Tag(a) => flags::tag(&ctx, a),
+        Command::Diff(a) => compare::diff(&ctx, a, &envs),
+        Command::Copy(a) => compare::copy(&ctx, a),
         Command::Rollout(a) => flags::rollout(&ctx, a),
         Command::List(a) => flags::list(&ctx, a),
         Command::Get(a) => flags::get(&ctx, &a.key),
@@ -217,7 +283,7 @@ mod tests {
     fn global_options_go_anywhere() {
         let cli = Cli::try_parse_from(["flag", "kill", "x", "--reason", "r", "--env", "staging"])
             .unwrap();
-        assert_eq!(cli.global.env.as_deref(), Some("staging"));
+        assert_eq!(cli.global.env, ["staging"]);
         assert!(matches!(cli.command, Command::Kill(_)));
     }
 

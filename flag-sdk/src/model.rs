@@ -12,10 +12,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+#[cfg(feature = "openapi")]
+mod schema;
 mod wire;
 
 /// One environment's complete state: every flag and segment at one revision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// The environment's key, e.g. `production`.
     pub environment: String,
@@ -82,6 +85,7 @@ impl FlagKind {
 
 /// One environment's configuration of a flag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Flag {
     /// The flag's key.
     pub key: String,
@@ -112,6 +116,7 @@ pub struct Flag {
 
 /// A value a flag can serve, under a stable key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Variation {
     /// The variation's key, e.g. `on`.
     pub key: String,
@@ -121,6 +126,7 @@ pub struct Variation {
 
 /// Another flag that must serve `variation` for this flag to go past its prerequisites.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Prerequisite {
     /// The prerequisite flag's key.
     pub flag: String,
@@ -130,6 +136,7 @@ pub struct Prerequisite {
 
 /// Context keys that get `variation`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Target {
     /// The variation served to these keys.
     pub variation: String,
@@ -139,6 +146,7 @@ pub struct Target {
 
 /// A targeting rule: all clauses must match.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rule {
     /// An identifier that stays put when rules are reordered (reported in reasons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +159,7 @@ pub struct Rule {
 
 /// One condition on a context attribute. Values are OR-ed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Clause {
     /// The attribute read from the context (`key` is the context key).
     #[serde(default)]
@@ -270,6 +279,7 @@ pub enum Serve {
 
 /// A percentage rollout, bucketed by murmur3 (contract section 3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rollout {
     /// The attribute hashed into a bucket; `key` by default.
     #[serde(default = "default_bucket_by")]
@@ -287,6 +297,7 @@ fn default_bucket_by() -> String {
 
 /// One variation's share of a rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WeightedVariation {
     /// The variation key.
     pub variation: String,
@@ -299,6 +310,7 @@ pub const TOTAL_WEIGHT: u32 = 100_000;
 
 /// A reusable set of contexts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Segment {
     /// The segment's key.
     pub key: String,
@@ -318,6 +330,7 @@ pub struct Segment {
 
 /// A segment rule: all clauses must match.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SegmentRule {
     /// AND-ed conditions.
     pub clauses: Vec<Clause>,

@@ -6,7 +6,7 @@
 //! Module map: `config` (CLI/env), `error` (problem+json), `auth` (tokens), `scopes` (what
 //! each admin token scope may do, by route), `api/` (thin handlers, one file per resource),
 //! `console/` (the web console's files and session), `store/` (all SQL; the group-commit writer), `snapshots` (live compiled snapshots per
-//! environment), `stream` (commit point → SSE subscribers), `metrics`, `release/`
+//! environment), `flag_list` (the filters and pages of `GET /api/v1/flags`), `stream` (commit point → SSE subscribers), `metrics`, `release/`
 //! (progressive delivery and the scheduler that also applies scheduled changes), `ofrep/`
 //! (the OpenFeature Remote Evaluation Protocol).
 #![forbid(unsafe_code)]
@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod flag_list;
 pub mod metrics;
 pub mod ofrep;
 pub mod release;

@@ -25,7 +25,7 @@ async fn a_new_flag_exists_in_every_environment_disabled() {
         assert_eq!(config["fallthrough"], json!({"variation": "on"}));
         assert_eq!(
             meta["environments"][env],
-            json!({"enabled": false, "version": 1})
+            json!({"enabled": false, "version": 1, "killed": false, "rollout": false, "release": false})
         );
     }
 }

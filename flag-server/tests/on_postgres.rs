@@ -18,6 +18,7 @@ mod console;
 mod environments;
 mod errors;
 mod evaluate;
+mod flag_list;
 mod flags;
 mod hostile;
 mod kill;

@@ -46,3 +46,81 @@ async fn the_server_serves_it_and_it_lists_every_route() {
         assert!(paths.contains_key(path), "{path} missing");
     }
 }
+
+/// Every `$ref` in `value` (recursively).
+fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                out.push(r);
+            }
+            map.values().for_each(|v| refs(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_body_is_described_and_every_reference_resolves() {
+    let doc: serde_json::Value = serde_json::from_str(&flag_server::api::openapi_json()).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+        assert!(schemas.contains_key(name), "unresolved {r}");
+    }
+    // The model's types, with the operators as an enum, as the server parses them.
+    let op = &schemas["Op"]["enum"];
+    assert_eq!(op.as_array().map(Vec::len), Some(15), "{op}");
+    assert!(op.as_array().unwrap().contains(&"in_segment".into()));
+    for (name, fields) in [
+        (
+            "Flag",
+            &[
+                "variations",
+                "prerequisites",
+                "targets",
+                "rules",
+                "fallthrough",
+            ][..],
+        ),
+        ("Segment", &["included", "excluded", "rules"][..]),
+        ("Clause", &["attribute", "op", "values", "negate"][..]),
+        ("Rollout", &["bucket_by", "salt", "weights"][..]),
+    ] {
+        for field in fields {
+            assert!(
+                schemas[name]["properties"].get(*field).is_some(),
+                "{name}.{field} missing"
+            );
+        }
+    }
+    let serve = &schemas["Serve"];
+    assert_eq!(
+        (&serve["minProperties"], &serve["maxProperties"]),
+        (&serde_json::json!(1), &serde_json::json!(1))
+    );
+    assert!(
+        serve["properties"].get("variation").is_some()
+            && serve["properties"].get("rollout").is_some()
+    );
+    let put = &doc["paths"]["/api/v1/flags/{key}/environments/{env}"]["put"];
+    assert_eq!(
+        put["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Flag"
+    );
+    // No body of the REST API is a bare object (the OpenAPI document itself is one, and OFREP
+    // requests follow OFREP's own document: `{"context": {...}}`, read by hand).
+    let mut paths = doc["paths"].clone();
+    paths
+        .as_object_mut()
+        .unwrap()
+        .retain(|path, _| path != "/openapi.json" && !path.starts_with("/ofrep/"));
+    let bare = paths
+        .to_string()
+        .matches(r#""schema":{"type":"object"}"#)
+        .count();
+    assert_eq!(bare, 0, "a body described as a bare object");
+}

@@ -18,6 +18,7 @@ mod environments;
 mod errors;
 mod evaluate;
 mod faults;
+mod flag_list;
 mod flags;
 mod hostile;
 mod kill;

@@ -1,4 +1,5 @@
-//! Flags: `kill`, `restore`, `on`, `off`, `rollout`, `list`, `get`, `create`.
+//! Flags: `kill`, `restore`, `on`, `off`, `rollout`, `list`, `get`, `create`, `archive`,
+//! `unarchive`, `tag`.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 use super::request;
 use super::rmw::{self, Percent, Remote};
 use super::Ctx;
-use crate::api::{config_path, KillOutcome, What};
+use crate::api::{config_path, KillOutcome, Method, What};
 use crate::output::{self, emit, emit_json};
 
 /// `flag rollout` help.
@@ -33,6 +34,50 @@ Examples:
 pub struct KeyArg {
     /// The flag key.
     pub key: String,
+}
+
+/// `flag on` / `flag off`.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// The flag key.
+    pub key: String,
+    /// Why (written to the audit log).
+    #[arg(long, short)]
+    pub reason: Option<String>,
+}
+
+/// `flag archive` / `flag unarchive`.
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The flag key.
+    pub key: String,
+    /// Why (written to the audit log).
+    #[arg(long, short)]
+    pub reason: Option<String>,
+}
+
+/// `flag tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The flag key.
+    pub key: String,
+    /// `add` or `remove`.
+    pub action: TagAction,
+    /// The tags.
+    #[arg(required = true)]
+    pub tags: Vec<String>,
+    /// Why (written to the audit log).
+    #[arg(long, short)]
+    pub reason: Option<String>,
+}
+
+/// What `flag tag` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TagAction {
+    /// Add the tags (those it has stay).
+    Add,
+    /// Remove the tags.
+    Remove,
 }
 
 /// `flag kill`.
@@ -71,6 +116,9 @@ pub struct RolloutArgs {
     /// The context attribute hashed into buckets [default: the current one, or `key`].
     #[arg(long)]
     pub bucket_by: Option<String>,
+    /// Why (written to the audit log).
+    #[arg(long, short)]
+    pub reason: Option<String>,
 }
 
 /// `flag list`.
@@ -79,6 +127,15 @@ pub struct ListArgs {
     /// Include archived flags.
     #[arg(long)]
     pub archived: bool,
+    /// Only flags whose key or name contains this (any case).
+    #[arg(long, short)]
+    pub search: Option<String>,
+    /// Only flags with this tag (repeatable: all of them).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Only flags in this state in the environment: on, off, killed, rollout, release.
+    #[arg(long)]
+    pub state: Option<String>,
 }
 
 /// `flag create`.
@@ -124,6 +181,8 @@ struct FlagMeta {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
     archived: bool,
     #[serde(default)]
     environments: BTreeMap<String, FlagState>,
@@ -133,6 +192,8 @@ struct FlagMeta {
 struct FlagState {
     enabled: bool,
     version: u64,
+    #[serde(default)]
+    killed: bool,
 }
 
 /// `flag kill KEY --reason ...`.
@@ -230,12 +291,13 @@ fn release_note(raw: &Value, key: &str, env: &str, what: &str) {
 }
 
 /// `flag on KEY` / `flag off KEY`.
-pub fn set_enabled(ctx: &Ctx, key: &str, enabled: bool) -> anyhow::Result<()> {
+pub fn set_enabled(ctx: &Ctx, a: SwitchArgs, enabled: bool) -> anyhow::Result<()> {
     let (api, env) = ctx.api()?;
     let store = Remote {
         api: &api,
-        key,
+        key: &a.key,
         env: &env,
+        reason: a.reason.as_deref(),
     };
     let change = move |f: &mut Flag| {
         f.enabled = enabled;
@@ -253,6 +315,7 @@ pub fn rollout(ctx: &Ctx, a: RolloutArgs) -> anyhow::Result<()> {
         api: &api,
         key: &a.key,
         env: &env,
+        reason: a.reason.as_deref(),
     };
     let change = |f: &mut Flag| {
         rmw::apply_rollout(
@@ -271,7 +334,9 @@ pub fn rollout(ctx: &Ctx, a: RolloutArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(ctx: &Ctx, env: &str, c: &rmw::Changed, verb: &str) {
+/// Prints what a read-modify-write did (or its JSON with `--json`); a held change names
+/// its change request.
+pub(crate) fn report(ctx: &Ctx, env: &str, c: &rmw::Changed, verb: &str) {
     if let Some(held) = &c.held {
         let raw = serde_json::to_value(held).unwrap_or_default();
         let what = format!("{verb} {} in {env}", c.after.key);
@@ -306,7 +371,13 @@ fn report(ctx: &Ctx, env: &str, c: &rmw::Changed, verb: &str) {
 /// `flag list`.
 pub fn list(ctx: &Ctx, a: ListArgs) -> anyhow::Result<()> {
     let (api, env) = ctx.api()?;
-    let query = [("archived", a.archived.to_string())];
+    let mut query = vec![("archived", a.archived.to_string())];
+    query.extend(a.search.map(|q| ("q", q)));
+    query.extend(a.tags.into_iter().map(|t| ("tag", t)));
+    if let Some(state) = a.state {
+        query.push(("state", state));
+        query.push(("environment", env.clone()));
+    }
     let raw: Value = api.get_query("/api/v1/flags", &query, What::Other)?;
     if ctx.json {
         emit_json(&raw);
@@ -319,7 +390,14 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> anyhow::Result<()> {
             let (state, version) = match m.environments.get(&env) {
                 _ if m.archived => ("archived".to_owned(), "-".to_owned()),
                 Some(s) => (
-                    (if s.enabled { "on" } else { "off" }).to_owned(),
+                    (if s.killed {
+                        "killed"
+                    } else if s.enabled {
+                        "on"
+                    } else {
+                        "off"
+                    })
+                    .to_owned(),
                     s.version.to_string(),
                 ),
                 None => ("-".to_owned(), "-".to_owned()),
@@ -330,12 +408,13 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> anyhow::Result<()> {
                 state,
                 version,
                 m.name.clone().unwrap_or_default(),
+                m.tags.join(","),
             ]
         })
         .collect();
     let env_header = format!("IN {}", env.to_uppercase());
     emit(output::table(
-        &["KEY", "KIND", &env_header, "VERSION", "NAME"],
+        &["KEY", "KIND", &env_header, "VERSION", "NAME", "TAGS"],
         &rows,
     ));
     Ok(())
@@ -425,6 +504,87 @@ pub fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
             envs.join(", ")
         },
         meta.key
+    ));
+    Ok(())
+}
+
+/// `flag archive KEY` / `flag unarchive KEY`.
+pub fn archive(ctx: &Ctx, a: ArchiveArgs, archived: bool) -> anyhow::Result<()> {
+    let (api, env) = ctx.api()?;
+    let what = What::Flag {
+        key: &a.key,
+        env: &env,
+    };
+    let path = format!("/api/v1/flags/{}", a.key);
+    let reason = a.reason.as_deref();
+    let raw: Value = if archived {
+        api.delete_because(&path, reason, what)?;
+        api.get(&path, what)?
+    } else {
+        api.write(
+            Method::POST,
+            &format!("{path}/unarchive"),
+            &json!({}),
+            reason,
+            what,
+        )?
+    };
+    if ctx.json {
+        emit_json(&raw);
+    } else if archived {
+        emit(format!(
+            "ARCHIVED {}: gone from every environment; `flag unarchive {}` brings it back",
+            a.key, a.key
+        ));
+    } else {
+        emit(format!(
+            "UNARCHIVED {}: back in every environment as it was",
+            a.key
+        ));
+    }
+    Ok(())
+}
+
+/// `flag tag KEY add|remove TAG...`.
+pub fn tag(ctx: &Ctx, a: TagArgs) -> anyhow::Result<()> {
+    let (api, env) = ctx.api()?;
+    let what = What::Flag {
+        key: &a.key,
+        env: &env,
+    };
+    let path = format!("/api/v1/flags/{}", a.key);
+    let current: FlagMeta = api.get(&path, what)?;
+    let mut tags = current.tags;
+    match a.action {
+        TagAction::Add => {
+            for t in a.tags {
+                if !tags.contains(&t) {
+                    tags.push(t);
+                }
+            }
+        }
+        TagAction::Remove => tags.retain(|t| !a.tags.contains(t)),
+    }
+    let raw: Value = api.write(
+        Method::PATCH,
+        &path,
+        &json!({ "tags": tags }),
+        a.reason.as_deref(),
+        what,
+    )?;
+    if ctx.json {
+        emit_json(&raw);
+        return Ok(());
+    }
+    let meta: FlagMeta = serde_json::from_value(raw)?;
+    emit(format!(
+        "TAGS of {}: {}",
+        meta.key,
+        if meta.tags.is_empty() {
+            "(none)".to_owned()
+        } else {
+            meta.tags.join(", ")
+        }
     ));
     Ok(())
 }

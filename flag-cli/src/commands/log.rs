@@ -1,5 +1,6 @@
-//! `flag log [KEY]`: the audit log, newest first; `--since 2h`, `--until TIME` and
-//! `--around TIME` (± `--window`, 30 minutes by default) bound it in time.
+//! `flag log [KEY]`: the audit log, newest first, each entry with what it changed (the
+//! before and after of its row, path by path); `--since 2h`, `--until TIME` and `--around
+//! TIME` (± `--window`, 30 minutes by default) bound it in time.
 
 use clap::Args;
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::Ctx;
 use crate::api::What;
+use crate::diff;
 use crate::output::{emit, emit_json, table};
 
 /// `flag log`.
@@ -40,6 +42,9 @@ pub struct LogArgs {
         requires = "around"
     )]
     pub window: String,
+    /// One line per entry, without what changed.
+    #[arg(long)]
+    pub brief: bool,
 }
 
 /// A point in time as people write it: an age (`2h`: that long before `now`) or a date-time
@@ -108,6 +113,24 @@ struct Entry {
     environment: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    before: Option<Value>,
+    #[serde(default)]
+    after: Option<Value>,
+}
+
+impl Entry {
+    /// What the entry changed, one line per path (nothing for a creation or a deletion,
+    /// whose whole object is the change).
+    fn changes(&self) -> Vec<String> {
+        let (Some(before), Some(after)) = (&self.before, &self.after) else {
+            return Vec::new();
+        };
+        diff::changes(before, after, &["version", "updated_at"])
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
 }
 
 /// Runs `flag log`.
@@ -133,22 +156,32 @@ pub fn run(ctx: &Ctx, a: LogArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let rows: Vec<Vec<String>> = entries
-        .into_iter()
+        .iter()
         .map(|e| {
             vec![
-                e.at,
-                e.actor,
-                e.action,
-                e.flag.or(e.segment).unwrap_or_else(|| "-".into()),
-                e.environment.unwrap_or_else(|| "-".into()),
-                e.reason.unwrap_or_default(),
+                e.at.clone(),
+                e.actor.clone(),
+                e.action.clone(),
+                e.flag
+                    .clone()
+                    .or_else(|| e.segment.clone())
+                    .unwrap_or_else(|| "-".into()),
+                e.environment.clone().unwrap_or_else(|| "-".into()),
+                e.reason.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    emit(table(
-        &["WHEN", "WHO", "ACTION", "WHAT", "ENV", "REASON"],
-        &rows,
-    ));
+    let text = table(&["WHEN", "WHO", "ACTION", "WHAT", "ENV", "REASON"], &rows);
+    let mut lines = text.lines();
+    emit(lines.next().unwrap_or_default());
+    for (line, entry) in lines.zip(&entries) {
+        emit(line);
+        if !a.brief {
+            for change in entry.changes() {
+                emit(format!("    {change}"));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 //! `output`. Commands never format HTTP errors themselves: `api` does.
 
 pub mod alert;
+pub mod apply;
+pub mod compare;
 pub mod env;
 pub mod eval;
 pub mod flags;
@@ -12,7 +14,9 @@ pub mod release;
 pub mod request;
 pub mod rmw;
 pub mod schedule;
+pub mod segment;
 pub mod status;
+pub mod targeting;
 pub mod token;
 
 use crate::api::Api;

@@ -25,6 +25,8 @@ pub struct Remote<'a> {
     pub key: &'a str,
     /// The environment.
     pub env: &'a str,
+    /// Why (written to the audit log).
+    pub reason: Option<&'a str>,
 }
 
 impl ConfigStore for Remote<'_> {
@@ -32,7 +34,8 @@ impl ConfigStore for Remote<'_> {
         self.api.flag_config(self.key, self.env)
     }
     fn write(&self, flag: &Flag, version: u64) -> Result<Written, ApiError> {
-        self.api.put_flag_config(self.env, flag, version)
+        self.api
+            .put_flag_config(self.env, flag, version, self.reason)
     }
 }
 

@@ -106,6 +106,13 @@ impl Server {
         run(args, self.home.path(), None)
     }
 
+    /// `flag --server BASE --token ADMIN ARGS...` with these environment variables set.
+    pub fn flag_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Out {
+        let mut all = vec!["--server", &self.base, "--token", ADMIN];
+        all.extend_from_slice(args);
+        run_with(&all, self.home.path(), None, vars)
+    }
+
     /// A blocking HTTP client with the admin token, for setting up and checking.
     pub fn http(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
         reqwest::blocking::Client::new()
@@ -161,6 +168,11 @@ impl Drop for Server {
 
 /// Runs the binary with a clean environment.
 pub fn run(args: &[&str], home: &Path, stdin: Option<&str>) -> Out {
+    run_with(args, home, stdin, &[])
+}
+
+/// Runs the binary with a clean environment plus `vars`.
+pub fn run_with(args: &[&str], home: &Path, stdin: Option<&str>, vars: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flag"));
     cmd.args(args)
         .env("HOME", home)
@@ -179,9 +191,11 @@ pub fn run(args: &[&str], home: &Path, stdin: Option<&str>) -> Out {
         "FLAG_PROFILE",
         "FLAG_CONFIG",
         "RUST_BACKTRACE",
+        "EDITOR",
     ] {
         cmd.env_remove(var);
     }
+    cmd.envs(vars.iter().copied());
     let mut child = cmd.spawn().unwrap();
     if let Some(text) = stdin {
         child

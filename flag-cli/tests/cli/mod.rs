@@ -6,3 +6,4 @@ mod flags;
 mod manage;
 mod release;
 mod requests;
+mod targeting;

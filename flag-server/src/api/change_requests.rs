@@ -3,7 +3,7 @@
 //! `.../reject`, `.../withdraw`. A write held for approval answers `accepted` (202).
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -50,17 +50,6 @@ pub(crate) fn accepted(request: &ChangeRequest) -> HttpResponse {
             format!("/api/v1/change-requests/{}", request.id),
         ))
         .json(request)
-}
-
-/// The `?reason=` of a write whose body is the object itself (a flag configuration PUT).
-pub(crate) fn reason_param(req: &HttpRequest) -> Option<String> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .ok()?
-        .into_inner()
-        .into_iter()
-        .find(|(name, _)| name == "reason")
-        .map(|(_, value)| value)
-        .filter(|value| !value.trim().is_empty())
 }
 
 /// `GET /change-requests` filters.

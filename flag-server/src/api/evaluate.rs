@@ -39,7 +39,7 @@ pub struct EvaluateRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FlagResult {
     /// The value served (`null` when the caller's default applies).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub value: Option<Value>,
     /// The variation served.
     pub variation: Option<String>,

@@ -22,8 +22,9 @@ pub mod webhooks;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoParams, Modify, OpenApi};
 
 use flag_sdk::validate::{FieldError, ValidationErrors};
 
@@ -177,6 +178,24 @@ pub(crate) async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse,
     )))
 }
 
+/// `?reason=...` on a write whose body is the object itself (a flag's configuration, a
+/// segment): why, written to the audit row. Writes with a JSON envelope carry `"reason"` in
+/// the body instead. Another query parameter is a 400 naming it.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReasonQuery {
+    /// Why (written to the audit log), e.g. a ticket.
+    pub reason: Option<String>,
+}
+
+impl ReasonQuery {
+    /// The reason given, if not blank.
+    pub fn into_reason(self) -> Option<String> {
+        self.reason.filter(|r| !r.trim().is_empty())
+    }
+}
+
 /// `If-Match: "<version>"` → `Some(version)`; absent or `*` → `None`; anything else → 400.
 pub(crate) fn if_match(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
     let Some(value) = req.headers().get(header::IF_MATCH) else {
@@ -212,7 +231,7 @@ pub(crate) fn etag(version: u64) -> (header::HeaderName, String) {
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
         environments::list, environments::create, environments::update,
         flags::list, flags::create, flags::get, flags::update, flags::archive,
-        flags::get_config, flags::put_config, flags::kill, flags::restore,
+        flags::unarchive, flags::get_config, flags::put_config, flags::kill, flags::restore,
         segments::list, segments::create, segments::get, segments::replace, segments::delete,
         evaluate::evaluate,
         audit::list, events::events, annotations::list,

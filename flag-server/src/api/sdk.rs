@@ -103,7 +103,7 @@ pub async fn stream(
 /// The environment's snapshot; `ETag` is the revision, `If-None-Match` with it gives `304`.
 #[utoipa::path(get, path = "/sdk/v1/snapshot", tag = "sdk",
     responses(
-        (status = 200, description = "the section 2 snapshot", body = Object),
+        (status = 200, description = "the section 2 snapshot", body = flag_sdk::Snapshot),
         (status = 304, description = "unchanged since the ETag given"),
         (status = 401, description = "no valid token", body = crate::error::Problem),
         (status = 403, description = "not an SDK token", body = crate::error::Problem),

@@ -3,8 +3,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use flag_sdk::Segment;
 
-use super::change_requests::{accepted, reason_param};
-use super::{etag, if_match, method_not_allowed, Body};
+use super::change_requests::accepted;
+use super::{etag, if_match, method_not_allowed, Body, ReasonQuery};
 use crate::auth::AdminToken;
 use crate::error::{ApiError, Problem};
 use crate::state::AppState;
@@ -40,7 +40,7 @@ fn snapshot(
 /// Every segment of the environment (contract section 2), by key.
 #[utoipa::path(get, operation_id = "list_segments", path = "/api/v1/environments/{env}/segments", tag = "segments",
     params(("env" = String, Path, description = "environment key")),
-    responses((status = 200, description = "the segments", body = Vec<Object>),
+    responses((status = 200, description = "the segments", body = Vec<Segment>),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem)))]
 pub async fn list(
@@ -55,9 +55,9 @@ pub async fn list(
 
 /// Creates a segment (version 1). 409 when the key exists.
 #[utoipa::path(post, operation_id = "create_segment", path = "/api/v1/environments/{env}/segments", tag = "segments",
-    request_body(content = Object, description = "the contract section 2 segment"),
-    params(("env" = String, Path, description = "environment key")),
-    responses((status = 201, description = "the stored segment", body = Object),
+    request_body(content = Segment, description = "the contract section 2 segment"),
+    params(("env" = String, Path, description = "environment key"), ReasonQuery),
+    responses((status = 201, description = "the stored segment", body = Segment),
               (status = 202, description = "the environment requires approval: held as a change request", body = ChangeRequest,
                headers(("Location" = String, description = "the change request"))),
               (status = 400, body = Problem), (status = 401, body = Problem),
@@ -65,16 +65,16 @@ pub async fn list(
               (status = 409, body = Problem), (status = 413, body = Problem),
               (status = 422, body = Problem)))]
 pub async fn create(
-    req: HttpRequest,
     state: web::Data<AppState>,
     admin: AdminToken,
     env: web::Path<String>,
+    reason: web::Query<ReasonQuery>,
     body: Body<Segment>,
 ) -> Result<HttpResponse, ApiError> {
     let env = env.into_inner();
+    let reason = reason.into_inner().into_reason();
     let actor = admin.0.name;
     let segment = body.into_inner();
-    let reason = reason_param(&req);
     let written = state
         .store
         .write(move |ctx| {
@@ -94,7 +94,7 @@ pub async fn create(
 #[utoipa::path(get, operation_id = "get_segment", path = "/api/v1/environments/{env}/segments/{key}", tag = "segments",
     params(("env" = String, Path, description = "environment key"),
            ("key" = String, Path, description = "segment key")),
-    responses((status = 200, description = "the segment", body = Object),
+    responses((status = 200, description = "the segment", body = Segment),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem)))]
 pub async fn get(
@@ -116,11 +116,12 @@ pub async fn get(
 
 /// Replaces a segment; `If-Match` as for flags.
 #[utoipa::path(put, operation_id = "replace_segment", path = "/api/v1/environments/{env}/segments/{key}", tag = "segments",
-    request_body(content = Object, description = "the contract section 2 segment"),
+    request_body(content = Segment, description = "the contract section 2 segment"),
     params(("env" = String, Path, description = "environment key"),
            ("key" = String, Path, description = "segment key"),
-           ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag")),
-    responses((status = 200, description = "the stored segment", body = Object),
+           ("If-Match" = Option<String>, Header, description = "\"<version>\" from the ETag"),
+           ReasonQuery),
+    responses((status = 200, description = "the stored segment", body = Segment),
               (status = 202, description = "the environment requires approval: held as a change request", body = ChangeRequest,
                headers(("Location" = String, description = "the change request"))),
               (status = 400, body = Problem), (status = 401, body = Problem),
@@ -132,10 +133,12 @@ pub async fn replace(
     state: web::Data<AppState>,
     admin: AdminToken,
     path: web::Path<(String, String)>,
+    reason: web::Query<ReasonQuery>,
     body: Body<Segment>,
 ) -> Result<HttpResponse, ApiError> {
     let (env, key) = path.into_inner();
     let expected = if_match(&req)?;
+    let reason = reason.into_inner().into_reason();
     let segment = body.into_inner();
     if segment.key != key {
         return Err(ApiError::invalid(
@@ -144,7 +147,6 @@ pub async fn replace(
         ));
     }
     let actor = admin.0.name;
-    let reason = reason_param(&req);
     let written = state
         .store
         .write(move |ctx| {
@@ -164,21 +166,21 @@ pub async fn replace(
 /// Deletes a segment. 409 while a flag or segment names it.
 #[utoipa::path(delete, operation_id = "delete_segment", path = "/api/v1/environments/{env}/segments/{key}", tag = "segments",
     params(("env" = String, Path, description = "environment key"),
-           ("key" = String, Path, description = "segment key")),
+           ("key" = String, Path, description = "segment key"), ReasonQuery),
     responses((status = 204, description = "deleted"),
               (status = 202, description = "the environment requires approval: held as a change request", body = ChangeRequest,
                headers(("Location" = String, description = "the change request"))),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn delete(
-    req: HttpRequest,
     state: web::Data<AppState>,
     admin: AdminToken,
     path: web::Path<(String, String)>,
+    reason: web::Query<ReasonQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (env, key) = path.into_inner();
     let actor = admin.0.name;
-    let reason = reason_param(&req);
+    let reason = reason.into_inner().into_reason();
     let written = state
         .store
         .write(move |ctx| {

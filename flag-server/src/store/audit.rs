@@ -42,6 +42,7 @@ pub struct AuditEntry {
     /// The name of the token that made the change.
     pub actor: String,
     /// What happened: `environment.create`, `flag.create`, `flag.update`, `flag.archive`,
+    /// `flag.unarchive`,
     /// `flag.config.update`, `flag.kill`, `flag.restore`, `segment.create`, `segment.update`,
     /// `segment.delete`, `token.create`, `token.revoke`, `environment.update`, the release
     /// moves (`release.*`), scheduled changes (`schedule.created`, `.applied`, `.failed`,

@@ -19,10 +19,8 @@ use crate::release::plan::ReleaseState;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct KillOutcome {
     /// The configuration before the request.
-    #[schema(value_type = Object)]
     pub before: Flag,
     /// The configuration after the request.
-    #[schema(value_type = Object)]
     pub flag: Flag,
     /// `false` when the flag was already killed (a second kill changes nothing).
     pub changed: bool,
@@ -152,12 +150,14 @@ fn write_config(
 
 /// Replaces a flag's configuration in one environment. `if_match` is compared with the
 /// current version inside the transaction: a stale one gets 412. Clears a kill's restore point.
+/// `reason` goes to the audit row.
 pub fn put_config(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
     env: &str,
     config: Flag,
     if_match: Option<u64>,
+    reason: Option<&str>,
 ) -> Result<Flag, ApiError> {
     let (config, before) = prepare_config(ctx, env, config, if_match)?;
     write_config(ctx, env, &config, None)?;
@@ -170,6 +170,7 @@ pub fn put_config(
             environment: Some(env),
             before,
             after: serde_json::to_value(&config).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -382,4 +383,13 @@ fn audited(
         release_paused: false,
         schedules_paused: 0,
     })
+}
+
+/// Every killed (flag, environment): those with a kill's restore point.
+pub fn all_killed(conn: &Conn) -> Result<Vec<(String, String)>, ApiError> {
+    Ok(conn.query_map(
+        "SELECT flag, environment FROM flag_configs WHERE pre_kill IS NOT NULL",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
 }

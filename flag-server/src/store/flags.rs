@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use flag_sdk::validate::{check_key, validate_flag, FieldError, ValidationErrors};
-use flag_sdk::{FlagKind, Variation};
+use flag_sdk::validate::{
+    check_key, validate_flag, validate_flag_in, FieldError, ValidationErrors,
+};
+use flag_sdk::{Flag, FlagKind, Variation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -21,7 +23,6 @@ pub struct FlagMeta {
     /// The flag's key.
     pub key: String,
     /// `boolean`, `string`, `number` or `json`.
-    #[schema(value_type = String, example = "boolean")]
     pub kind: FlagKind,
     /// A human name.
     pub name: Option<String>,
@@ -30,7 +31,6 @@ pub struct FlagMeta {
     /// Free-form labels.
     pub tags: Vec<String>,
     /// The variations a new environment's configuration starts with.
-    #[schema(value_type = Vec<Object>)]
     pub variations: Vec<Variation>,
     /// Archived flags are gone from every environment's snapshot.
     pub archived: bool,
@@ -51,6 +51,12 @@ pub struct FlagState {
     pub enabled: bool,
     /// The configuration's version (its `ETag`).
     pub version: u64,
+    /// Killed: off by the kill switch, `restore` puts back what was there.
+    pub killed: bool,
+    /// On, with a percentage rollout as its fallthrough.
+    pub rollout: bool,
+    /// A release of the flag is running in the environment.
+    pub release: bool,
 }
 
 /// `POST /flags`.
@@ -70,7 +76,6 @@ pub struct NewFlag {
     #[serde(default)]
     pub tags: Vec<String>,
     /// The variations; a boolean flag defaults to `on` = true, `off` = false.
-    #[schema(value_type = Option<Vec<Object>>)]
     pub variations: Option<Vec<Variation>>,
 }
 
@@ -128,6 +133,65 @@ pub fn list(conn: &Conn, archived: bool) -> Result<Vec<FlagMeta>, ApiError> {
     rows.into_iter().map(finish_meta).collect()
 }
 
+/// What the flag list filters on: a flag's key, name and tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The flag's key.
+    pub key: String,
+    /// A human name.
+    pub name: Option<String>,
+    /// Free-form labels.
+    pub tags: Vec<String>,
+}
+
+/// Every flag's key, name and tags by key; archived ones only when asked.
+pub fn summaries(conn: &Conn, archived: bool) -> Result<Vec<Summary>, ApiError> {
+    let rows = conn.query_map(
+        "SELECT key, name, tags FROM flags WHERE ?1 OR archived = 0 ORDER BY key",
+        params![archived],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<Option<String>>(1)?,
+                r.get::<String>(2)?,
+            ))
+        },
+    )?;
+    rows.into_iter()
+        .map(|(key, name, tags)| {
+            let tags = if tags == "[]" {
+                Vec::new()
+            } else {
+                json(&tags)?
+            };
+            Ok(Summary { key, name, tags })
+        })
+        .collect()
+}
+
+/// The definitions of `keys` (that exist), by key.
+pub fn get_many(conn: &Conn, keys: &[String]) -> Result<Vec<FlagMeta>, ApiError> {
+    /// Keys per query: far below every backend's limit on parameters.
+    const CHUNK: usize = 500;
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(CHUNK) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+        let params: Vec<sql::Param<'_>> = chunk.iter().map(|k| k.as_str().into()).collect();
+        let rows = conn.query_map(
+            &format!(
+                "SELECT {META_COLUMNS} FROM flags WHERE key IN ({}) ORDER BY key",
+                marks.join(", ")
+            ),
+            &params,
+            meta_from_row,
+        )?;
+        for row in rows {
+            out.push(finish_meta(row)?);
+        }
+    }
+    Ok(out)
+}
+
 /// One flag's definition.
 pub fn get(conn: &Conn, key: &str) -> Result<FlagMeta, ApiError> {
     let row = conn.query_opt(
@@ -145,7 +209,12 @@ pub(super) fn no_flag(key: &str) -> ApiError {
 }
 
 /// Creates a flag in every environment, disabled.
-pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagMeta, ApiError> {
+pub fn create(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    new: NewFlag,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
     let mut errors = Vec::new();
     if let Err(m) = check_key(&new.key) {
         errors.push(field("key", m));
@@ -241,6 +310,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewFlag) -> Result<FlagM
             action: "flag.create",
             flag: Some(&meta.key),
             after: serde_json::to_value(&meta).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -272,6 +342,7 @@ pub fn update(
     actor: &str,
     key: &str,
     patch: FlagPatch,
+    reason: Option<&str>,
 ) -> Result<FlagMeta, ApiError> {
     let before = get(ctx.conn, key)?;
     let mut errors = Vec::new();
@@ -299,29 +370,18 @@ pub fn update(
             ctx.now
         ],
     )?;
-    audit::record(
-        ctx,
-        NewAudit {
-            actor,
-            action: "flag.update",
-            flag: Some(key),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&after).ok(),
-            ..NewAudit::default()
-        },
-    )?;
-    Ok(after)
+    recorded(ctx, actor, "flag.update", &before, after, reason)
 }
 
 /// Archives a flag: it leaves every environment's snapshot. Refused while another live flag
 /// names it as a prerequisite.
-pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMeta, ApiError> {
-    let before = get(ctx.conn, key)?;
-    if before.archived {
-        return Err(ApiError::Conflict(format!(
-            "flag `{key}` is already archived"
-        )));
-    }
+pub fn archive(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    key: &str,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
+    let before = archived_or_not(ctx.conn, key, false)?;
     let mut dependents = Vec::new();
     for env in ctx.environments() {
         for flag in ctx.snapshot(&env)?.flags.values() {
@@ -336,10 +396,6 @@ pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMet
             dependents.join(", ")
         )));
     }
-    ctx.conn.execute(
-        "UPDATE flags SET archived = 1, updated_at = ?2 WHERE key = ?1",
-        params![key, ctx.now],
-    )?;
     for env in ctx.environments() {
         let revision = ctx.bump_revision(&env)?;
         ctx.emit(Effect::FlagRemoved {
@@ -348,17 +404,128 @@ pub fn archive(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<FlagMet
             key: key.to_owned(),
         })?;
     }
+    mark_archived(ctx, actor, before, true, reason)
+}
+
+/// The definition of `key`, which must be `archived` (or not): a 409 otherwise.
+fn archived_or_not(conn: &Conn, key: &str, archived: bool) -> Result<FlagMeta, ApiError> {
+    let meta = get(conn, key)?;
+    match (meta.archived, archived) {
+        (true, false) => Err(ApiError::Conflict(format!(
+            "flag `{key}` is already archived"
+        ))),
+        (false, true) => Err(ApiError::Conflict(format!("flag `{key}` is not archived"))),
+        _ => Ok(meta),
+    }
+}
+
+/// Marks the flag archived (or not) and writes the audit row.
+fn mark_archived(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    before: FlagMeta,
+    archived: bool,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
+    ctx.conn.execute(
+        "UPDATE flags SET archived = ?2, updated_at = ?3 WHERE key = ?1",
+        params![&before.key, archived, ctx.now],
+    )?;
     let mut after = before.clone();
-    after.archived = true;
+    after.archived = archived;
     after.updated_at = ctx.now.to_owned();
+    let action = if archived {
+        "flag.archive"
+    } else {
+        "flag.unarchive"
+    };
+    recorded(ctx, actor, action, &before, after, reason)
+}
+
+/// Brings an archived flag back into every environment with the configuration it had when it
+/// was archived (under a new version; a default, disabled one in an environment created
+/// since). Refused (409, naming each problem) while a configuration names a flag or segment
+/// that is gone.
+pub fn unarchive(
+    ctx: &mut WriteCtx<'_>,
+    actor: &str,
+    key: &str,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
+    let before = archived_or_not(ctx.conn, key, true)?;
+    let mut configs = Vec::new();
+    let mut problems = Vec::new();
+    for env in ctx.environments() {
+        let stored = ctx
+            .conn
+            .query_opt(
+                "SELECT config FROM flag_configs WHERE flag = ?1 AND environment = ?2",
+                params![key, &env],
+            )?
+            .map(|r| r.get::<String>(0))
+            .transpose()?;
+        let config = match &stored {
+            Some(text) => {
+                let mut config: Flag = json(text)?;
+                config.version += 1;
+                config
+            }
+            None => default_config(key, before.kind.clone(), before.variations.clone()),
+        };
+        if let Err(errors) = validate_flag_in(&config, ctx.snapshot(&env)?) {
+            problems.extend(
+                errors
+                    .0
+                    .into_iter()
+                    .map(|e| format!("in `{env}`: {}: {}", e.field, e.message)),
+            );
+        }
+        configs.push((env, config, stored.is_some()));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "flag `{key}` cannot come back as it was: {}; fix what it names first",
+            problems.join("; ")
+        )));
+    }
+    for (env, config, stored) in configs {
+        if stored {
+            ctx.conn.execute(
+                "UPDATE flag_configs SET version = ?3, config = ?4
+                 WHERE flag = ?1 AND environment = ?2",
+                params![key, &env, config.version as i64, &to_json(&config)],
+            )?;
+        } else {
+            insert_config(ctx.conn, &env, &config)?;
+        }
+        let revision = ctx.bump_revision(&env)?;
+        ctx.emit(Effect::Flag {
+            environment: env,
+            revision,
+            flag: config,
+        })?;
+    }
+    mark_archived(ctx, actor, before, false, reason)
+}
+
+/// Writes the audit row of a change of a flag's definition from `before` to `after`.
+fn recorded(
+    ctx: &WriteCtx<'_>,
+    actor: &str,
+    action: &str,
+    before: &FlagMeta,
+    after: FlagMeta,
+    reason: Option<&str>,
+) -> Result<FlagMeta, ApiError> {
     audit::record(
         ctx,
         NewAudit {
             actor,
-            action: "flag.archive",
-            flag: Some(key),
-            before: serde_json::to_value(&before).ok(),
+            action,
+            flag: Some(&after.key),
+            before: serde_json::to_value(before).ok(),
             after: serde_json::to_value(&after).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;

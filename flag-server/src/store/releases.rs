@@ -43,6 +43,15 @@ pub fn get(conn: &Conn, flag: &str, env: &str) -> Result<Option<Release>, ApiErr
     .transpose()
 }
 
+/// Every (flag, environment) with a release running (not paused or finished).
+pub fn all_running(conn: &Conn) -> Result<Vec<(String, String)>, ApiError> {
+    Ok(conn.query_map(
+        "SELECT flag, environment FROM releases WHERE state = 'running'",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
 /// Running releases and when each is next due: (flag, environment, due at).
 pub fn schedule(conn: &Conn) -> Result<Vec<(String, String, Millis)>, ApiError> {
     Ok(conn.query_map(
@@ -243,7 +252,7 @@ fn apply(
             if !amended {
                 let mut config = current(ctx, flag, env)?;
                 config.fallthrough = serve.clone();
-                flag_configs::put_config(ctx, actor, env, config, None)?;
+                flag_configs::put_config(ctx, actor, env, config, None, None)?;
             }
         }
         Some(FlagMove::Kill) => {

@@ -413,7 +413,8 @@ pub fn tick(ctx: &mut WriteCtx<'_>, id: i64, now: Millis) -> Result<(), ApiError
         Err(e) => return fail(ctx, format!("not applied: {e}")),
     };
     let if_match = (!before.change.is_plain()).then_some(before.base_version);
-    match flag_configs::put_config(ctx, &before.author, env, config, if_match) {
+    let reason = before.reason.as_deref();
+    match flag_configs::put_config(ctx, &before.author, env, config, if_match, reason) {
         Ok(_) => {}
         Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => return Err(e),
         Err(e) => return fail(ctx, format!("not applied: {e}")),

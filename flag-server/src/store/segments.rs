@@ -41,6 +41,7 @@ pub fn create(
     actor: &str,
     env: &str,
     segment: Segment,
+    reason: Option<&str>,
 ) -> Result<Segment, ApiError> {
     let segment = prepare_create(ctx, env, segment)?;
     save(ctx, env, &segment)?;
@@ -52,6 +53,7 @@ pub fn create(
             segment: Some(&segment.key),
             environment: Some(env),
             after: serde_json::to_value(&segment).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -84,6 +86,7 @@ pub fn replace(
     env: &str,
     segment: Segment,
     if_match: Option<u64>,
+    reason: Option<&str>,
 ) -> Result<Segment, ApiError> {
     let (segment, before) = prepare_replace(ctx, env, segment, if_match)?;
     save(ctx, env, &segment)?;
@@ -96,6 +99,7 @@ pub fn replace(
             environment: Some(env),
             before: serde_json::to_value(&before).ok(),
             after: serde_json::to_value(&segment).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;
@@ -136,6 +140,7 @@ pub fn delete(
     actor: &str,
     env: &str,
     key: &str,
+    reason: Option<&str>,
 ) -> Result<Segment, ApiError> {
     let snapshot = ctx.snapshot(env)?;
     let Some(before) = snapshot.segments.get(key).cloned() else {
@@ -178,6 +183,7 @@ pub fn delete(
             segment: Some(key),
             environment: Some(env),
             before: serde_json::to_value(&before).ok(),
+            reason,
             ..NewAudit::default()
         },
     )?;

@@ -97,8 +97,14 @@ fn apply(
         RequestKind::FlagConfig => {
             let config: Flag = serde_json::from_value(request.proposed.clone())
                 .map_err(|e| ApiError::Internal(format!("corrupt change request: {e}")))?;
-            let stored =
-                flag_configs::put_config(ctx, author, env, config, Some(request.base_version))?;
+            let stored = flag_configs::put_config(
+                ctx,
+                author,
+                env,
+                config,
+                Some(request.base_version),
+                reason.as_deref(),
+            )?;
             Ok(Some(format!("applied as version {}", stored.version)))
         }
         RequestKind::Kill => {
@@ -131,14 +137,16 @@ fn apply(
             let segment: Segment = serde_json::from_value(request.proposed.clone())
                 .map_err(|e| ApiError::Internal(format!("corrupt change request: {e}")))?;
             let stored = match request.base_version {
-                0 => segments::create(ctx, author, env, segment)?,
-                base => segments::replace(ctx, author, env, segment, Some(base))?,
+                0 => segments::create(ctx, author, env, segment, reason.as_deref())?,
+                base => {
+                    segments::replace(ctx, author, env, segment, Some(base), reason.as_deref())?
+                }
             };
             Ok(Some(format!("applied as version {}", stored.version)))
         }
         RequestKind::SegmentDelete => {
             let key = request.segment.as_deref().unwrap_or_default();
-            segments::delete(ctx, author, env, key)?;
+            segments::delete(ctx, author, env, key, reason.as_deref())?;
             Ok(Some("deleted".into()))
         }
     }

@@ -72,7 +72,7 @@ pub fn put_config(
     if let Some(held) = hold_config(ctx, actor, env, &config, if_match, reason)? {
         return Ok(Gated::Held(Box::new(held)));
     }
-    flag_configs::put_config(ctx, actor, env, config, if_match).map(Gated::Done)
+    flag_configs::put_config(ctx, actor, env, config, if_match, reason).map(Gated::Done)
 }
 
 /// The kill switch: applied now, unless `env` holds kills for approval too.
@@ -140,8 +140,8 @@ pub fn put_segment(
 ) -> Result<Gated<Segment>, ApiError> {
     if required(ctx, env, RequestKind::Segment)? == 0 {
         return match replace {
-            Some(if_match) => segments::replace(ctx, actor, env, segment, if_match),
-            None => segments::create(ctx, actor, env, segment),
+            Some(if_match) => segments::replace(ctx, actor, env, segment, if_match, reason),
+            None => segments::create(ctx, actor, env, segment, reason),
         }
         .map(Gated::Done);
     }
@@ -164,7 +164,7 @@ pub fn delete_segment(
     reason: Option<&str>,
 ) -> Result<Gated<Segment>, ApiError> {
     if required(ctx, env, RequestKind::SegmentDelete)? == 0 {
-        return segments::delete(ctx, actor, env, key).map(Gated::Done);
+        return segments::delete(ctx, actor, env, key, reason).map(Gated::Done);
     }
     if !ctx.snapshot(env)?.segments.contains_key(key) {
         return Err(ApiError::NotFound(format!("no segment `{key}` in `{env}`")));
