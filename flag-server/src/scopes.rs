@@ -36,7 +36,9 @@ pub fn needed(method: &Method, pattern: &str, env: Option<&str>) -> Need {
     match (pattern, env) {
         ("/api/v1/environments/{env}", _) => Need::Admin,
         (_, Some(env)) => Need::Write(env.to_owned()),
-        ("/api/v1/flags" | "/api/v1/flags/{key}", None) => Need::WriteEverywhere,
+        ("/api/v1/flags" | "/api/v1/flags/{key}" | "/api/v1/flags/{key}/unarchive", None) => {
+            Need::WriteEverywhere
+        }
         (p, None) if p.starts_with("/api/v1/change-requests/") => Need::WriteSomewhere,
         _ => Need::Admin,
     }

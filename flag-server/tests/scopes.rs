@@ -39,7 +39,13 @@ fn need(method: &str, path: &str) -> Need {
             .any(|p| path == *p || path.starts_with(&format!("{p}/{{id}}")))
     {
         Need::Admin
-    } else if path == "/api/v1/flags" || path == "/api/v1/flags/{key}" {
+    } else if [
+        "/api/v1/flags",
+        "/api/v1/flags/{key}",
+        "/api/v1/flags/{key}/unarchive",
+    ]
+    .contains(&path)
+    {
         Need::WriteEverywhere
     } else {
         Need::WriteProduction
