@@ -13,7 +13,7 @@
 # up, no webhook may exist, and its log must hold no error of its own and no panic.
 #
 # Knobs (environment): ST_MAX_EXAMPLES (default 80), ST_SEED (default 7), ST_TIMEOUT seconds
-# per pass (default 150), ST_REPORT_DIR (write JUnit and HAR reports of each pass there).
+# per pass (default 480: the complete model schemas make generation slower), ST_REPORT_DIR (write JUnit and HAR reports of each pass there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -22,7 +22,7 @@ SCHEMATHESIS_VERSION=4.32.5
 HYPOTHESIS_VERSION=6.170.15
 max_examples=${ST_MAX_EXAMPLES:-80}
 seed=${ST_SEED:-7}
-pass_timeout=${ST_TIMEOUT:-150}
+pass_timeout=${ST_TIMEOUT:-480}
 
 target_dir=${CARGO_TARGET_DIR:-target}
 venv=$target_dir/schemathesis-venv
