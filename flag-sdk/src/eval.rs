@@ -147,6 +147,7 @@ pub(crate) enum Why {
 
 impl Why {
     /// Whether the variation came from a rollout (what the release guard counts).
+    #[cfg(feature = "client")]
     #[inline]
     pub(crate) fn in_rollout(self) -> bool {
         matches!(

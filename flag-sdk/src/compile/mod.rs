@@ -233,12 +233,14 @@ impl CompiledSnapshot {
     }
 
     /// The keys of flag `i` and of its variation `v`.
+    #[cfg(feature = "client")]
     pub(crate) fn names_of(&self, i: usize, v: usize) -> Option<(&str, &str)> {
         let flag = self.flags.get(i)?;
         Some((&flag.key, &flag.variations.get(v)?.key))
     }
 
     /// The index of flag `key`.
+    #[cfg(feature = "client")]
     pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
         self.index.get(key).map(|slot| slot.index)
     }

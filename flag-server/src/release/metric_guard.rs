@@ -100,22 +100,12 @@ impl MetricGuard {
                 "name the metric the SDKs track, e.g. `checkout_latency_ms`".to_owned(),
             ));
         }
-        match (self.max_increase, self.max_increase_abs) {
-            (Some(r), None) if r.is_finite() && r >= 0.0 => {}
-            (None, Some(a)) if a.is_finite() && a >= 0.0 => {}
-            (Some(_), None) => problems.push((
-                format!("{at}.max_increase"),
-                "must be a fraction of at least 0, e.g. 0.2 for 20%".to_owned(),
-            )),
-            (None, Some(_)) => problems.push((
-                format!("{at}.max_increase_abs"),
-                "must be a number of at least 0, in the metric's unit".to_owned(),
-            )),
-            _ => problems.push((
-                format!("{at}.max_increase"),
-                "give exactly one of `max_increase` (relative) and `max_increase_abs`".to_owned(),
-            )),
-        }
+        problems.extend(margin_problem(
+            at,
+            self.max_increase,
+            self.max_increase_abs,
+            "the metric's",
+        ));
         if self.min_samples < 2 {
             problems.push((format!("{at}.min_samples"), "must be at least 2".to_owned()));
         }
@@ -124,7 +114,7 @@ impl MetricGuard {
 
     /// The largest figure accepted for the new variation when the rest's is `rest`.
     pub fn bound(&self, rest: f64) -> f64 {
-        rest * (1.0 + self.max_increase.unwrap_or(0.0)) + self.max_increase_abs.unwrap_or(0.0)
+        bound(rest, self.max_increase, self.max_increase_abs)
     }
 
     fn factor(&self) -> f64 {
@@ -230,6 +220,38 @@ pub fn t_critical(confidence: f64, df: f64) -> f64 {
     z + (z3 + z) / (4.0 * df)
         + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * df * df)
         + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3))
+}
+
+/// The problem with a guard's margin at `at`, if any: exactly one of `max_increase`
+/// (relative, at least 0) and `max_increase_abs` (at least 0, in `unit` unit). Metric and
+/// Prometheus guards share it.
+pub(crate) fn margin_problem(
+    at: &str,
+    relative: Option<f64>,
+    absolute: Option<f64>,
+    unit: &str,
+) -> Option<(String, String)> {
+    match (relative, absolute) {
+        (Some(r), None) if r.is_finite() && r >= 0.0 => None,
+        (None, Some(a)) if a.is_finite() && a >= 0.0 => None,
+        (Some(_), None) => Some((
+            format!("{at}.max_increase"),
+            "must be a fraction of at least 0, e.g. 0.2 for 20%".to_owned(),
+        )),
+        (None, Some(_)) => Some((
+            format!("{at}.max_increase_abs"),
+            format!("must be a number of at least 0, in {unit} unit"),
+        )),
+        _ => Some((
+            format!("{at}.max_increase"),
+            "give exactly one of `max_increase` (relative) and `max_increase_abs`".to_owned(),
+        )),
+    }
+}
+
+/// The largest figure a margin accepts for the new variation when the rest's is `rest`.
+pub(crate) fn bound(rest: f64, relative: Option<f64>, absolute: Option<f64>) -> f64 {
+    rest * (1.0 + relative.unwrap_or(0.0)) + absolute.unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::metric_guard::{bound, margin_problem};
 use crate::clock::Millis;
 
 /// How long one query may take.
@@ -73,22 +74,12 @@ impl PrometheusGuard {
                     .to_owned(),
             ));
         }
-        match (self.max_increase, self.max_increase_abs) {
-            (Some(r), None) if r.is_finite() && r >= 0.0 => {}
-            (None, Some(a)) if a.is_finite() && a >= 0.0 => {}
-            (Some(_), None) => problems.push((
-                format!("{at}.max_increase"),
-                "must be a fraction of at least 0, e.g. 0.2 for 20%".to_owned(),
-            )),
-            (None, Some(_)) => problems.push((
-                format!("{at}.max_increase_abs"),
-                "must be a number of at least 0, in the query's unit".to_owned(),
-            )),
-            _ => problems.push((
-                format!("{at}.max_increase"),
-                "give exactly one of `max_increase` (relative) and `max_increase_abs`".to_owned(),
-            )),
-        }
+        problems.extend(margin_problem(
+            at,
+            self.max_increase,
+            self.max_increase_abs,
+            "the query's",
+        ));
         problems
     }
 
@@ -113,8 +104,7 @@ impl PrometheusGuard {
         if !rest.is_finite() {
             return None;
         }
-        let bound =
-            rest * (1.0 + self.max_increase.unwrap_or(0.0)) + self.max_increase_abs.unwrap_or(0.0);
+        let bound = bound(rest, self.max_increase, self.max_increase_abs);
         (new > bound).then(|| {
             format!(
                 "Prometheus `{}`: `{released}` {new:.4} vs {rest:.4} for the rest, above the accepted {bound:.4}",
