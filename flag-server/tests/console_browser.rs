@@ -111,6 +111,7 @@ async fn goto_hash(b: &Browser, server: &TestServer, hash: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_search_switch_kill_restore_and_see_changes_live() {
     let server = server().await;
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let b = Browser::start(1440, 960, shots()).await;
     sign_in(&b, &server).await;
     no_errors(&b, "sign-in").await;
@@ -264,6 +265,7 @@ async fn rule_errors_land_on_their_field_and_every_page_works() {
         .await
         .ok(201);
 
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let b = Browser::start(1440, 1100, shots()).await;
     sign_in(&b, &server).await;
     goto_hash(&b, &server, "flags/new-checkout/production").await;

@@ -42,6 +42,7 @@ async fn next_report(reports: &mut mpsc::Receiver<Value>, waiting_for: &str) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_provider_sees_a_kill_through_the_event_stream() {
+    let _one = crate::common::webdriver::ONE_BROWSER.lock().await;
     let chromium = Path::new("/usr/bin/chromium");
     assert!(
         chromium.exists(),

@@ -20,6 +20,10 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a wait for the page lasts at most.
 pub const PAGE_WAIT: Duration = Duration::from_secs(20);
 
+/// Held by every test that runs a browser, so that two headless chromiums never compete for
+/// the machine's two cores (their waits are for the page, not for CPU).
+pub static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Keys as WebDriver sends them.
