@@ -209,15 +209,19 @@ pub(crate) fn parse_duration_secs(text: &str) -> Result<u64, String> {
 /// `2%` or `0.02`, as a fraction.
 fn parse_fraction(text: &str) -> Result<f64, String> {
     let text = text.trim();
-    let value = match text.strip_suffix('%') {
-        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
-        None => text.parse::<f64>(),
-    }
-    .map_err(|_| format!("`{text}` is not a share like 2% or 0.02"))?;
+    let value = share(text).ok_or_else(|| format!("`{text}` is not a share like 2% or 0.02"))?;
     if (0.0..1.0).contains(&value) {
         Ok(value)
     } else {
         Err(format!("`{text}` must be between 0% and 100%"))
+    }
+}
+
+/// `2%` or `0.02` as a fraction.
+fn share(text: &str) -> Option<f64> {
+    match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().ok().map(|p| p / 100.0),
+        None => text.parse::<f64>().ok(),
     }
 }
 
@@ -231,17 +235,10 @@ fn parse_margin(text: &str) -> Result<(&'static str, f64), String> {
             .filter(|v| v.is_finite() && *v >= 0.0)
             .map(|v| ("max_increase_abs", v))
             .ok_or_else(|| format!("`{text}` is not an absolute margin like +100")),
-        None => {
-            let value = match text.strip_suffix('%') {
-                Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
-                None => text.parse::<f64>(),
-            };
-            value
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(|v| ("max_increase", v))
-                .ok_or_else(|| format!("`{text}` is not a margin like 20%, 0.2 or +100"))
-        }
+        None => share(text)
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|v| ("max_increase", v))
+            .ok_or_else(|| format!("`{text}` is not a margin like 20%, 0.2 or +100")),
     }
 }
 
