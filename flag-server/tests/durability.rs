@@ -123,6 +123,46 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_eq!(check, "ok");
 }
 
+/// Commits never copy the WAL into the database file themselves (that made one write in a few
+/// hundred wait for the copy); a background checkpoint does, while the server runs. A copy of
+/// the database file alone, taken a few seconds after a write, holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_reaches_the_database_file_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flags.db");
+    let mut server = ServerProcess::spawn(&mut server_command(&db));
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/api/v1/flags", server.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"key": "checkpointed", "kind": "boolean"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let copy = dir.path().join("copy.db");
+    let mut found = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::fs::copy(&db, &copy).unwrap();
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        let n: Result<i64, _> = conn.query_row(
+            "SELECT count(*) FROM flags WHERE key = 'checkpointed'",
+            [],
+            |r| r.get(0),
+        );
+        if n.is_ok_and(|n| n == 1) {
+            found = true;
+            break;
+        }
+    }
+    server.kill();
+    assert!(
+        found,
+        "the database file alone never held the write (no checkpoint ran)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();

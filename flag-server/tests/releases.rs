@@ -517,3 +517,60 @@ async fn a_release_keeps_the_flags_bucket_by_and_salt_or_takes_the_one_given() {
     assert_eq!(r.fields(), ["bucket_by"]);
     assert_eq!(server.get(CONFIG).await.ok(200).clone(), before);
 }
+
+/// The group commits the server has made so far (`/metrics`).
+async fn group_commits(server: &TestServer) -> u64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("flag_server_sqlite_write_seconds_count "))
+        .expect("the group-commit counter in /metrics")
+        .parse()
+        .unwrap()
+}
+
+/// Every SDK posts its counters for every flag it evaluates, a thousand of them at the same
+/// moment: those of flags without a release are accepted and cost the writer nothing (no
+/// group commit to wait behind for the kill that comes next); those of a flag under a
+/// release still reach its guard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_of_flags_without_a_release_never_reach_the_writer() {
+    let s = TestServer::start().await;
+    serving(&s, "plain", json!({"variation": "on"})).await;
+    flag_serving_off(&s).await;
+    s.post(RELEASE, plan("rollback")).await.ok(201);
+    let sdk = s.sdk_token("production").await;
+    let post = |flag: &str| {
+        let counters = json!({"counters": [
+            {"flag": flag, "variation": "off", "evaluations": 1000, "errors": 10},
+            {"flag": flag, "variation": "on", "evaluations": 100, "errors": 1}]});
+        let (s, sdk) = (&s, &sdk);
+        async move {
+            s.send(
+                reqwest::Method::POST,
+                "/sdk/v1/events",
+                Some(sdk),
+                Some(&counters),
+                &[],
+            )
+            .await
+            .ok(202);
+        }
+    };
+    let before = group_commits(&s).await;
+    for _ in 0..5 {
+        post("plain").await;
+    }
+    assert_eq!(group_commits(&s).await, before);
+    post(FLAG).await;
+    assert_eq!(group_commits(&s).await, before + 1);
+    let release = s.get(RELEASE).await.ok(200).clone();
+    assert_eq!(release["observed"]["on"]["evaluations"], 100, "{release}");
+}

@@ -735,3 +735,36 @@ async fn an_alert_occurrence_acts_once_across_replicas() {
         .await;
     assert_eq!(config["enabled"], true);
 }
+
+/// During a rolling upgrade an older replica still writes audit rows without the time in
+/// milliseconds: the database fills it in, so the audit log's time queries, the dashboard
+/// annotations and the last-change gauge still see those rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_replicas_audit_rows_are_found_by_time() {
+    let (servers, url) = replicas(1).await;
+    let server = &servers[0];
+    server.enabled_flag("upgraded").await;
+    // The INSERT of a build from before `at_ms` (its columns, its time format).
+    let at = "2026-11-30T03:00:00.000Z";
+    tokio::task::spawn_blocking(move || {
+        let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        db.execute(
+            "INSERT INTO audit (at, actor, action, flag, environment, reason)
+             VALUES ($1, 'old-replica', 'flag.kill', 'upgraded', 'production', 'from before')",
+            &[&at],
+        )
+        .unwrap();
+    })
+    .await
+    .unwrap();
+    let found = server
+        .call(
+            Method::GET,
+            "/api/v1/audit?since=2026-11-30T02:59:00Z&until=2026-11-30T03:01:00Z",
+            None,
+        )
+        .await;
+    let entries = found["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{found}");
+    assert_eq!(entries[0]["actor"], "old-replica");
+}

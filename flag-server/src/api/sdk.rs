@@ -182,9 +182,17 @@ pub async fn events(
             (c.flag, c.variation, counts)
         })
         .collect();
-    if !counters.is_empty() || !metrics.is_empty() {
+    let mut observations = Observations { counters, metrics };
+    if !observations.is_empty() {
         let env = token.environment.clone();
-        let observations = Observations { counters, metrics };
+        let active = state
+            .store
+            .read(move |conn| releases::active_flags(conn, &env))
+            .await?;
+        observations = observations.only(&active);
+    }
+    if !observations.is_empty() {
+        let env = token.environment.clone();
         let steps = state
             .store
             .write(move |ctx| releases::observe(ctx, &env, &observations))

@@ -206,13 +206,18 @@ pub fn flag_changes(
 
 /// When each live flag last changed in each environment (Unix milliseconds), read from the
 /// committed audit log, so that every replica answers the same: (flag, environment, at).
+/// One seek of `audit_last_change` per flag and environment, from the newest row back.
 pub fn last_changes(conn: &Conn) -> Result<Vec<(String, String, i64)>, ApiError> {
     Ok(conn.query_map(
-        "SELECT a.flag, a.environment, MAX(a.at_ms) FROM audit a
-         JOIN flags f ON f.key = a.flag
-         WHERE f.archived = 0 AND a.environment IS NOT NULL AND a.at_ms IS NOT NULL
-           AND a.action NOT LIKE 'alert_binding.%'
-         GROUP BY a.flag, a.environment ORDER BY a.flag, a.environment",
+        "SELECT flag, environment, at FROM (
+             SELECT c.flag AS flag, c.environment AS environment,
+                    (SELECT a.at_ms FROM audit a
+                      WHERE a.flag = c.flag AND a.environment = c.environment
+                        AND a.at_ms IS NOT NULL AND a.action NOT LIKE 'alert_binding.%'
+                      ORDER BY a.at_ms DESC LIMIT 1) AS at
+             FROM flag_configs c JOIN flags f ON f.key = c.flag
+             WHERE f.archived = 0) last
+         WHERE at IS NOT NULL ORDER BY flag, environment",
         params![],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?)

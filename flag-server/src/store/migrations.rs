@@ -281,6 +281,29 @@ CREATE TABLE change_requests (
 CREATE INDEX change_requests_by_state ON change_requests (state, environment);
 "#,
     ),
+    // Each flag's last change per environment (the metrics gauge) by an index seek instead of
+    // a scan of the whole audit log; and on PostgreSQL, the audit time in milliseconds for
+    // rows an older replica still writes without it during a rolling upgrade.
+    Split {
+        sqlite: r#"
+CREATE INDEX audit_last_change ON audit (flag, environment, at_ms);
+"#,
+        postgres: r#"
+CREATE INDEX audit_last_change ON audit (flag, environment, at_ms);
+CREATE FUNCTION audit_at_ms() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.at_ms IS NULL THEN
+        NEW.at_ms := (EXTRACT(EPOCH FROM NEW.at::timestamptz) * 1000)::BIGINT;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER audit_at_ms BEFORE INSERT ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_at_ms();
+UPDATE audit SET at_ms = (EXTRACT(EPOCH FROM at::timestamptz) * 1000)::BIGINT
+    WHERE at_ms IS NULL;
+"#,
+    },
 ];
 
 /// The schema version this build writes.

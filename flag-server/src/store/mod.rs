@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod change_requests;
+mod checkpoint;
 mod effects;
 pub mod environments;
 pub mod flag_configs;
@@ -132,6 +133,8 @@ pub struct Store {
     jobs: Sender<writer::Msg>,
     readers: Arc<ReadPool>,
     health: Arc<health::Health>,
+    /// SQLite's WAL checkpoints run while this lives.
+    _checkpoints: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 impl Store {
@@ -184,6 +187,10 @@ impl Store {
         if let Location::Postgres(url) = location {
             log::listen(url.clone(), jobs.clone()).context("cannot start the change listener")?;
         }
+        let checkpoints = match location {
+            Location::Sqlite(path) => Some(Arc::new(checkpoint::start(path)?)),
+            Location::Postgres(_) => None,
+        };
         let health = Arc::new(health::Health::default());
         let writer_health = health.clone();
         std::thread::Builder::new()
@@ -197,6 +204,7 @@ impl Store {
                 available: Condvar::new(),
             }),
             health,
+            _checkpoints: checkpoints,
         };
         Ok((store, created))
     }
@@ -308,15 +316,18 @@ fn catch<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
 }
 
-/// Opens the SQLite file as the writer: WAL, `synchronous = FULL`, foreign keys, a busy
-/// timeout, and the schema migrated to [`SCHEMA_VERSION`].
+/// Opens the SQLite file as the writer: WAL (checkpointed by [`checkpoint`], not by the
+/// commits), `synchronous = FULL`, foreign keys, a busy timeout, and the schema migrated to
+/// [`SCHEMA_VERSION`].
 fn open_sqlite_writer(path: &Path) -> anyhow::Result<Conn> {
     let conn = Connection::open(path)
         .with_context(|| format!("cannot open the database {}", path.display()))?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA busy_timeout = 5000;",
-    )
+         PRAGMA busy_timeout = 5000; PRAGMA wal_autocheckpoint = 0; \
+         PRAGMA journal_size_limit = {};",
+        checkpoint::WAL_SIZE_LIMIT
+    ))
     .context("cannot configure the database")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let conn = Conn::sqlite(conn);

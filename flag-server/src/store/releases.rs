@@ -2,6 +2,8 @@
 //! time as columns for the scheduler. Every move writes the flag (through the same path as any
 //! other change), the release row and an audit row in one savepoint of the group commit.
 
+use std::collections::HashSet;
+
 use flag_sdk::events::MetricEvent;
 use flag_sdk::validate::{FieldError, ValidationErrors};
 use flag_sdk::Flag;
@@ -177,6 +179,35 @@ pub struct Observations {
     pub counters: Vec<(String, String, Counts)>,
     /// Metric histograms.
     pub metrics: Vec<MetricEvent>,
+}
+
+impl Observations {
+    /// Whether there is nothing to observe.
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty() && self.metrics.is_empty()
+    }
+
+    /// The figures of `flags` only.
+    pub fn only(mut self, flags: &HashSet<String>) -> Observations {
+        self.counters.retain(|(flag, _, _)| flags.contains(flag));
+        self.metrics.retain(|m| flags.contains(&m.flag));
+        self
+    }
+}
+
+/// The flags of `env` with a release running or paused: the only ones whose figures
+/// [`observe`] keeps. Read before going to the writer, so that the figures every SDK posts
+/// about every other flag (a thousand clients flushing at once) never queue there in front
+/// of a kill.
+pub fn active_flags(conn: &Conn, env: &str) -> Result<HashSet<String>, ApiError> {
+    Ok(conn
+        .query_map(
+            "SELECT flag FROM releases WHERE environment = ?1 AND state IN ('running', 'paused')",
+            params![env],
+            |r| r.get(0),
+        )?
+        .into_iter()
+        .collect())
 }
 
 /// Adds SDK counters and metric histograms to the running releases of `env`; a regression
