@@ -92,7 +92,8 @@ fn a_failed_request_leaves_nothing_and_its_group_mates_commit() {
     conn.defer(insert, &[Param::Int(2)]).unwrap();
     conn.defer(insert, &[Param::Int(3)]).unwrap();
     conn.end_request(false).unwrap();
-    // Read first (no savepoint needed), then failed: sees what the first request wrote.
+    // Read first (no savepoint needed; the first request's row goes out), then failed: sees
+    // what the first request wrote.
     conn.begin_request().unwrap();
     let seen: i64 = conn.query_one(count, &[]).unwrap().get(0).unwrap();
     assert_eq!(seen, 1);

@@ -465,10 +465,14 @@ impl Pg {
                 Op::Flush => false,
                 _ => true,
             };
-        if let Some(request) = self.request.as_mut().filter(|r| !r.savepoint && writes) {
-            self.deferred
-                .insert(request.start, Deferred::Batch(SAVEPOINT.to_owned()));
-            request.savepoint = true;
+        if let Some(request) = self.request.as_mut().filter(|r| !r.savepoint) {
+            if writes {
+                self.deferred
+                    .insert(request.start, Deferred::Batch(SAVEPOINT.to_owned()));
+                request.savepoint = true;
+            }
+            // What it defers next starts after what goes now.
+            request.start = 0;
         }
         let deferred = std::mem::take(&mut self.deferred);
         let client = &self.client;
