@@ -82,3 +82,65 @@ async fn concurrent_writers_all_commit_in_order() {
         .await;
     assert_eq!(e.body["revision"], end_revision);
 }
+
+/// Good and bad writes racing in the same groups: every good one commits; each bad one (a
+/// stale `If-Match`, an invalid configuration) gets its 4xx and leaves nothing, no version,
+/// no revision, no audit row, no change for the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_writes_in_a_group_change_nothing_and_fail_no_one_else() {
+    let s = Arc::new(TestServer::start().await);
+    const CLIENTS: usize = 6;
+    const WRITES: u64 = 15;
+    for c in 0..CLIENTS {
+        s.create_flag(&format!("flag-{c}")).await;
+    }
+    let revision = || async {
+        s.get("/api/v1/environments").await.body[0]["revision"]
+            .as_u64()
+            .unwrap()
+    };
+    let start_revision = revision().await;
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("flag-{c}");
+            let path = format!("/api/v1/flags/{key}/environments/production");
+            for i in 0..WRITES {
+                let mut good = rich_config(&key);
+                good["targets"][0]["keys"] = json!([format!("good-{i}")]);
+                let mut invalid = rich_config(&key);
+                invalid["fallthrough"] = json!({"variation": "missing"});
+                let version = format!("\"{}\"", i + 1);
+                let (good, stale, invalid) = tokio::join!(
+                    s.put(&path, good, Some(&version)),
+                    s.put(&path, rich_config(&key), Some("\"999\"")),
+                    s.put(&path, invalid, Some(&version)),
+                );
+                good.ok(200);
+                stale.problem(412);
+                assert!(invalid.status.is_client_error(), "{:?}", invalid.body);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(revision().await, start_revision + CLIENTS as u64 * WRITES);
+    for c in 0..CLIENTS {
+        let key = format!("flag-{c}");
+        let r = s
+            .get(&format!("/api/v1/flags/{key}/environments/production"))
+            .await;
+        assert_eq!(r.body["version"], WRITES + 1);
+        assert_eq!(
+            r.body["targets"][0]["keys"],
+            json!([format!("good-{}", WRITES - 1)])
+        );
+        // The creation and one row per good write.
+        assert_eq!(
+            s.audit(&format!("flag={key}")).await.len() as u64,
+            WRITES + 1
+        );
+    }
+}

@@ -72,6 +72,83 @@ fn savepoints_roll_back_one_request_and_keep_the_others() {
     assert_eq!(rows, vec![1, 2]);
 }
 
+/// The writer's requests in one group on PostgreSQL: a request that fails before any round
+/// trip of its own is dropped unsent, one that queried after writing rolls back to its
+/// savepoint, one that only read before it failed needs none; the others commit, and
+/// everything deferred goes with the COMMIT.
+#[test]
+fn a_failed_request_leaves_nothing_and_its_group_mates_commit() {
+    let conn = connect();
+    conn.batch("CREATE TABLE t (x BIGINT PRIMARY KEY)").unwrap();
+    let insert = "INSERT INTO t VALUES (?1)";
+    let count = "SELECT COUNT(*) FROM t";
+    conn.batch("BEGIN").unwrap();
+    // Kept: deferred only.
+    conn.begin_request().unwrap();
+    conn.defer(insert, &[Param::Int(1)]).unwrap();
+    conn.end_request(true).unwrap();
+    // Failed after deferring two rows: neither is sent.
+    conn.begin_request().unwrap();
+    conn.defer(insert, &[Param::Int(2)]).unwrap();
+    conn.defer(insert, &[Param::Int(3)]).unwrap();
+    conn.end_request(false).unwrap();
+    // Read first (no savepoint needed; the first request's row goes out), then failed: sees
+    // what the first request wrote.
+    conn.begin_request().unwrap();
+    let seen: i64 = conn.query_one(count, &[]).unwrap().get(0).unwrap();
+    assert_eq!(seen, 1);
+    conn.defer(insert, &[Param::Int(4)]).unwrap();
+    conn.end_request(false).unwrap();
+    // Wrote, then queried (its row went out), then failed: rolled back to its savepoint.
+    conn.begin_request().unwrap();
+    conn.defer(insert, &[Param::Int(5)]).unwrap();
+    let seen: i64 = conn.query_one(count, &[]).unwrap().get(0).unwrap();
+    assert_eq!(seen, 2);
+    conn.defer(insert, &[Param::Int(6)]).unwrap();
+    conn.end_request(false).unwrap();
+    // Wrote, queried, kept.
+    conn.begin_request().unwrap();
+    conn.defer(insert, &[Param::Int(7)]).unwrap();
+    let seen: i64 = conn.query_one(count, &[]).unwrap().get(0).unwrap();
+    assert_eq!(seen, 2);
+    conn.end_request(true).unwrap();
+    // Kept, deferred only: goes with the COMMIT.
+    conn.begin_request().unwrap();
+    conn.defer(insert, &[Param::Int(8)]).unwrap();
+    conn.end_request(true).unwrap();
+    let before_commit: i64 = conn
+        .query_one_then(count, &[], "COMMIT")
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert_eq!(before_commit, 3);
+    let rows: Vec<i64> = conn
+        .query_map("SELECT x FROM t ORDER BY x", &[], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, vec![1, 7, 8]);
+}
+
+/// A deferred statement the database refuses at the group's COMMIT: the error is returned
+/// and nothing of the transaction is saved (PostgreSQL answers that COMMIT with a rollback).
+#[test]
+fn a_refused_deferred_statement_fails_the_commit_and_saves_nothing() {
+    let conn = connect();
+    conn.batch("CREATE TABLE t (x BIGINT PRIMARY KEY)").unwrap();
+    let insert = "INSERT INTO t VALUES (?1)";
+    conn.batch("BEGIN").unwrap();
+    for x in [1_i64, 1, 2] {
+        conn.begin_request().unwrap();
+        conn.defer(insert, &[Param::Int(x)]).unwrap();
+        conn.end_request(true).unwrap();
+    }
+    let failed = conn.query_one_then("SELECT COUNT(*) FROM t", &[], "COMMIT");
+    assert!(matches!(failed, Err(Error::Postgres(_))), "{failed:?}");
+    let rows: Vec<i64> = conn
+        .query_map("SELECT x FROM t ORDER BY x", &[], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, Vec::<i64>::new());
+}
+
 /// What a client is answered when PostgreSQL fails: a lost connection is a 503 it may retry
 /// (nothing was saved); a broken unique key is the store's bug, a 500, as on SQLite.
 #[test]

@@ -70,6 +70,7 @@ pub fn configure(
         "UPDATE environments SET approvals = ?2, approvals_for_kill = ?3 WHERE key = ?1",
         params![key, i64::from(after.approvals), after.approvals_for_kill],
     )?;
+    ctx.cache().approvals.take();
     audit::record(
         ctx,
         NewAudit {

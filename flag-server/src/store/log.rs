@@ -112,9 +112,15 @@ pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<(), Error>
 
 /// The last `seq` committed (0 for an empty log).
 pub fn head(conn: &Conn) -> Result<u64, Error> {
-    conn.query_one("SELECT COALESCE(MAX(seq), 0) FROM changes", params![])?
-        .get(0)
+    conn.query_one(HEAD, params![])?.get(0)
 }
+
+/// [`head`] inside the caller's transaction, then `then` (its `COMMIT`), in one round trip.
+pub fn head_then(conn: &Conn, then: &str) -> Result<u64, Error> {
+    conn.query_one_then(HEAD, params![], then)?.get(0)
+}
+
+const HEAD: &str = "SELECT COALESCE(MAX(seq), 0) FROM changes";
 
 /// Every row after `seq`, in order, as effects; at most `limit`.
 pub fn since(conn: &Conn, seq: u64, limit: u64) -> Result<Vec<(u64, Effect)>, Error> {

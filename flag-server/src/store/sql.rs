@@ -377,11 +377,26 @@ struct Pg {
     statements: HashMap<String, tokio_postgres::Statement>,
     /// Statements sent with the next round trip ([`Conn::defer`]).
     deferred: Vec<Deferred>,
+    /// The writer's request under way ([`Conn::begin_request`]).
+    request: Option<Request>,
     /// Rows changed through this session, for the writer's "did this reach the disk" check.
     changed: u64,
     /// Where to connect again when the session is lost.
     url: String,
 }
+
+/// A request of the writer's group under way on PostgreSQL: where its deferred statements
+/// start, and whether its savepoint has been sent. A request that makes no round trip of its
+/// own needs none: what it deferred is still here to drop when it fails. The savepoint goes
+/// out, in front of its statements, with the first round trip that sends one of them (or
+/// writes itself); a read before it has written needs none.
+struct Request {
+    start: usize,
+    savepoint: bool,
+}
+
+/// The savepoint of a request ([`Conn::begin_request`]).
+const SAVEPOINT: &str = "SAVEPOINT request";
 
 /// A statement waiting for the next round trip.
 enum Deferred {
@@ -407,6 +422,7 @@ impl Pg {
             runtime: Some(runtime),
             statements: HashMap::new(),
             deferred: Vec::new(),
+            request: None,
             changed: 0,
             url: url.to_owned(),
         })
@@ -431,17 +447,33 @@ impl Pg {
             return Ok(stmt.clone());
         }
         let sql_dollar = dollar_placeholders(sql);
-        let Out::Statement(stmt) = self.run(Op::Prepare(&sql_dollar))? else {
-            unreachable!("a prepare answers a statement")
-        };
+        let runtime = self.runtime.as_ref().expect("present until dropped");
+        // Alone: a statement's preparation does not wait for the deferred ones.
+        let stmt = runtime.block_on(self.client.prepare(&sql_dollar))?;
         self.statements.insert(sql.to_owned(), stmt.clone());
         Ok(stmt)
     }
 
     /// Runs `op` after every deferred statement, all sent in one round trip (tokio-postgres
     /// pipelines the requests that are in flight together); the first error wins, and rows
-    /// changed by deferred statements are counted.
+    /// changed by deferred statements are counted. A request under way sends its savepoint
+    /// first.
     fn run(&mut self, op: Op<'_>) -> Result<Out, Error> {
+        let writes = self.deferred.len() > self.request.as_ref().map_or(0, |r| r.start)
+            || match &op {
+                Op::Query(_, _, sql) => returns_changes(sql),
+                Op::Flush => false,
+                _ => true,
+            };
+        if let Some(request) = self.request.as_mut().filter(|r| !r.savepoint) {
+            if writes {
+                self.deferred
+                    .insert(request.start, Deferred::Batch(SAVEPOINT.to_owned()));
+                request.savepoint = true;
+            }
+            // What it defers next starts after what goes now.
+            request.start = 0;
+        }
         let deferred = std::mem::take(&mut self.deferred);
         let client = &self.client;
         let runtime = self.runtime.as_ref().expect("present until dropped");
@@ -458,10 +490,20 @@ impl Pg {
             }));
             let op = async {
                 Ok(match op {
-                    Op::Prepare(sql) => Out::Statement(client.prepare(sql).await?),
                     Op::Execute(stmt, params) => Out::Changed(client.execute(stmt, params).await?),
-                    Op::Query(stmt, params) => Out::Rows(client.query(stmt, params).await?),
+                    Op::Query(stmt, params, _) => Out::Rows(client.query(stmt, params).await?),
                     Op::Batch(sql) => Out::Changed(client.batch_execute(sql).await.map(|()| 0)?),
+                    Op::QueryThen(stmt, params, then) => {
+                        let (rows, then) = futures_util::join!(
+                            client.query(stmt, params),
+                            client.batch_execute(then)
+                        );
+                        // An error of the query comes first: after it, PostgreSQL answers a
+                        // COMMIT with a ROLLBACK, which is no error.
+                        let rows = rows?;
+                        then?;
+                        Out::Rows(rows)
+                    }
                     Op::Flush => Out::Changed(0),
                 })
             };
@@ -476,23 +518,30 @@ impl Pg {
 
 /// What [`Pg::run`] runs after the deferred statements.
 enum Op<'a> {
-    Prepare(&'a str),
     Execute(
         &'a tokio_postgres::Statement,
         &'a [&'a (dyn PgToSql + Sync)],
     ),
+    /// With its SQL: a query that writes (`INSERT ... RETURNING`) needs the request's
+    /// savepoint.
     Query(
         &'a tokio_postgres::Statement,
         &'a [&'a (dyn PgToSql + Sync)],
+        &'a str,
     ),
     Batch(&'a str),
+    /// A query, then statements without parameters, in the same round trip.
+    QueryThen(
+        &'a tokio_postgres::Statement,
+        &'a [&'a (dyn PgToSql + Sync)],
+        &'a str,
+    ),
     /// Nothing: just the deferred statements.
     Flush,
 }
 
 /// What it answered.
 enum Out {
-    Statement(tokio_postgres::Statement),
     Changed(u64),
     Rows(Vec<postgres::Row>),
 }
@@ -612,7 +661,7 @@ impl Conn {
             Inner::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
                 let stmt = pg.statement(sql)?;
-                let Out::Rows(rows) = pg.run(Op::Query(&stmt, &pg_params(params)))? else {
+                let Out::Rows(rows) = pg.run(Op::Query(&stmt, &pg_params(params), sql))? else {
                     unreachable!("a query answers rows")
                 };
                 if returns_changes(sql) {
@@ -674,6 +723,86 @@ impl Conn {
                     .deferred
                     .push(Deferred::Batch(sql.to_owned()));
                 Ok(())
+            }
+        }
+    }
+
+    /// The writer starts a request of its group: what the request then does is kept or
+    /// dropped as a whole by [`Conn::end_request`]. SQLite sets a savepoint. PostgreSQL sets
+    /// one only when the request makes a round trip before it ends (a query): a request that
+    /// only defers statements is dropped by forgetting them, and costs no round trip.
+    pub fn begin_request(&self) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch(SAVEPOINT)?),
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let start = pg.deferred.len();
+                pg.request = Some(Request {
+                    start,
+                    savepoint: false,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the request [`Conn::begin_request`] started: `keep` releases what it did into the
+    /// transaction; otherwise it is rolled back (PostgreSQL: what it deferred since its last
+    /// round trip is dropped unsent). PostgreSQL sends nothing now.
+    pub fn end_request(&self, keep: bool) -> Result<(), Error> {
+        match &self.inner {
+            Inner::Sqlite(c) => Ok(c.execute_batch(if keep {
+                "RELEASE request"
+            } else {
+                "ROLLBACK TO request; RELEASE request"
+            })?),
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let Some(request) = pg.request.take() else {
+                    return Ok(());
+                };
+                let end = match (keep, request.savepoint) {
+                    (true, true) => "RELEASE request",
+                    (true, false) => return Ok(()),
+                    (false, true) => {
+                        pg.deferred.clear();
+                        "ROLLBACK TO request; RELEASE request"
+                    }
+                    (false, false) => {
+                        pg.deferred.truncate(request.start);
+                        return Ok(());
+                    }
+                };
+                pg.deferred.push(Deferred::Batch(end.to_owned()));
+                Ok(())
+            }
+        }
+    }
+
+    /// The first row of a query, then statements without parameters (`COMMIT`): on
+    /// PostgreSQL in one round trip with every deferred statement. The first error wins; when
+    /// the query or a deferred statement failed, `then` did not take effect.
+    pub fn query_one_then(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        then: &str,
+    ) -> Result<Row, Error> {
+        match &self.inner {
+            Inner::Sqlite(c) => {
+                let row = self.query_one(sql, params)?;
+                c.execute_batch(then)?;
+                Ok(row)
+            }
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let stmt = pg.statement(sql)?;
+                let Out::Rows(rows) = pg.run(Op::QueryThen(&stmt, &pg_params(params), then))?
+                else {
+                    unreachable!("a query answers rows")
+                };
+                drop(pg);
+                pg_row(rows.first().ok_or(Error::NoRows)?)
             }
         }
     }

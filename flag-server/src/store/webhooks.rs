@@ -124,7 +124,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewWebhook) -> Result<We
             ));
         }
     }
-    ctx.webhooks().take();
+    ctx.cache().webhooks.take();
     let id: i64 = ctx
         .conn
         .query_one(
@@ -175,7 +175,7 @@ pub fn list(conn: &Conn) -> Result<Vec<Webhook>, ApiError> {
 
 /// Stops a webhook; its pending deliveries are dropped.
 pub fn delete(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<(), ApiError> {
-    ctx.webhooks().take();
+    ctx.cache().webhooks.take();
     let changed = ctx.conn.execute(
         "UPDATE webhooks SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
         params![id, ctx.now],
@@ -210,7 +210,7 @@ pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize
     let body = to_json(&body);
     let now = crate::clock::now_millis();
     let mut queued = 0;
-    let cache = ctx.webhooks();
+    let cache = &ctx.cache().webhooks;
     if cache.borrow().is_none() {
         let hooks = list(ctx.conn)?;
         *cache.borrow_mut() = Some(hooks.into_iter().map(|h| (h.id, h.events)).collect());

@@ -1,9 +1,17 @@
 //! The one writer: a dedicated thread owning the writer connection, with group commit.
 //!
-//! It drains every queued write request, runs them in one transaction with a SAVEPOINT each
-//! (a failing request rolls back to its savepoint and leaves the others alone), COMMITs once
-//! (one fsync for the whole group under `synchronous=FULL`), then installs the new snapshots,
-//! publishes the changes to the stream, and only then answers the requests.
+//! It drains every queued write request, runs them in one transaction, each kept or dropped as
+//! a whole (a failing request changes nothing and leaves the others alone: see
+//! [`Conn::begin_request`]), COMMITs once (one fsync for the whole group under
+//! `synchronous=FULL`), then installs the new snapshots, publishes the changes to the stream,
+//! and only then answers the requests.
+//!
+//! On PostgreSQL a request checks what it writes against the working state in Rust and defers
+//! its statements; they go to the server with the group's COMMIT, so a group costs two round
+//! trips (BEGIN with the write lock and the log read; the statements with COMMIT) whatever its
+//! size. A request that fails before it made a round trip of its own is dropped unsent; one
+//! that queried has a savepoint. A deferred statement the database refuses (not a rule the
+//! request checked, but a fault) fails the whole group with 503 and saves nothing.
 //!
 //! Storage faults (disk full, read-only file system, I/O errors) answer 503 and save nothing:
 //! a failed COMMIT rolls the whole group back; a request whose statement made SQLite roll the
@@ -128,8 +136,26 @@ pub struct WriteCtx<'a> {
     effects: Vec<Effect>,
     /// Revisions this request has bumped, not yet in `working`.
     revisions: HashMap<String, u64>,
-    webhooks: &'a RefCell<Option<Subscriptions>>,
+    cache: &'a GroupCache,
     probed: bool,
+}
+
+/// What a group reads once for all its requests (`None` until a request needs it). A request
+/// that changes it empties it, and so does a failed request (it may have read what it then
+/// rolled back).
+#[derive(Default)]
+pub(super) struct GroupCache {
+    /// The live webhooks.
+    pub webhooks: RefCell<Option<Subscriptions>>,
+    /// Each environment's approvals and whether kills wait for them.
+    pub approvals: RefCell<Option<HashMap<String, (u32, bool)>>>,
+}
+
+impl GroupCache {
+    fn clear(&self) {
+        self.webhooks.take();
+        self.approvals.take();
+    }
 }
 
 impl WriteCtx<'_> {
@@ -173,10 +199,9 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
-    /// The live webhooks, read once per group (`None` until a request needs them; a request
-    /// that creates or deletes one empties it).
-    pub(super) fn webhooks(&self) -> &RefCell<Option<Subscriptions>> {
-        self.webhooks
+    /// What the group reads once for all its requests.
+    pub(super) fn cache(&self) -> &GroupCache {
+        self.cache
     }
 
     /// A real write that changes nothing: whether the database can be written again after a
@@ -290,36 +315,31 @@ pub(crate) fn run(
         let mut replies: Vec<(Reply, Option<ApiError>)> = Vec::with_capacity(batch.len());
         let mut fault: Option<String> = None;
         let mut lost = false;
-        let webhooks = RefCell::new(None);
+        let cache = GroupCache::default();
         let mut queue = batch.into_iter();
         for job in queue.by_ref() {
-            defer(&conn, "SAVEPOINT request");
+            let _ = conn.begin_request();
             let mut ctx = WriteCtx {
                 conn: &conn,
                 now: &now,
                 working: &working,
                 effects: Vec::new(),
                 revisions: HashMap::new(),
-                webhooks: &webhooks,
+                cache: &cache,
                 probed: false,
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| job(Some(&mut ctx))));
             let new_effects = std::mem::take(&mut ctx.effects);
             let job_probed = ctx.probed;
-            // What the request deferred goes through now, with its RELEASE: one round trip.
+            // PostgreSQL: what the request deferred goes with the group's COMMIT.
             let outcome = match outcome {
-                Ok((Outcome::Done, reply)) => {
-                    match conn
-                        .defer_batch("RELEASE request")
-                        .and_then(|()| conn.flush())
-                    {
-                        Ok(()) => Ok((Outcome::Done, reply, None)),
-                        Err(e) => {
-                            let fault = storage_fault(&e).map(str::to_owned);
-                            Ok((Outcome::Failed { fault }, reply, Some(ApiError::from(e))))
-                        }
+                Ok((Outcome::Done, reply)) => match conn.end_request(true) {
+                    Ok(()) => Ok((Outcome::Done, reply, None)),
+                    Err(e) => {
+                        let fault = storage_fault(&e).map(str::to_owned);
+                        Ok((Outcome::Failed { fault }, reply, Some(ApiError::from(e))))
                     }
-                }
+                },
                 Ok((failed, reply)) => Ok((failed, reply, None)),
                 Err(panic) => Err(panic),
             };
@@ -333,9 +353,8 @@ pub(crate) fn run(
                     replies.push((reply, None));
                 }
                 Ok((Outcome::Failed { fault: f }, reply, late)) => {
-                    exec(&conn, "ROLLBACK TO request");
-                    exec(&conn, "RELEASE request");
-                    webhooks.take(); // it may have read what it then rolled back
+                    let _ = conn.end_request(false);
+                    cache.clear();
                     fault = f.or(fault);
                     // Answered after the group, with its own error (a storage fault's 503),
                     // or the error its deferred statements met.
@@ -343,8 +362,8 @@ pub(crate) fn run(
                 }
                 Err(_) => {
                     tracing::error!("a write request panicked; rolled back");
-                    exec(&conn, "ROLLBACK TO request");
-                    exec(&conn, "RELEASE request");
+                    let _ = conn.end_request(false);
+                    cache.clear();
                 }
             }
             if transaction_lost(&conn) {
@@ -386,9 +405,9 @@ pub(crate) fn run(
         if notify {
             defer(&conn, log::NOTIFY);
         }
-        // The log's end as this group leaves it (read under the write lock), then COMMIT.
-        let committed = log::head(&conn).and_then(|head| conn.batch("COMMIT").map(|()| head));
-        let head = match committed {
+        // The log's end as this group leaves it (read under the write lock), then COMMIT:
+        // on PostgreSQL one round trip with everything the requests deferred.
+        let head = match log::head_then(&conn, "COMMIT") {
             Ok(head) => head,
             Err(e) => {
                 let detail = failure_detail(&conn, &e);

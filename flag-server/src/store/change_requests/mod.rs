@@ -268,16 +268,29 @@ pub fn get(conn: &Conn, id: i64) -> Result<ChangeRequest, ApiError> {
 /// The approvals `env` requires for a change of `kind` (0: none, apply at once).
 fn required(ctx: &WriteCtx<'_>, env: &str, kind: RequestKind) -> Result<u32, ApiError> {
     ctx.snapshot(env)?;
-    let row = ctx.conn.query_one(
-        "SELECT approvals, approvals_for_kill FROM environments WHERE key = ?1",
-        params![env],
-    )?;
-    let (approvals, for_kill) = (row.get::<i64>(0)?, row.get::<bool>(1)?);
+    // Read once per group: an environment created in the group reads them again.
+    let cache = &ctx.cache().approvals;
+    if !cache.borrow().as_ref().is_some_and(|m| m.contains_key(env)) {
+        let rows = ctx.conn.query_map(
+            "SELECT key, approvals, approvals_for_kill FROM environments",
+            params![],
+            |r| {
+                let approvals = r.get::<i64>(1)?.max(0) as u32;
+                Ok((r.get::<String>(0)?, (approvals, r.get::<bool>(2)?)))
+            },
+        )?;
+        *cache.borrow_mut() = Some(rows.into_iter().collect());
+    }
+    let (approvals, for_kill) = cache
+        .borrow()
+        .as_ref()
+        .and_then(|m| m.get(env).copied())
+        .ok_or_else(|| ApiError::NotFound(format!("no environment `{env}`")))?;
     let held = match kind {
         RequestKind::Kill | RequestKind::Restore => for_kill,
         _ => true,
     };
-    Ok(if held { approvals.max(0) as u32 } else { 0 })
+    Ok(if held { approvals } else { 0 })
 }
 
 fn open(
