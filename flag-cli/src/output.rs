@@ -74,6 +74,7 @@ pub fn serve(serve: &Serve) -> String {
             .collect::<Vec<_>>()
             .join(" / "),
         Serve::Unknown(other) => other.to_string(),
+        other => format!("{other:?}"),
     }
 }
 

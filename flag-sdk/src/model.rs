@@ -6,6 +6,13 @@
 //! serve form this version does not know is kept as `Unknown` (written back as it came), so
 //! an SDK older than its server still loads the snapshot. Validation refuses all of them,
 //! so a server never stores what its SDKs cannot evaluate.
+//!
+//! The enums ([`Op`], [`FlagKind`], [`Serve`]) are `#[non_exhaustive]`: a later version may
+//! know more operators, kinds and serve forms. The structs are kept exhaustive on purpose:
+//! each is a record of contract section 2 with every field public, which the server, the
+//! CLI and users' tests build as struct literals and destructure; a field the contract adds
+//! is a change of the contract, released as a new major version of this crate, not a silent
+//! growth.
 
 use std::collections::BTreeMap;
 
@@ -32,8 +39,9 @@ pub struct Snapshot {
     pub segments: BTreeMap<String, Segment>,
 }
 
-/// The type every variation value of a flag has.
+/// The type every variation value of a flag has. A later version may know more kinds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FlagKind {
     /// `true` / `false`.
     Boolean,
@@ -173,8 +181,9 @@ pub struct Clause {
     pub negate: bool,
 }
 
-/// Clause operators (contract section 2).
+/// Clause operators (contract section 2). A later version may know more operators.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Op {
     /// Equal, same JSON type.
     In,
@@ -264,8 +273,10 @@ impl Op {
     }
 }
 
-/// What to serve: one variation, or a percentage rollout.
+/// What to serve: one variation, or a percentage rollout. A later version may know more
+/// forms.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Serve {
     /// `{"variation": KEY}`
     Variation(String),

@@ -69,11 +69,19 @@ impl From<Evaluation<'_>> for Detail<Option<Value>> {
 /// (flag index, variation index, why, value), or why the default applies.
 pub(crate) type Typed<T> = Result<(usize, usize, Why, T), ErrorKind>;
 
+/// What a value getter needs: the value alone when no context can change it (nothing to
+/// count either: a constant answer is never a rollout's), else the evaluated outcome.
+pub(crate) enum Answer<T> {
+    Constant(T),
+    Evaluated(Typed<T>),
+}
+
 /// How each getter reads a value: the flag kind it accepts and the conversion.
 pub(crate) trait Read<'a>: Sized {
     const KIND: Kind;
     fn read(value: &'a Value) -> Option<Self>;
-    /// The value from the flag table's slot alone, when it holds it.
+    /// The value from the flag table's slot alone, when it holds it (only for a slot with a
+    /// `constant` answer).
     #[inline(always)]
     fn from_slot(_slot: &Slot) -> Option<Self> {
         None
@@ -146,6 +154,28 @@ impl CompiledSnapshot {
         self.typed_evaluated(slot, ctx)
     }
 
+    /// The value of `key` for `ctx` read as a `T`, from the flag table's slot alone when it
+    /// holds it: for the value getters, which need neither the variation nor the reason.
+    #[inline(always)]
+    pub(crate) fn answer<'a, T: Read<'a>>(&'a self, key: &str, ctx: &Context) -> Answer<T> {
+        let Some(slot) = self.index.get_inlined(key) else {
+            return Answer::Evaluated(Err(ErrorKind::FlagNotFound));
+        };
+        match T::from_slot(slot) {
+            Some(value) => Answer::Constant(value),
+            None => Answer::Evaluated(self.typed_evaluated(slot, ctx)),
+        }
+    }
+
+    /// The value of `key` for `ctx` as a `T`, or `default`.
+    #[inline(always)]
+    fn value_or<'a, T: Read<'a>>(&'a self, key: &str, ctx: &Context, default: T) -> T {
+        match self.answer(key, ctx) {
+            Answer::Constant(value) => value,
+            Answer::Evaluated(typed) => typed.map_or(default, |(.., value)| value),
+        }
+    }
+
     /// [`typed`](Self::typed) when the slot alone cannot answer.
     #[inline(never)]
     fn typed_evaluated<'a, T: Read<'a>>(&'a self, slot: &Slot, ctx: &Context) -> Typed<T> {
@@ -175,28 +205,28 @@ impl CompiledSnapshot {
     /// A boolean flag's value for `ctx`, or `default` (unknown flag, another kind, malformed).
     #[inline]
     pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
-        self.typed(key, ctx).map_or(default, |(.., value)| value)
+        self.value_or(key, ctx, default)
     }
 
     /// A string flag's value for `ctx`, or `default`.
     pub fn string_variation<'a>(&'a self, key: &str, ctx: &Context, default: &'a str) -> &'a str {
-        self.typed(key, ctx).map_or(default, |(.., value)| value)
+        self.value_or(key, ctx, default)
     }
 
     /// A number flag's value for `ctx` as an integer, or `default`. A value with a fraction
     /// (`2.5`) is not an integer: `default`, reason `WRONG_TYPE`.
     pub fn int_variation(&self, key: &str, ctx: &Context, default: i64) -> i64 {
-        self.typed(key, ctx).map_or(default, |(.., value)| value)
+        self.value_or(key, ctx, default)
     }
 
     /// A number flag's value for `ctx`, or `default`.
     pub fn float_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
-        self.typed(key, ctx).map_or(default, |(.., value)| value)
+        self.value_or(key, ctx, default)
     }
 
     /// Any flag's value for `ctx` as JSON, or `default`.
     pub fn json_variation<'a>(&'a self, key: &str, ctx: &Context, default: &'a Value) -> &'a Value {
-        self.typed(key, ctx).map_or(default, |(.., value)| value)
+        self.value_or(key, ctx, default)
     }
 
     /// [`bool_variation`](Self::bool_variation) with the variation and the reason.

@@ -147,8 +147,13 @@ async fn a_root_certificate_that_does_not_parse_is_a_build_error() {
         .init_timeout(Duration::ZERO)
         .build()
         .await;
-    assert!(
-        matches!(built, Err(ClientError::Certificate(_))),
-        "{built:?}"
-    );
+    let Err(ClientError::Certificate(cause)) = &built else {
+        panic!("{built:?}");
+    };
+    // The HTTP layer's message is kept, and the chain goes on below the SDK's own error.
+    let chain = std::iter::successors(Some(cause as &dyn std::error::Error), |e| e.source());
+    let messages: Vec<String> = chain.map(ToString::to_string).collect();
+    assert!(!messages[0].is_empty(), "{messages:?}");
+    let outer = built.as_ref().unwrap_err();
+    assert!(std::error::Error::source(outer).is_some(), "{outer:?}");
 }

@@ -36,7 +36,7 @@ pub enum ClientError {
     },
     /// The HTTP client could not be created (TLS set-up).
     #[error("cannot create the HTTP client")]
-    Http(#[source] reqwest::Error),
+    Http(#[source] HttpError),
     /// A snapshot file could not be read.
     #[error("cannot read snapshot file {path}")]
     ReadSnapshot {
@@ -69,7 +69,7 @@ pub enum ClientError {
     },
     /// A root certificate given to [`ClientBuilder::root_certificate_pem`] does not parse.
     #[error("invalid root certificate (PEM expected)")]
-    Certificate(#[source] reqwest::Error),
+    Certificate(#[source] HttpError),
     /// A snapshot file is not a section 2 snapshot.
     #[error("snapshot file {path} is not a valid snapshot")]
     ParseSnapshot {
@@ -80,6 +80,13 @@ pub enum ClientError {
         source: serde_json::Error,
     },
 }
+
+/// What the HTTP layer reported, opaque so that the HTTP crate's types stay out of the SDK's
+/// API: its message is the HTTP layer's, and [`source`](std::error::Error::source) goes on
+/// down the chain (e.g. to the TLS back end's error).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HttpError(reqwest::Error);
 
 /// Configures a streaming [`Client`]; see [`Client::builder`].
 #[derive(Debug, Clone)]
@@ -167,7 +174,9 @@ impl ClientBuilder {
     }
 
     /// Use this HTTP client (shares its connection settings; e.g. many clients in one
-    /// process). It must not have a total request timeout: the stream is long-lived. The
+    /// process). This is the escape hatch for what the builder does not offer (a proxy set in
+    /// code, client certificates, DNS overrides), and the one place the SDK's API names the
+    /// `reqwest` crate: its major version is part of this method's signature. It must not have a total request timeout: the stream is long-lived. The
     /// timeouts and root certificates set on this builder are then not used.
     ///
     /// Without one, the client's own HTTP client takes its proxy from the environment
@@ -212,16 +221,16 @@ impl ClientBuilder {
                 }
                 for pem in &self.root_certificates {
                     let certificate =
-                        reqwest::Certificate::from_pem(pem).map_err(ClientError::Certificate)?;
+                        reqwest::Certificate::from_pem(pem).map_err(certificate_error)?;
                     // The TLS back end decodes certificates only when a client is built: try
                     // this one alone, so a bad certificate is named as such.
                     reqwest::Client::builder()
                         .add_root_certificate(certificate.clone())
                         .build()
-                        .map_err(ClientError::Certificate)?;
+                        .map_err(certificate_error)?;
                     http = http.add_root_certificate(certificate);
                 }
-                http.build().map_err(ClientError::Http)?
+                http.build().map_err(|e| ClientError::Http(HttpError(e)))?
             }
         };
 
@@ -307,6 +316,10 @@ impl ClientBuilder {
         }
         Ok(client)
     }
+}
+
+fn certificate_error(e: reqwest::Error) -> ClientError {
+    ClientError::Certificate(HttpError(e))
 }
 
 /// `401 Unauthorized` for 401: the code with its reason phrase.

@@ -56,11 +56,12 @@ use crate::compile::CompiledSnapshot;
 use crate::context::Context;
 use crate::eval::ErrorKind;
 use crate::model::Snapshot;
-use crate::variation::{Detail, Typed};
+use crate::variation::{Answer, Detail, Typed};
 
 pub use all_flags::AllFlags;
 pub use builder::{
-    ClientBuilder, ClientError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_INIT_TIMEOUT,
+    ClientBuilder, ClientError, HttpError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT,
+    DEFAULT_INIT_TIMEOUT,
 };
 pub use events::DEFAULT_EVENTS_INTERVAL;
 pub use metrics::Timer;
@@ -150,7 +151,7 @@ impl Client {
     #[inline]
     pub fn bool_variation(&self, key: &str, ctx: &Context, default: bool) -> bool {
         self.value(key, |flags| {
-            self.served(flags, key, flags.typed::<bool>(key, ctx))
+            self.served(flags, key, flags.answer::<bool>(key, ctx))
         })
         .unwrap_or(default)
     }
@@ -158,7 +159,7 @@ impl Client {
     /// A string flag's value for `ctx`, or `default`.
     pub fn string_variation(&self, key: &str, ctx: &Context, default: &str) -> String {
         self.value(key, |flags| {
-            let value = self.served(flags, key, flags.typed::<&str>(key, ctx));
+            let value = self.served(flags, key, flags.answer::<&str>(key, ctx));
             value.map(str::to_owned)
         })
         .unwrap_or_else(|| default.to_owned())
@@ -168,7 +169,7 @@ impl Client {
     /// (`2.5`) is not an integer: `default`, reason `WRONG_TYPE`.
     pub fn int_variation(&self, key: &str, ctx: &Context, default: i64) -> i64 {
         self.value(key, |flags| {
-            self.served(flags, key, flags.typed::<i64>(key, ctx))
+            self.served(flags, key, flags.answer::<i64>(key, ctx))
         })
         .unwrap_or(default)
     }
@@ -176,7 +177,7 @@ impl Client {
     /// A number flag's value for `ctx`, or `default`.
     pub fn float_variation(&self, key: &str, ctx: &Context, default: f64) -> f64 {
         self.value(key, |flags| {
-            self.served(flags, key, flags.typed::<f64>(key, ctx))
+            self.served(flags, key, flags.answer::<f64>(key, ctx))
         })
         .unwrap_or(default)
     }
@@ -184,7 +185,7 @@ impl Client {
     /// Any flag's value for `ctx` as JSON, or `default`.
     pub fn json_variation(&self, key: &str, ctx: &Context, default: Value) -> Value {
         self.value(key, |flags| {
-            let value = self.served(flags, key, flags.typed::<&Value>(key, ctx));
+            let value = self.served(flags, key, flags.answer::<&Value>(key, ctx));
             value.cloned()
         })
         .unwrap_or(default)
@@ -270,15 +271,16 @@ impl Client {
     /// The value served, counted for the release guard if through a rollout; `None` (and a
     /// log line) when the default applies.
     #[inline(always)]
-    fn served<T>(&self, flags: &Arc<CompiledSnapshot>, key: &str, typed: Typed<T>) -> Option<T> {
-        match typed {
-            Ok((i, v, why, value)) => {
+    fn served<T>(&self, flags: &Arc<CompiledSnapshot>, key: &str, answer: Answer<T>) -> Option<T> {
+        match answer {
+            Answer::Constant(value) => Some(value),
+            Answer::Evaluated(Ok((i, v, why, value))) => {
                 if why.in_rollout() {
                     self.stream.events.evaluated(flags, i, v);
                 }
                 Some(value)
             }
-            Err(error) => {
+            Answer::Evaluated(Err(error)) => {
                 defaulted(key, error);
                 None
             }

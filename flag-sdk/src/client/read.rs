@@ -10,7 +10,7 @@
 //! getter called while another runs on the same thread, e.g. from a logging hook) and a
 //! read during the thread's teardown take the `arc-swap` directly.
 
-use std::cell::RefCell;
+use std::cell::{Ref, RefCell};
 use std::sync::Arc;
 
 use crate::compile::CompiledSnapshot;
@@ -31,6 +31,10 @@ thread_local! {
 }
 
 /// Calls `read` with the current snapshot of `shared` (`None` without data).
+///
+/// `read` has one call site on the common path (a current slot, or one just refreshed), so
+/// the compiler inlines the caller's evaluation into it; the refresh and the fallback to the
+/// `arc-swap` stay out of line.
 #[inline(always)]
 pub(super) fn with_snapshot<R>(
     shared: &Shared,
@@ -39,27 +43,45 @@ pub(super) fn with_snapshot<R>(
     // Read before the snapshot: a swap that lands in between bumps it again, so the slot can
     // only be older than what it records, never newer.
     let generation = shared.generation();
+    let id = shared.id();
     let mut read = Some(read);
     let cached = SLOT.try_with(|cell| {
-        if let Ok(slot) = cell.try_borrow() {
-            if slot.id == shared.id() && slot.generation == generation {
-                return read.take().map(|read| read(slot.snapshot.as_ref()));
+        let slot = match cell.try_borrow() {
+            Ok(slot) if slot.id == id && slot.generation == generation => slot,
+            Ok(stale) => {
+                drop(stale);
+                refresh(cell, shared, generation)?
             }
-        }
-        {
-            let mut slot = cell.try_borrow_mut().ok()?;
-            slot.snapshot = shared.load_full();
-            slot.id = shared.id();
-            slot.generation = generation;
-        }
-        let slot = cell.try_borrow().ok()?;
+            Err(_) => return None,
+        };
         read.take().map(|read| read(slot.snapshot.as_ref()))
     });
     match (cached, read) {
         (Ok(Some(answer)), _) => answer,
-        (_, Some(read)) => read(shared.load().as_ref()),
+        (_, Some(read)) => from_arc_swap(shared, read),
         (_, None) => unreachable!("`read` runs once and answers"),
     }
+}
+
+/// Makes this thread's slot hold the current snapshot of `shared`, read at `generation`;
+/// `None` when the slot is borrowed (a read inside a read).
+#[cold]
+#[inline(never)]
+fn refresh<'a>(cell: &'a RefCell<Slot>, shared: &Shared, generation: u64) -> Option<Ref<'a, Slot>> {
+    {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        slot.snapshot = shared.load_full();
+        slot.id = shared.id();
+        slot.generation = generation;
+    }
+    cell.try_borrow().ok()
+}
+
+/// A read that cannot use the slot (re-entrant, or during the thread's teardown).
+#[cold]
+#[inline(never)]
+fn from_arc_swap<R>(shared: &Shared, read: impl FnOnce(Option<&Arc<CompiledSnapshot>>) -> R) -> R {
+    read(shared.load().as_ref())
 }
 
 #[cfg(test)]

@@ -501,7 +501,7 @@ impl Release {
                 weight: TOTAL_WEIGHT,
             }],
             // Validation refuses a serve this build does not know; nothing to keep from it.
-            Serve::Unknown(_) => Vec::new(),
+            _ => Vec::new(),
         };
         rest.retain(|w| w.variation != released);
         if rest.is_empty() {
@@ -571,7 +571,7 @@ mod tests {
                     0
                 }
             }
-            Serve::Unknown(_) => 0,
+            _ => 0,
         }
     }
 
