@@ -196,6 +196,8 @@ where
         source,
     };
     let change = match (kind, data) {
+        ("flag", None) => return Ok(Some(Change::FlagDeleted { revision, key })),
+        ("segment", None) => return Ok(Some(Change::SegmentDeleted { revision, key })),
         ("flag", Some(data)) => Change::Flag {
             revision,
             flag: Flag::deserialize(data).map_err(data_error)?,
@@ -204,8 +206,6 @@ where
             revision,
             segment: Segment::deserialize(data).map_err(data_error)?,
         },
-        ("flag", None) => Change::FlagDeleted { revision, key },
-        ("segment", None) => Change::SegmentDeleted { revision, key },
         _ => return Ok(None),
     };
     if change.key() != key {
@@ -312,7 +312,10 @@ mod tests {
     fn the_wire_form_is_the_patch_and_delete_data_and_reads_back() {
         let patch = json!({"revision": 4, "kind": "flag", "key": "a", "data": flag_json("a", 2)});
         let change = event("patch", patch.clone()).unwrap().unwrap();
-        assert_eq!((change.event(), change.kind(), change.key()), ("patch", "flag", "a"));
+        assert_eq!(
+            (change.event(), change.kind(), change.key()),
+            ("patch", "flag", "a")
+        );
         assert_eq!(serde_json::to_value(&change).unwrap(), patch);
         let delete = json!({"revision": 5, "kind": "segment", "key": "b"});
         let change = event("delete", delete.clone()).unwrap().unwrap();
@@ -336,13 +339,19 @@ mod tests {
         let webhook = json!({"revision": 4, "kind": "webhook", "key": "w", "data": {"url": 1}});
         assert!(event("patch", webhook.clone()).unwrap().is_none());
         assert!(serde_json::from_value::<Change>(webhook).is_err());
-        assert!(event("delete", json!({"revision": 5, "kind": "webhook", "key": "w"}))
-            .unwrap()
-            .is_none());
+        assert!(event(
+            "delete",
+            json!({"revision": 5, "kind": "webhook", "key": "w"})
+        )
+        .unwrap()
+        .is_none());
         assert!(Change::from_event("put", "{not json").unwrap().is_none());
         // A patch without usable data, a patch for another key, JSON that is no change.
         let empty = json!({"revision": 1, "kind": "flag", "key": "a", "data": {}});
-        assert!(matches!(event("patch", empty), Err(ChangeError::Data { .. })));
+        assert!(matches!(
+            event("patch", empty),
+            Err(ChangeError::Data { .. })
+        ));
         assert!(matches!(
             event("patch", json!({"revision": 1, "kind": "flag", "key": "a"})),
             Err(ChangeError::Data { .. })
@@ -371,7 +380,9 @@ mod tests {
         assert!(Change::from_parts(3, "tokens", "".into(), None)
             .unwrap()
             .is_none());
-        let deleted = Change::from_parts(9, "flag", "a".into(), None).unwrap().unwrap();
+        let deleted = Change::from_parts(9, "flag", "a".into(), None)
+            .unwrap()
+            .unwrap();
         assert_eq!(deleted.data_json(), None);
         assert_eq!(deleted.event(), "delete");
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use tokio::sync::{broadcast, watch};
 
-use crate::compile::CompiledSnapshot;
 use crate::change::Change;
+use crate::compile::CompiledSnapshot;
 use crate::model::{Op, Snapshot};
 
 use super::update::{Update, UpdateError};

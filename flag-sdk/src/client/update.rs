@@ -123,7 +123,9 @@ mod tests {
     #[test]
     fn a_bad_patch_or_delete_is_skipped_and_a_bad_put_is_not() {
         let mismatch = format!(r#"{{"revision": 4, "kind": "flag", "key": "b", "data": {FLAG}}}"#);
-        assert!(parse(&event("patch", &mismatch)).unwrap_err().is_skippable());
+        assert!(parse(&event("patch", &mismatch))
+            .unwrap_err()
+            .is_skippable());
         assert!(parse(&event("patch", "{")).unwrap_err().is_skippable());
         assert!(parse(&event("delete", "{")).unwrap_err().is_skippable());
         assert!(!parse(&event("put", "{")).unwrap_err().is_skippable());
