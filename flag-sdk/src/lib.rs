@@ -2,8 +2,10 @@
 //!
 //! This crate is the shared core of the platform: the flag model of the contract
 //! ([`model`]), its [`validate`]ion, the compiled form ([`CompiledSnapshot`]) and the
-//! evaluator. The server depends on it without the `client` feature, so server and SDK can
-//! never disagree on what a context gets.
+//! evaluator, and the one [`Change`] of a flag or segment at a revision that the server's
+//! change log, its stream and the SDK's stream client all carry ([`Snapshot::apply`]). The
+//! server depends on it without the `client` feature, so server and SDK can never disagree
+//! on what a context gets or on what a change does.
 //!
 //! ```
 //! use flag_sdk::{CompiledSnapshot, Context, Snapshot};
@@ -30,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bucket;
+mod change;
 #[cfg(feature = "client")]
 pub mod client;
 mod compile;
@@ -46,6 +49,7 @@ pub mod resolution;
 pub mod validate;
 mod variation;
 
+pub use change::{Change, ChangeError};
 pub use compile::CompiledSnapshot;
 pub use context::{Attribute, Context, ContextError, KEY_ATTRIBUTE};
 pub use eval::{ErrorKind, Evaluation, Reason, MAX_DEPTH};

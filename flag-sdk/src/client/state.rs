@@ -10,10 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use tokio::sync::{broadcast, watch};
 
+use crate::change::Change;
 use crate::compile::CompiledSnapshot;
 use crate::model::{Op, Snapshot};
 
-use super::update::{Item, ItemKind, Update, UpdateError};
+use super::update::{Update, UpdateError};
 
 /// How many change notifications a slow subscriber may fall behind before it sees `Lagged`.
 const CHANGE_BUFFER: usize = 256;
@@ -182,9 +183,9 @@ impl Shared {
 
     /// Applies stream updates in order and compiles the result once, so a burst of changes
     /// costs one compilation, not one per change. Updates not newer than what is held (or
-    /// than an earlier update of the burst) are ignored. `Ok(None)`: nothing changed. On an
-    /// error nothing is applied: the caller reconnects and the server replays from the held
-    /// revision.
+    /// than an earlier update of the burst) are ignored (a change: by [`Snapshot::apply`]).
+    /// `Ok(None)`: nothing changed. On an error nothing is applied: the caller reconnects and
+    /// the server replays from the held revision.
     pub fn apply(
         &self,
         updates: impl IntoIterator<Item = Update>,
@@ -197,56 +198,26 @@ impl Shared {
         for update in updates {
             let current = working.as_ref().or(base).map(|s| s.revision);
             let revision = update.revision();
-            if current.is_some_and(|r| revision <= r) {
-                tracing::debug!(revision, held = current, "stale update ignored");
-                continue;
-            }
-            let snapshot = match update {
+            let stale = current.is_some_and(|r| revision <= r);
+            match update {
+                _ if stale => {}
                 Update::Put(put) => {
                     replaced = true;
                     working = Some(put);
                     continue;
                 }
-                _ => match &mut working {
-                    Some(snapshot) => snapshot,
-                    None => working.insert(base.ok_or(UpdateError::PatchBeforePut)?.clone()),
-                },
-            };
-            match update {
-                Update::Put(_) => unreachable!("handled above"),
-                Update::Patch {
-                    item: Item::Flag(flag),
-                    ..
-                } => {
-                    flags.push(flag.key.clone());
-                    snapshot.flags.insert(flag.key.clone(), flag);
-                }
-                Update::Patch {
-                    item: Item::Segment(segment),
-                    ..
-                } => {
-                    let key = segment.key.clone();
-                    snapshot.segments.insert(key.clone(), segment);
-                    flags.extend(using_segment(snapshot, &key));
-                }
-                Update::Delete {
-                    kind: ItemKind::Flag,
-                    key,
-                    ..
-                } => {
-                    snapshot.flags.remove(&key);
-                    flags.push(key);
-                }
-                Update::Delete {
-                    kind: ItemKind::Segment,
-                    key,
-                    ..
-                } => {
-                    flags.extend(using_segment(snapshot, &key));
-                    snapshot.segments.remove(&key);
+                Update::Change(change) => {
+                    let snapshot = match &mut working {
+                        Some(snapshot) => snapshot,
+                        None => working.insert(base.ok_or(UpdateError::PatchBeforePut)?.clone()),
+                    };
+                    if snapshot.apply(&change) {
+                        flags.extend(affected(snapshot, &change));
+                        continue;
+                    }
                 }
             }
-            snapshot.revision = revision;
+            tracing::debug!(revision, held = current, "stale update ignored");
         }
         let Some(snapshot) = working else {
             return Ok(None);
@@ -305,6 +276,16 @@ fn changed_flags(old: Option<&Snapshot>, new: &Snapshot) -> Vec<String> {
     keys
 }
 
+/// The flags whose evaluation `change` (applied to `snapshot`) may have changed.
+fn affected(snapshot: &Snapshot, change: &Change) -> Vec<String> {
+    match change {
+        Change::Segment { .. } | Change::SegmentDeleted { .. } => {
+            using_segment(snapshot, change.key())
+        }
+        Change::Flag { .. } | Change::FlagDeleted { .. } => vec![change.key().to_owned()],
+    }
+}
+
 /// Flags with an `in_segment` clause naming `segment` (directly).
 fn using_segment(snapshot: &Snapshot, segment: &str) -> Vec<String> {
     snapshot
@@ -346,10 +327,10 @@ mod tests {
     }
 
     fn patch(revision: u64, key: &str, on: bool) -> Update {
-        Update::Patch {
+        Update::Change(Change::Flag {
             revision,
-            item: Item::Flag(flag(key, on)),
-        }
+            flag: flag(key, on),
+        })
     }
 
     fn serves(shared: &Shared, key: &str) -> Option<bool> {
@@ -369,11 +350,10 @@ mod tests {
                 patch(4, "b", false), // older than what is held: ignored
                 patch(7, "c", true),
                 patch(7, "c", false), // not newer than the one before it: ignored
-                Update::Delete {
+                Update::Change(Change::FlagDeleted {
                     revision: 8,
-                    kind: ItemKind::Flag,
                     key: "b".into(),
-                },
+                }),
             ])
             .unwrap()
             .expect("changed");

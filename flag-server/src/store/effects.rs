@@ -8,47 +8,18 @@ use std::sync::Arc;
 
 use super::sql::Conn;
 use super::Published;
-use crate::stream::{Change, ChangeKind};
-use flag_sdk::{CompiledSnapshot, Flag, Segment, Snapshot};
+use flag_sdk::{Change, CompiledSnapshot, Snapshot};
 
 /// What a committed write did to the in-memory state.
 #[derive(Debug, Clone)]
 pub enum Effect {
-    /// A flag's configuration in an environment is now `flag`.
-    Flag {
+    /// A flag or a segment of `environment` changed: what the change log, the stream and
+    /// every replica carry.
+    Change {
         /// The environment.
         environment: String,
-        /// Its revision after the change.
-        revision: u64,
-        /// The new configuration.
-        flag: Flag,
-    },
-    /// A flag left an environment's snapshot (archived).
-    FlagRemoved {
-        /// The environment.
-        environment: String,
-        /// Its revision after the change.
-        revision: u64,
-        /// The flag's key.
-        key: String,
-    },
-    /// A segment is now `segment`.
-    Segment {
-        /// The environment.
-        environment: String,
-        /// Its revision after the change.
-        revision: u64,
-        /// The new segment.
-        segment: Segment,
-    },
-    /// A segment was deleted.
-    SegmentRemoved {
-        /// The environment.
-        environment: String,
-        /// Its revision after the change.
-        revision: u64,
-        /// The segment's key.
-        key: String,
+        /// The change, at the environment's revision after it.
+        change: Change,
     },
     /// A new environment with its first snapshot.
     Environment(Snapshot),
@@ -60,26 +31,10 @@ impl Effect {
     /// The environment this changes and its revision after the change (`None`: tokens).
     pub(super) fn target(&self) -> Option<(&str, u64)> {
         match self {
-            Effect::Flag {
+            Effect::Change {
                 environment,
-                revision,
-                ..
-            }
-            | Effect::FlagRemoved {
-                environment,
-                revision,
-                ..
-            }
-            | Effect::Segment {
-                environment,
-                revision,
-                ..
-            }
-            | Effect::SegmentRemoved {
-                environment,
-                revision,
-                ..
-            } => Some((environment, *revision)),
+                change,
+            } => Some((environment, change.revision())),
             Effect::Environment(snapshot) => Some((&snapshot.environment, snapshot.revision)),
             Effect::Tokens => None,
         }
@@ -120,62 +75,33 @@ pub(super) fn after_commit(
         }
     }
     for effect in effects {
-        if let Some(change) = to_change(effect) {
-            published.broadcaster.publish(&change);
+        if let Effect::Change {
+            environment,
+            change,
+        } = effect
+        {
+            published.broadcaster.publish(environment, change);
         }
     }
     published.broadcaster.committed();
 }
 
-/// The stream's `patch`/`delete` for an effect on a flag or a segment.
-pub(super) fn to_change(effect: &Effect) -> Option<Change> {
-    let (kind, key, data) = match effect {
-        Effect::Flag { flag, .. } => (ChangeKind::Flag, &flag.key, serde_json::to_value(flag).ok()),
-        Effect::FlagRemoved { key, .. } => (ChangeKind::Flag, key, None),
-        Effect::Segment { segment, .. } => (
-            ChangeKind::Segment,
-            &segment.key,
-            serde_json::to_value(segment).ok(),
-        ),
-        Effect::SegmentRemoved { key, .. } => (ChangeKind::Segment, key, None),
-        Effect::Environment(_) | Effect::Tokens => return None,
-    };
-    let (environment, revision) = effect.target()?;
-    Some(Change {
-        environment: environment.to_owned(),
-        revision,
-        kind,
-        key: key.clone(),
-        data,
-    })
-}
-
-/// Applies an effect to the writer's working copy of the environments.
+/// Applies an effect to the writer's working copy of the environments. A change at or below
+/// the environment's revision is already in it and is ignored ([`Snapshot::apply`]): that
+/// happens when the log is read after a reload that already holds what it reads.
 pub(super) fn apply(working: &mut HashMap<String, Snapshot>, effect: &Effect) {
-    if let Effect::Environment(snapshot) = effect {
-        working.insert(snapshot.environment.clone(), snapshot.clone());
-        return;
-    }
-    let Some((environment, revision)) = effect.target() else {
-        return;
-    };
-    let Some(s) = working.get_mut(environment) else {
-        return;
-    };
-    s.revision = revision;
     match effect {
-        Effect::Flag { flag, .. } => {
-            s.flags.insert(flag.key.clone(), flag.clone());
+        Effect::Change {
+            environment,
+            change,
+        } => {
+            if let Some(s) = working.get_mut(environment) {
+                s.apply(change);
+            }
         }
-        Effect::FlagRemoved { key, .. } => {
-            s.flags.remove(key);
+        Effect::Environment(snapshot) => {
+            working.insert(snapshot.environment.clone(), snapshot.clone());
         }
-        Effect::Segment { segment, .. } => {
-            s.segments.insert(segment.key.clone(), segment.clone());
-        }
-        Effect::SegmentRemoved { key, .. } => {
-            s.segments.remove(key);
-        }
-        Effect::Environment(_) | Effect::Tokens => {}
+        Effect::Tokens => {}
     }
 }

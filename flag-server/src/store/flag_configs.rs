@@ -4,7 +4,7 @@
 //! `flag.changed` webhook and emits the effect the stream publishes, in the same transaction.
 
 use flag_sdk::validate::validate_flag_in;
-use flag_sdk::{Flag, FlagKind, Serve, Variation};
+use flag_sdk::{Change, Flag, FlagKind, Serve, Variation};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -140,10 +140,12 @@ fn write_config(
             "enabled": config.enabled, "revision": revision,
         }),
     )?;
-    ctx.emit(Effect::Flag {
+    ctx.emit(Effect::Change {
         environment: env.to_owned(),
-        revision,
-        flag: config.clone(),
+        change: Change::Flag {
+            revision,
+            flag: config.clone(),
+        },
     })?;
     Ok(())
 }

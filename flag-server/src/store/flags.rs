@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use flag_sdk::validate::{
     check_key, validate_flag, validate_flag_in, FieldError, ValidationErrors,
 };
-use flag_sdk::{Flag, FlagKind, Variation};
+use flag_sdk::{Change, Flag, FlagKind, Variation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -285,10 +285,12 @@ pub fn create(
     for env in ctx.environments() {
         insert_config(ctx.conn, &env, &config)?;
         let revision = ctx.bump_revision(&env)?;
-        ctx.emit(Effect::Flag {
+        ctx.emit(Effect::Change {
             environment: env,
-            revision,
-            flag: config.clone(),
+            change: Change::Flag {
+                revision,
+                flag: config.clone(),
+            },
         })?;
     }
     let meta = FlagMeta {
@@ -398,10 +400,12 @@ pub fn archive(
     }
     for env in ctx.environments() {
         let revision = ctx.bump_revision(&env)?;
-        ctx.emit(Effect::FlagRemoved {
+        ctx.emit(Effect::Change {
             environment: env,
-            revision,
-            key: key.to_owned(),
+            change: Change::FlagDeleted {
+                revision,
+                key: key.to_owned(),
+            },
         })?;
     }
     mark_archived(ctx, actor, before, true, reason)
@@ -499,10 +503,12 @@ pub fn unarchive(
             insert_config(ctx.conn, &env, &config)?;
         }
         let revision = ctx.bump_revision(&env)?;
-        ctx.emit(Effect::Flag {
+        ctx.emit(Effect::Change {
             environment: env,
-            revision,
-            flag: config,
+            change: Change::Flag {
+                revision,
+                flag: config,
+            },
         })?;
     }
     mark_archived(ctx, actor, before, false, reason)

@@ -1,7 +1,7 @@
 //! The committed change log: every effect of a write is appended as a row
-//! `(seq, environment, revision, kind, key, data)` in the write's own transaction, so what
-//! is committed and what is published can never disagree. It is the source of truth for the
-//! fan-out: the writer publishes a local commit from the effects it appended, and a replica
+//! `(seq, environment, revision, kind, key, data)` in the write's own transaction (a flag's
+//! or a segment's [`Change`] as its parts, see [`append`]), so what is committed and what is
+//! published can never disagree. It is the source of truth for the fan-out: the writer publishes a local commit from the effects it appended, and a replica
 //! that did not make the commit publishes it from the rows it reads here; both take the same
 //! path (`effects::after_commit`).
 //!
@@ -13,7 +13,7 @@
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use flag_sdk::Snapshot;
+use flag_sdk::{Change, Snapshot};
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::effects::Effect;
@@ -74,39 +74,24 @@ pub fn listen(url: String, writer: Sender<Msg>) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// The log's kind of an effect.
-fn kind(effect: &Effect) -> &'static str {
-    match effect {
-        Effect::Flag { .. } | Effect::FlagRemoved { .. } => "flag",
-        Effect::Segment { .. } | Effect::SegmentRemoved { .. } => "segment",
-        Effect::Environment(_) => "environment",
-        Effect::Tokens => "tokens",
-    }
-}
-
-/// Appends `effect` (inside the caller's transaction), with the next round trip.
+/// Appends `effect` (inside the caller's transaction), with the next round trip: a change
+/// as its parts (`kind`, `key`, the flag's or segment's JSON as `data`, none for a delete),
+/// an environment's creation with its snapshot, a change of the tokens with nothing.
 pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<(), Error> {
     let (environment, revision) = effect.target().unwrap_or(("", 0));
-    let (key, data) = match effect {
-        Effect::Flag { flag, .. } => (flag.key.as_str(), Some(to_json(flag))),
-        Effect::Segment { segment, .. } => (segment.key.as_str(), Some(to_json(segment))),
-        Effect::FlagRemoved { key, .. } | Effect::SegmentRemoved { key, .. } => {
-            (key.as_str(), None)
-        }
-        Effect::Environment(snapshot) => (snapshot.environment.as_str(), Some(to_json(snapshot))),
-        Effect::Tokens => ("", None),
+    let (kind, key, data) = match effect {
+        Effect::Change { change, .. } => (change.kind(), change.key(), change.data_json()),
+        Effect::Environment(snapshot) => (
+            "environment",
+            snapshot.environment.as_str(),
+            Some(to_json(snapshot)),
+        ),
+        Effect::Tokens => ("tokens", "", None),
     };
     conn.defer(
         "INSERT INTO changes (environment, revision, kind, key, data, at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            environment,
-            revision,
-            kind(effect),
-            key,
-            data.as_deref(),
-            at_millis
-        ],
+        params![environment, revision, kind, key, data.as_deref(), at_millis],
     )
 }
 
@@ -157,7 +142,7 @@ pub fn between(
     environment: &str,
     after: u64,
     upto: u64,
-) -> Result<Option<Vec<Effect>>, Error> {
+) -> Result<Option<Vec<Change>>, Error> {
     let rows = conn.query_map(
         "SELECT revision, kind, key, data FROM changes \
          WHERE environment = ?1 AND revision > ?2 AND revision <= ?3 ORDER BY revision, seq",
@@ -170,7 +155,7 @@ pub fn between(
             Ok((revision, kind, key, data))
         },
     )?;
-    let mut effects = Vec::with_capacity(rows.len());
+    let mut changes = Vec::with_capacity(rows.len());
     let mut at = after;
     for (revision, kind, key, data) in rows {
         // Revisions are gap-free: a missing one was pruned.
@@ -178,18 +163,12 @@ pub fn between(
             return Ok(None);
         }
         at = revision;
-        match to_effect(
-            environment.to_owned(),
-            revision,
-            &kind,
-            key,
-            data.as_deref(),
-        ) {
-            Some(Effect::Environment(_) | Effect::Tokens) | None => return Ok(None),
-            Some(effect) => effects.push(effect),
+        match to_change(revision, &kind, key, data.as_deref()) {
+            Some(change) => changes.push(change),
+            None => return Ok(None),
         }
     }
-    Ok((at == upto).then_some(effects))
+    Ok((at == upto).then_some(changes))
 }
 
 /// Drops rows beyond the last [`KEEP_ROWS`] that are older than [`KEEP_MILLIS`].
@@ -213,34 +192,24 @@ fn to_effect(
     key: String,
     data: Option<&str>,
 ) -> Option<Effect> {
-    fn parse<T: serde::de::DeserializeOwned>(kind: &str, key: &str, data: &str) -> Option<T> {
-        serde_json::from_str(data)
+    match (kind, data) {
+        ("environment", Some(data)) => serde_json::from_str::<Snapshot>(data)
             .map_err(|error| tracing::error!(kind, key, %error, "unreadable change log row"))
             .ok()
+            .map(Effect::Environment),
+        ("tokens", _) => Some(Effect::Tokens),
+        _ => Some(Effect::Change {
+            change: to_change(revision, kind, key, data)?,
+            environment,
+        }),
     }
-    Some(match (kind, data) {
-        ("flag", Some(data)) => Effect::Flag {
-            flag: parse(kind, &key, data)?,
-            environment,
-            revision,
-        },
-        ("flag", None) => Effect::FlagRemoved {
-            environment,
-            revision,
-            key,
-        },
-        ("segment", Some(data)) => Effect::Segment {
-            segment: parse(kind, &key, data)?,
-            environment,
-            revision,
-        },
-        ("segment", None) => Effect::SegmentRemoved {
-            environment,
-            revision,
-            key,
-        },
-        ("environment", Some(data)) => Effect::Environment(parse::<Snapshot>(kind, &key, data)?),
-        ("tokens", _) => Effect::Tokens,
-        _ => return None,
-    })
+}
+
+/// A row of a flag or a segment as its change; `None` for another kind, or data it cannot
+/// read (logged).
+fn to_change(revision: u64, kind: &str, key: String, data: Option<&str>) -> Option<Change> {
+    Change::from_parts(revision, kind, key, data)
+        .map_err(|error| tracing::error!(kind, revision, %error, "unreadable change log row"))
+        .ok()
+        .flatten()
 }

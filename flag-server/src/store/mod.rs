@@ -258,12 +258,9 @@ impl Store {
         environment: String,
         after: u64,
         upto: u64,
-    ) -> Result<Option<Vec<crate::stream::Change>>, ApiError> {
-        self.read(move |conn| {
-            let effects = log::between(conn, &environment, after, upto)?;
-            Ok(effects.map(|effects| effects.iter().filter_map(effects::to_change).collect()))
-        })
-        .await
+    ) -> Result<Option<Vec<flag_sdk::Change>>, ApiError> {
+        self.read(move |conn| Ok(log::between(conn, &environment, after, upto)?))
+            .await
     }
 
     /// Runs `f` on a reader connection on a blocking thread.

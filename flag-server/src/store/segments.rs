@@ -1,7 +1,7 @@
 //! Segments of one environment: create, replace, delete (refused while in use).
 
 use flag_sdk::validate::validate_segment_in;
-use flag_sdk::{Clause, Op, Segment};
+use flag_sdk::{Change, Clause, Op, Segment};
 
 use super::audit::{self, NewAudit};
 use super::sql::{params, Conn};
@@ -27,10 +27,12 @@ fn save(ctx: &mut WriteCtx<'_>, env: &str, segment: &Segment) -> Result<(), ApiE
         params![env, &segment.key, segment.version as i64, &to_json(segment)],
     )?;
     let revision = ctx.bump_revision(env)?;
-    ctx.emit(Effect::Segment {
+    ctx.emit(Effect::Change {
         environment: env.to_owned(),
-        revision,
-        segment: segment.clone(),
+        change: Change::Segment {
+            revision,
+            segment: segment.clone(),
+        },
     })?;
     Ok(())
 }
@@ -170,10 +172,12 @@ pub fn delete(
         params![env, key],
     )?;
     let revision = ctx.bump_revision(env)?;
-    ctx.emit(Effect::SegmentRemoved {
+    ctx.emit(Effect::Change {
         environment: env.to_owned(),
-        revision,
-        key: key.to_owned(),
+        change: Change::SegmentDeleted {
+            revision,
+            key: key.to_owned(),
+        },
     })?;
     audit::record(
         ctx,

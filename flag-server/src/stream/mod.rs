@@ -34,44 +34,11 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use flag_sdk::CompiledSnapshot;
+use flag_sdk::{Change, CompiledSnapshot};
 use futures_util::Stream;
 
 use ring::{EnvStream, Frame};
 use subscription::Subscription;
-
-/// One committed change, as the stream carries it (contract section 5 `patch`/`delete`).
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// The environment the change belongs to.
-    pub environment: String,
-    /// The environment's revision after this change.
-    pub revision: u64,
-    /// A flag or a segment.
-    pub kind: ChangeKind,
-    /// The flag's or segment's key.
-    pub key: String,
-    /// The section 2 JSON of the flag or segment; `None` = delete.
-    pub data: Option<serde_json::Value>,
-}
-
-/// What a [`Change`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// A flag's configuration in one environment.
-    Flag,
-    /// A segment.
-    Segment,
-}
-
-impl ChangeKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Flag => "flag",
-            ChangeKind::Segment => "segment",
-        }
-    }
-}
 
 /// The stream's tunables.
 #[derive(Debug, Clone, Copy)]
@@ -139,13 +106,14 @@ impl Broadcaster {
         self.settings
     }
 
-    /// Hands one committed change to every subscriber of its environment. Never blocks.
-    pub fn publish(&self, change: &Change) {
+    /// Hands one committed change of `environment` to every subscriber of it. Never blocks.
+    pub fn publish(&self, environment: &str, change: &Change) {
+        let revision = change.revision();
         let frame = Frame {
-            revision: Some(change.revision),
+            revision: Some(revision),
             bytes: wire::change(change),
         };
-        self.env(&change.environment, change.revision.saturating_sub(1))
+        self.env(environment, revision.saturating_sub(1))
             .publish(frame, self.settings.replay);
     }
 
@@ -356,7 +324,7 @@ impl Joining {
             }
             (None, Some(changes)) => {
                 start.extend(changes.iter().map(wire::change));
-                (changes.last().map_or(0, |c| c.revision), "change log")
+                (changes.last().map_or(0, Change::revision), "change log")
             }
             (None, None) => {
                 start.push_back(env.put(&joined.snapshot).frame());

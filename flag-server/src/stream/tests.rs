@@ -33,12 +33,9 @@ fn sub(
 }
 
 fn change(revision: u64) -> Change {
-    Change {
-        environment: "production".to_owned(),
+    Change::FlagDeleted {
         revision,
-        kind: ChangeKind::Flag,
         key: "f".to_owned(),
-        data: None,
     }
 }
 
@@ -93,11 +90,11 @@ fn ids(events: &[(String, String)]) -> Vec<&str> {
 #[tokio::test]
 async fn put_first_then_newer_changes_only() {
     let b = Arc::new(Broadcaster::default());
-    b.publish(&change(5));
+    b.publish("production", &change(5));
     let mut s = Box::pin(sub(&b, 5, None));
     assert_eq!(b.subscribers("production"), 1);
-    b.publish(&change(5)); // already in the put
-    b.publish(&change(6));
+    b.publish("production", &change(5)); // already in the put
+    b.publish("production", &change(6));
     assert_eq!(ids(&events(&mut s, 2).await), ["put", "6"]);
     drop(s);
     assert_eq!(b.subscribers("production"), 0);
@@ -108,7 +105,7 @@ async fn a_burst_already_waiting_is_one_write() {
     let b = Arc::new(Broadcaster::default());
     let mut s = past_the_put(&b).await;
     for r in 1..=3 {
-        b.publish(&change(r));
+        b.publish("production", &change(r));
     }
     let burst = s.next().await.unwrap().unwrap();
     assert_eq!(event_ids(&mut Decoder::new(), &burst), ["1", "2", "3"]);
@@ -121,7 +118,7 @@ async fn last_event_id_replays_or_falls_back_to_put() {
         ..Default::default()
     }));
     for r in 1..=4 {
-        b.publish(&change(r));
+        b.publish("production", &change(r));
     }
     let mut s = Box::pin(sub(&b, 4, Some(2)));
     assert_eq!(ids(&events(&mut s, 2).await), ["3", "4"]);
@@ -149,7 +146,7 @@ async fn a_lagging_subscriber_is_cut_off_without_slowing_others() {
     let mut fast = Box::pin(sub(&b, 0, None));
     assert_eq!(ids(&events(&mut fast, 1).await), ["put"]);
     for r in 1..=20 {
-        b.publish(&change(r));
+        b.publish("production", &change(r));
         let got = events(&mut fast, 1).await;
         assert_eq!(got[0].1, r.to_string());
     }
@@ -239,10 +236,16 @@ async fn a_burst_larger_than_a_piece_is_joined_up_to_a_piece_per_write() {
     let b = Arc::new(Broadcaster::default());
     let mut s = past_the_put(&b).await;
     for r in 1..=100 {
-        b.publish(&Change {
-            data: Some(json!({"key": "f", "description": "x".repeat(100)})),
-            ..change(r)
-        });
+        let flag = json!({"key": "f", "kind": "string", "version": r,
+            "variations": [{"key": "long", "value": "x".repeat(100)}],
+            "off_variation": "long", "fallthrough": {"variation": "long"}});
+        b.publish(
+            "production",
+            &Change::Flag {
+                revision: r,
+                flag: serde_json::from_value(flag).unwrap(),
+            },
+        );
     }
     let writes = writes(&mut s);
     assert!(writes.len() > 1, "more than one piece of changes");

@@ -4,10 +4,7 @@
 use std::ops::Range;
 
 use bytes::Bytes;
-use flag_sdk::CompiledSnapshot;
-use serde_json::json;
-
-use super::Change;
+use flag_sdk::{Change, CompiledSnapshot};
 
 /// A heartbeat: an SSE comment.
 pub(super) const HEARTBEAT: &[u8] = b":\n\n";
@@ -17,22 +14,13 @@ pub(super) fn retry(retry: std::time::Duration) -> Bytes {
     Bytes::from(format!("retry: {}\n\n", retry.as_millis()))
 }
 
-/// A `patch` (data) or `delete` (no data) event with `id:` = the revision.
+/// A change's `patch` or `delete` event, with `id:` = the revision and `data:` its wire form.
 pub(super) fn change(change: &Change) -> Bytes {
-    let (event, data) = match &change.data {
-        Some(data) => (
-            "patch",
-            json!({"revision": change.revision, "kind": change.kind.as_str(),
-                   "key": change.key, "data": data}),
-        ),
-        None => (
-            "delete",
-            json!({"revision": change.revision, "kind": change.kind.as_str(), "key": change.key}),
-        ),
-    };
+    let data = serde_json::to_string(change).unwrap_or_default();
     Bytes::from(format!(
-        "event: {event}\nid: {}\ndata: {data}\n\n",
-        change.revision
+        "event: {}\nid: {}\ndata: {data}\n\n",
+        change.event(),
+        change.revision()
     ))
 }
 
