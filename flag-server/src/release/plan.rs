@@ -564,13 +564,7 @@ mod tests {
                 .filter(|w| w.variation == variation)
                 .map(|w| w.weight)
                 .sum(),
-            Serve::Variation(v) => {
-                if v == variation {
-                    TOTAL_WEIGHT
-                } else {
-                    0
-                }
-            }
+            Serve::Variation(v) if v == variation => TOTAL_WEIGHT,
             _ => 0,
         }
     }

@@ -11,6 +11,9 @@ use super::Published;
 use flag_sdk::{Change, CompiledSnapshot, Snapshot};
 
 /// What a committed write did to the in-memory state.
+// Nearly every effect is a `Change`: boxing it to shrink the rare token and environment
+// effects would add an allocation to every write.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Effect {
     /// A flag or a segment of `environment` changed: what the change log, the stream and
