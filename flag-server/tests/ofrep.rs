@@ -350,6 +350,47 @@ async fn a_change_sends_a_refetch_event_on_the_advertised_stream() {
     assert_eq!(res.status().as_u16(), 401);
 }
 
+/// A kill that lands between the bulk answer and the opening of its event stream (a slow
+/// page, a hidden tab that closed the stream) is announced as soon as the stream opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_before_the_stream_opens_is_announced_when_it_opens() {
+    let (s, _) = server_with_flags().await;
+    let client = s.client_token("production", &[APP]).await;
+    let bulk = ofrep(
+        &s,
+        ONE,
+        Some(&client),
+        &ctx(json!({"targetingKey": "u"})),
+        &[("Origin", APP)],
+    )
+    .await;
+    let revision = bulk.body["metadata"]["revision"].as_u64().unwrap();
+    let url = bulk.body["eventStreams"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.contains(&format!("revision={revision}")), "{url}");
+    s.post(
+        "/api/v1/flags/checkout/environments/production/kill",
+        json!({"reason": "INC-8"}),
+    )
+    .await
+    .ok(200);
+    let res = s
+        .client
+        .get(&url)
+        .header("Origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let (text, _) = read_until(res, "refetchEvaluation").await;
+    assert!(
+        text.contains(&format!("\"etag\":\"{}\"", revision + 1)),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_token_evaluates_its_environment_and_reads_nothing_else() {
     let (s, _) = server_with_flags().await;

@@ -176,8 +176,9 @@ impl ClientBuilder {
     /// Use this HTTP client (shares its connection settings; e.g. many clients in one
     /// process). This is the escape hatch for what the builder does not offer (a proxy set in
     /// code, client certificates, DNS overrides), and the one place the SDK's API names the
-    /// `reqwest` crate: its major version is part of this method's signature. It must not have a total request timeout: the stream is long-lived. The
-    /// timeouts and root certificates set on this builder are then not used.
+    /// `reqwest` crate: its major version is part of this method's signature. It must not
+    /// have a total request timeout: the stream is long-lived. The timeouts and root
+    /// certificates set on this builder are then not used.
     ///
     /// Without one, the client's own HTTP client takes its proxy from the environment
     /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`, as curl reads them).

@@ -115,7 +115,7 @@ pub async fn bulk(
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok());
-    let stream_url = || {
+    let stream_url = |revision: u64| {
         let info = req.connection_info();
         let ticket = state
             .tokens
@@ -123,7 +123,7 @@ pub async fn bulk(
             .map(|record| ticket::issue(&record))
             .unwrap_or_default();
         format!(
-            "{}://{}/ofrep/v1/events?ticket={ticket}",
+            "{}://{}/ofrep/v1/events?ticket={ticket}&revision={revision}",
             info.scheme(),
             info.host()
         )
@@ -148,13 +148,19 @@ pub async fn bulk(
 pub struct StreamQuery {
     /// The ticket from the bulk answer's `eventStreams[0].url`.
     pub ticket: Option<String>,
+    /// The revision that bulk answer was at (also in its URL): a change committed since
+    /// (before the stream opened) is announced as soon as it opens.
+    pub revision: Option<u64>,
 }
 
 /// The change notification stream (ADR-0008): `retry:`, then an SSE `message` with data
 /// `{"type": "refetchEvaluation", "etag": "<revision>"}` after every change of the
-/// environment, and heartbeat comments. The URL comes from a bulk answer.
+/// environment, and heartbeat comments. The URL comes from a bulk answer and names its
+/// revision: when the environment has changed since (between the answer and the stream's
+/// opening, or while a hidden tab had it closed), the first event is a `refetchEvaluation`.
 #[utoipa::path(get, operation_id = "ofrep_events", path = "/ofrep/v1/events", tag = "ofrep",
-    params(("ticket" = String, Query, description = "from the bulk answer's eventStreams")),
+    params(("ticket" = String, Query, description = "from the bulk answer's eventStreams"),
+           ("revision" = Option<u64>, Query, description = "the revision of that bulk answer (in the same URL)")),
     security(()),
     responses(
         (status = 200, description = "server-sent events", content_type = "text/event-stream", body = String),
@@ -179,7 +185,12 @@ pub async fn events(
     let snapshots = state.snapshots.clone();
     let body = state
         .broadcaster
-        .notifications(&environment, &|| snapshots.get(&environment), alive)
+        .notifications(
+            &environment,
+            &|| snapshots.get(&environment),
+            query.revision,
+            alive,
+        )
         .ok_or_else(|| {
             OfrepError::refused(Refusal::Forbidden, "the token's environment is gone")
         })?;

@@ -85,13 +85,14 @@ impl Ofrep {
 
     /// `POST /ofrep/v1/evaluate/flags`: every flag for the body's context; `304` when
     /// `if_none_match` holds the `ETag` of the same context at the same revision.
-    /// `stream_url` makes the event stream's URL when a body is sent.
+    /// `stream_url` makes the event stream's URL, for the revision answered, when a body is
+    /// sent.
     pub fn bulk(
         &self,
         environment: &str,
         body: &[u8],
         if_none_match: Option<&str>,
-        stream_url: impl FnOnce() -> String,
+        stream_url: impl FnOnce(u64) -> String,
     ) -> Result<Bulk, OfrepError> {
         let snapshot = self.snapshot(environment)?;
         let etag = etag(&snapshot, body);
@@ -126,7 +127,7 @@ impl Ofrep {
             metadata: json!({"environment": environment, "revision": snapshot.revision()}),
             event_streams: vec![EventStream {
                 kind: "sse",
-                url: stream_url(),
+                url: stream_url(snapshot.revision()),
                 inactivity_delay_sec: INACTIVITY_DELAY_SEC,
             }],
         };

@@ -172,19 +172,27 @@ impl Broadcaster {
 
     /// Subscribes to `environment`'s change notifications (OFREP, ADR-0008): `retry:`, then
     /// one `refetchEvaluation` event per change committed from now on, and the heartbeats.
+    /// A subscriber that last saw revision `seen` gets one at once if the environment has
+    /// moved on since.
     /// The same ring as the SDK stream, so a notification leaves at the same instant as the
     /// SDKs' `patch`. `None` for an unknown environment.
     pub fn notifications(
         self: &Arc<Self>,
         environment: &str,
         current: &dyn Fn() -> Option<Arc<CompiledSnapshot>>,
+        seen: Option<u64>,
         alive: impl Fn() -> bool + Send + Sync + 'static,
     ) -> Option<impl Stream<Item = Result<Bytes, Infallible>> + 'static> {
         self.start_heartbeat();
         let joined = self.env(environment, 0).join(current, None)?;
+        let mut start = VecDeque::from([self.retry_frame.clone()]);
+        let revision = joined.snapshot.revision();
+        if seen.is_some_and(|seen| seen < revision) {
+            start.push_back(wire::refetch(revision));
+        }
         let subscription = Subscription {
             rx: joined.rx,
-            start: VecDeque::from([self.retry_frame.clone()]),
+            start,
             held_back: None,
             last_sent: joined.snapshot.revision(),
             alive: Box::new(alive),
