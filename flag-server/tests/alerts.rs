@@ -563,15 +563,7 @@ async fn the_audit_log_answers_by_time_and_as_dashboard_annotations() {
     assert_eq!(r.fields(), ["from"]);
 
     // The gauge of each flag's last change, from the committed log.
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     let line = metrics
         .lines()
         .find(|l| {

@@ -282,22 +282,27 @@ async fn read_until(res: reqwest::Response, needle: &str) -> (String, Instant) {
     (text, Instant::now())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_sends_a_refetch_event_on_the_advertised_stream() {
-    let (s, _) = server_with_flags().await;
+/// A bulk answer to a page at [`APP`] with a client token: its revision and the event
+/// stream it advertises.
+async fn advertised_stream(s: &TestServer) -> (u64, String) {
     let client = s.client_token("production", &[APP]).await;
     let bulk = ofrep(
-        &s,
+        s,
         ONE,
         Some(&client),
         &ctx(json!({"targetingKey": "u"})),
         &[("Origin", APP)],
     )
     .await;
-    let url = bulk.body["eventStreams"][0]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let revision = bulk.body["metadata"]["revision"].as_u64().unwrap();
+    let url = bulk.body["eventStreams"][0]["url"].as_str().unwrap();
+    (revision, url.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_sends_a_refetch_event_on_the_advertised_stream() {
+    let (s, _) = server_with_flags().await;
+    let (_, url) = advertised_stream(&s).await;
     let res = s
         .client
         .get(&url)
@@ -355,21 +360,27 @@ async fn a_change_sends_a_refetch_event_on_the_advertised_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_before_the_stream_opens_is_announced_when_it_opens() {
     let (s, _) = server_with_flags().await;
-    let client = s.client_token("production", &[APP]).await;
-    let bulk = ofrep(
-        &s,
-        ONE,
-        Some(&client),
-        &ctx(json!({"targetingKey": "u"})),
-        &[("Origin", APP)],
-    )
-    .await;
-    let revision = bulk.body["metadata"]["revision"].as_u64().unwrap();
-    let url = bulk.body["eventStreams"][0]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (revision, url) = advertised_stream(&s).await;
     assert!(url.contains(&format!("revision={revision}")), "{url}");
+    // A revision that is not one is refused, naming it.
+    let bad = url.replace(&format!("revision={revision}"), "revision=-1");
+    let res = s
+        .client
+        .get(&bad)
+        .header("Origin", APP)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errorCode"], "PARSE_ERROR");
+    assert!(
+        body["errorDetails"]
+            .as_str()
+            .unwrap()
+            .starts_with("revision:"),
+        "{body}"
+    );
     s.post(
         "/api/v1/flags/checkout/environments/production/kill",
         json!({"reason": "INC-8"}),

@@ -520,16 +520,10 @@ async fn a_release_keeps_the_flags_bucket_by_and_salt_or_takes_the_one_given() {
 
 /// The group commits the server has made so far (`/metrics`).
 async fn group_commits(server: &TestServer) -> u64 {
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
+    server
+        .metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("flag_server_sqlite_write_seconds_count "))
         .expect("the group-commit counter in /metrics")
         .parse()

@@ -12,12 +12,11 @@
 use actix_web::dev::Service;
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use serde::Deserialize;
 
 use super::method_not_allowed;
 use crate::auth::{EnvironmentToken, Principal};
 use crate::error::ApiError;
-use crate::ofrep::wire::{BulkEvaluation, ErrorBody, EvaluationSuccess};
+use crate::ofrep::wire::{BulkEvaluation, ErrorBody, ErrorCode, EvaluationSuccess};
 use crate::ofrep::{cors, request, ticket, Bulk, OfrepError, Refusal};
 use crate::state::AppState;
 
@@ -143,14 +142,50 @@ pub async fn bulk(
     }
 }
 
-/// The event stream's query.
-#[derive(Debug, Deserialize)]
-pub struct StreamQuery {
+/// The event stream's query. Read by hand from its pairs so that every bad query is an
+/// OFREP error naming the parameter; unknown parameters are ignored.
+#[derive(Debug, Default)]
+struct StreamQuery {
     /// The ticket from the bulk answer's `eventStreams[0].url`.
-    pub ticket: Option<String>,
+    ticket: Option<String>,
     /// The revision that bulk answer was at (also in its URL): a change committed since
     /// (before the stream opened) is announced as soon as it opens.
-    pub revision: Option<u64>,
+    revision: Option<u64>,
+}
+
+impl StreamQuery {
+    fn parse(pairs: Vec<(String, String)>) -> Result<Self, OfrepError> {
+        let bad = |what: String| OfrepError::new(ErrorCode::ParseError, what);
+        let mut query = StreamQuery::default();
+        for (name, value) in pairs {
+            match (name.as_str(), &query) {
+                (
+                    "ticket",
+                    StreamQuery {
+                        ticket: Some(_), ..
+                    },
+                )
+                | (
+                    "revision",
+                    StreamQuery {
+                        revision: Some(_), ..
+                    },
+                ) => return Err(bad(format!("{name}: given more than once"))),
+                ("ticket", _) => query.ticket = Some(value),
+                ("revision", _) => {
+                    let revision = value.parse().map_err(|_| {
+                        bad(format!(
+                            "revision: {value:?} is not a revision (a whole number of 0 or \
+                             more, as in the bulk answer's eventStreams URL)"
+                        ))
+                    })?;
+                    query.revision = Some(revision);
+                }
+                _ => {}
+            }
+        }
+        Ok(query)
+    }
 }
 
 /// The change notification stream (ADR-0008): `retry:`, then an SSE `message` with data
@@ -160,17 +195,19 @@ pub struct StreamQuery {
 /// opening, or while a hidden tab had it closed), the first event is a `refetchEvaluation`.
 #[utoipa::path(get, operation_id = "ofrep_events", path = "/ofrep/v1/events", tag = "ofrep",
     params(("ticket" = String, Query, description = "from the bulk answer's eventStreams"),
-           ("revision" = Option<u64>, Query, description = "the revision of that bulk answer (in the same URL)")),
+           ("revision" = Option<u64>, Query, minimum = 0, description = "the revision of that bulk answer (in the same URL)")),
     security(()),
     responses(
         (status = 200, description = "server-sent events", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`revision` is not a whole number of 0 or more, or a parameter is given twice (`PARSE_ERROR`)", body = ErrorBody),
         (status = 401, description = "no valid ticket", body = ErrorBody),
         (status = 403, description = "an origin the client token does not list", body = ErrorBody)))]
 pub async fn events(
     req: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<StreamQuery>,
+    query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, OfrepError> {
+    let query = StreamQuery::parse(query.into_inner())?;
     let record = query
         .ticket
         .as_deref()

@@ -191,6 +191,18 @@ impl TestServer {
             .await
     }
 
+    /// What `/metrics` shows now.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Creates a boolean flag; returns its definition.
     pub async fn create_flag(&self, key: &str) -> Value {
         self.post("/api/v1/flags", json!({"key": key, "kind": "boolean"}))
