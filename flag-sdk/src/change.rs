@@ -12,6 +12,7 @@
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::model::{Flag, Segment, Snapshot};
@@ -151,9 +152,10 @@ impl Change {
             event: event.to_owned(),
             source,
         };
-        let body: Body = serde_json::from_str(data).map_err(data_error)?;
-        let item = upsert.then(|| body.data.unwrap_or(Value::Null));
-        build(body.revision, &body.kind, body.key, item).map_err(|e| match e {
+        let body: Body<&RawValue> = serde_json::from_str(data).map_err(data_error)?;
+        // The item is read straight from the event's text, not through a `Value`.
+        let item = upsert.then(|| body.data.map_or("null", RawValue::get));
+        Change::from_parts(body.revision, &body.kind, body.key, item).map_err(|e| match e {
             ChangeError::Data { source, .. } => data_error(source),
             other => other,
         })
@@ -173,10 +175,13 @@ impl Change {
         };
         let mut json = serde_json::Deserializer::from_str(text);
         let change = build(revision, kind, key, Some(&mut json))?;
-        json.end().map_err(|source| ChangeError::Data {
-            event: kind.to_owned(),
-            source,
-        })?;
+        if change.is_some() {
+            // A kind this version does not know leaves its data unread.
+            json.end().map_err(|source| ChangeError::Data {
+                event: kind.to_owned(),
+                source,
+            })?;
+        }
         Ok(change)
     }
 }
@@ -218,14 +223,15 @@ where
 }
 
 /// The wire form of a change before its `kind` is known: kinds added by a newer server are
-/// recognised as unknown rather than failing the parse.
+/// recognised as unknown rather than failing the parse. `data` is held as a `Value` by any
+/// deserializer, or as its raw text when read from a stream event's text.
 #[derive(Deserialize)]
-struct Body {
+struct Body<D> {
     revision: u64,
     kind: String,
     key: String,
-    #[serde(default)]
-    data: Option<Value>,
+    /// Absent for a delete (serde reads a missing `Option` as `None`).
+    data: Option<D>,
 }
 
 impl Serialize for Change {
@@ -248,7 +254,7 @@ impl Serialize for Change {
 /// here; [`Change::from_event`] reads it as nothing to apply instead.
 impl<'de> Deserialize<'de> for Change {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let body = Body::deserialize(deserializer)?;
+        let body = Body::<Value>::deserialize(deserializer)?;
         let kind = body.kind;
         build(body.revision, &kind, body.key, body.data)
             .map_err(de::Error::custom)?

@@ -88,7 +88,7 @@ impl Decoder {
     }
 
     fn feed_body(&mut self, mut chunk: &[u8], out: &mut Vec<Frame>) -> Result<(), LineTooLong> {
-        while let Some(end) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', chunk) {
             let line_end = if self.line.is_empty() {
                 self.process_line(&chunk[..end], out);
                 end
