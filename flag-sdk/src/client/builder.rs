@@ -188,7 +188,8 @@ impl ClientBuilder {
     }
 
     /// How often evaluation and error counters are flushed to the server for the release
-    /// guard (default 10 s, at least 10 ms; `close()` sends the rest).
+    /// guard (default 10 s, at least 10 ms; `close()` sends the rest). The first flush comes
+    /// after a random part of the interval, so a fleet started together spreads its flushes.
     pub fn events_interval(mut self, interval: Duration) -> Self {
         self.events_interval = interval.max(Duration::from_millis(10));
         self

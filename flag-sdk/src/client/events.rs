@@ -301,18 +301,22 @@ pub(crate) struct Sink {
     pub token: String,
 }
 
-/// Sends the counters every `interval` until `cancel`; `close()` sends the last batch.
+/// Sends the counters every `interval` until `cancel`; `close()` sends the last batch. The
+/// first batch goes after a random part of the interval: processes started together (a
+/// deploy, a restart of every pod) then do not all send in the same instant, every interval.
 pub(crate) async fn run(
     sink: Sink,
     recorder: std::sync::Arc<Recorder>,
     interval: Duration,
     cancel: tokio_util::sync::CancellationToken,
 ) {
+    let mut wait = interval.mul_f64(rand::random::<f64>());
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => sink.flush(&recorder).await,
+            _ = tokio::time::sleep(wait) => sink.flush(&recorder).await,
             _ = cancel.cancelled() => return,
         }
+        wait = interval;
     }
 }
 
