@@ -196,6 +196,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         // A client that closes its side of the connection is gone: its response ends (an
         // SDK stream would otherwise be noticed only when a heartbeat write fails).
         .h1_allow_half_closed(false)
+        // A stream's event goes out when it is written. With Nagle's algorithm (the socket's
+        // default), an event written while the previous one (a heartbeat, the last change)
+        // is still unacknowledged waits for that ACK, which the client may delay by up to
+        // 200 ms: a kill would reach some SDKs that much later.
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(10);
     if let Some(workers) = config.workers {
