@@ -129,13 +129,9 @@ fn write_config(
     config: &Flag,
     pre_kill: Option<&str>,
 ) -> Result<String, ApiError> {
-    let json = to_json(config);
-    ctx.conn.defer(
-        "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
-         WHERE flag = ?1 AND environment = ?2",
-        params![&config.key, env, config.version as i64, &json, pre_kill],
-    )?;
     let revision = ctx.bump_revision(env)?;
+    // Before the UPDATE: the group's first read of the webhooks then needs no savepoint
+    // (nothing of this request goes ahead of it).
     webhooks::enqueue(
         ctx,
         "flag.changed",
@@ -143,6 +139,12 @@ fn write_config(
             "flag": config.key, "environment": env, "version": config.version,
             "enabled": config.enabled, "revision": revision,
         }),
+    )?;
+    let json = to_json(config);
+    ctx.conn.defer(
+        "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
+         WHERE flag = ?1 AND environment = ?2",
+        params![&config.key, env, config.version as i64, &json, pre_kill],
     )?;
     let change = Change::Flag {
         revision,
