@@ -24,7 +24,7 @@ pub enum Effect {
         /// The change, at the environment's revision after it.
         change: Change,
         /// The flag's or segment's JSON as the change log stores it, serialised once with
-        /// its row ([`Effect::change`]); `None` for a delete.
+        /// its row; `None` for a delete.
         data: Option<String>,
     },
     /// A new environment with its first snapshot.

@@ -179,7 +179,7 @@ impl WriteCtx<'_> {
     /// is the committed one (one writer at a time, and on PostgreSQL the group read the log
     /// under the write lock first), so the next revision is known without asking; the
     /// environment's row is updated once per group, with the group's last revision
-    /// ([`write_group`]).
+    /// (before its COMMIT).
     pub fn bump_revision(&mut self, environment: &str) -> Result<u64, ApiError> {
         let current = match self.revisions.get(environment) {
             Some(&revision) => revision,
@@ -191,7 +191,7 @@ impl WriteCtx<'_> {
     }
 
     /// Records what this request does to the in-memory state (applied if it succeeds); it
-    /// goes to the change log with the rest of the group ([`write_group`]).
+    /// goes to the change log with the rest of the group, before its COMMIT.
     pub fn emit(&mut self, effect: Effect) {
         self.effects.push(effect);
     }
