@@ -145,11 +145,12 @@ fn record_binding(
             action,
             flag: flag.as_deref(),
             environment: environment.as_deref(),
-            before: before.and_then(|b| serde_json::to_value(b).ok()),
-            after: after.and_then(|b| serde_json::to_value(b).ok()),
+            before: before.and_then(audit::text),
+            after: after.and_then(audit::text),
             ..NewAudit::default()
         },
-    )
+    );
+    Ok(())
 }
 
 /// Runs a notification: plans it against the bindings (422 and nothing done for an alert

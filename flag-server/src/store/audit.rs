@@ -4,8 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::sql::{params, Conn};
-use super::{json, to_json, WriteCtx};
+use super::sql::{self, params, Conn, Param};
+use super::{json, WriteCtx};
 use crate::error::ApiError;
 
 /// The largest page `GET /audit` returns.
@@ -24,12 +24,30 @@ pub struct NewAudit<'a> {
     pub segment: Option<&'a str>,
     /// The environment concerned (`None` for changes across environments).
     pub environment: Option<&'a str>,
-    /// The state before.
-    pub before: Option<Value>,
-    /// The state after.
-    pub after: Option<Value>,
+    /// The state before, as JSON text ([`text`]).
+    pub before: Option<String>,
+    /// The state after, as JSON text ([`text`]).
+    pub after: Option<String>,
     /// The reason given.
     pub reason: Option<&'a str>,
+}
+
+/// A value as the JSON text of an audit row's `before` or `after`.
+pub fn text<T: Serialize>(value: &T) -> Option<String> {
+    serde_json::to_string(value).ok()
+}
+
+/// An audit row a request recorded: written with the rest of its group ([`insert`]) when
+/// the request succeeds, dropped with it when it fails.
+pub(super) struct Pending {
+    actor: String,
+    action: String,
+    flag: Option<String>,
+    segment: Option<String>,
+    environment: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    reason: Option<String>,
 }
 
 /// One entry of the audit log.
@@ -76,33 +94,58 @@ pub fn announce(ctx: &WriteCtx<'_>, row: NewAudit<'_>, subject: &str) -> Result<
         "flag": row.flag, "segment": row.segment, "environment": row.environment,
         "actor": row.actor, "reason": row.reason,
     });
-    body[subject] = row.after.clone().unwrap_or_default();
+    body[subject] = row
+        .after
+        .as_deref()
+        .map(json)
+        .transpose()?
+        .unwrap_or_default();
     super::webhooks::enqueue(ctx, row.action, &body)?;
-    record(ctx, row)
+    record(ctx, row);
+    Ok(())
 }
 
-/// Inserts an audit row inside the caller's transaction (with the next round trip).
-pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) -> Result<(), ApiError> {
-    let before = row.before.as_ref().map(to_json);
-    let after = row.after.as_ref().map(to_json);
-    let at_ms = crate::clock::parse_rfc3339(ctx.now);
-    ctx.conn.defer(
-        "INSERT INTO audit (at, actor, action, flag, segment, environment, before, after, reason, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            ctx.now,
-            row.actor,
-            row.action,
-            row.flag,
-            row.segment,
-            row.environment,
-            before.as_ref(),
-            after.as_ref(),
-            row.reason,
-            at_ms,
-        ],
-    )?;
-    Ok(())
+/// Records an audit row inside the caller's request: it is written with its group.
+pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) {
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    ctx.record_audit(Pending {
+        actor: row.actor.to_owned(),
+        action: row.action.to_owned(),
+        flag: owned(row.flag),
+        segment: owned(row.segment),
+        environment: owned(row.environment),
+        before: row.before,
+        after: row.after,
+        reason: owned(row.reason),
+    });
+}
+
+/// Inserts a group's audit rows, in order, at the group's time `now` (RFC 3339): with the
+/// next round trip, [`crate::store::sql::INSERT_CHUNK`] rows to a statement.
+pub(super) fn insert(conn: &Conn, now: &str, rows: &[Pending]) -> Result<(), sql::Error> {
+    let at_ms = crate::clock::parse_rfc3339(now);
+    let params: Vec<Param<'_>> = rows
+        .iter()
+        .flat_map(|r| {
+            [
+                Param::from(now),
+                Param::from(&r.actor),
+                Param::from(&r.action),
+                Param::from(r.flag.as_ref()),
+                Param::from(r.segment.as_ref()),
+                Param::from(r.environment.as_ref()),
+                Param::from(r.before.as_ref()),
+                Param::from(r.after.as_ref()),
+                Param::from(r.reason.as_ref()),
+                Param::from(at_ms),
+            ]
+        })
+        .collect();
+    conn.defer_insert(
+        "audit (at, actor, action, flag, segment, environment, before, after, reason, at_ms)",
+        10,
+        &params,
+    )
 }
 
 /// Which entries `GET /audit` answers.

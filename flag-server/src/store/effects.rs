@@ -23,6 +23,9 @@ pub enum Effect {
         environment: String,
         /// The change, at the environment's revision after it.
         change: Change,
+        /// The flag's or segment's JSON as the change log stores it, serialised once with
+        /// its row; `None` for a delete.
+        data: Option<String>,
     },
     /// A new environment with its first snapshot.
     Environment(Snapshot),
@@ -31,12 +34,23 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// A change of a flag or a segment of `environment`, with `data`, the JSON of the flag
+    /// or segment its row holds (`None` for a delete).
+    pub(super) fn change(environment: &str, change: Change, data: Option<String>) -> Effect {
+        Effect::Change {
+            environment: environment.to_owned(),
+            change,
+            data,
+        }
+    }
+
     /// The environment this changes and its revision after the change (`None`: tokens).
     pub(super) fn target(&self) -> Option<(&str, u64)> {
         match self {
             Effect::Change {
                 environment,
                 change,
+                ..
             } => Some((environment, change.revision())),
             Effect::Environment(snapshot) => Some((&snapshot.environment, snapshot.revision)),
             Effect::Tokens => None,
@@ -81,6 +95,7 @@ pub(super) fn after_commit(
         if let Effect::Change {
             environment,
             change,
+            ..
         } = effect
         {
             published.broadcaster.publish(environment, change);
@@ -97,6 +112,7 @@ pub(super) fn apply(working: &mut HashMap<String, Snapshot>, effect: &Effect) {
         Effect::Change {
             environment,
             change,
+            ..
         } => {
             if let Some(s) = working.get_mut(environment) {
                 s.apply(change);

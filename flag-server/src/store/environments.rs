@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
 use super::sql::{self, params, Conn};
-use super::{flag_configs, flags, Effect, WriteCtx};
+use super::{flag_configs, flags, to_json, Effect, WriteCtx};
 use crate::error::ApiError;
 
 /// An environment.
@@ -55,7 +55,10 @@ pub fn configure(
     key: &str,
     patch: EnvironmentPatch,
 ) -> Result<Environment, ApiError> {
-    let before = get(ctx.conn, key)?;
+    let mut before = get(ctx.conn, key)?;
+    // The row's revision is written with the group: the requests before this one in it may
+    // have moved it since.
+    before.revision = ctx.snapshot(key)?.revision;
     if patch.approvals.is_some_and(|n| n > 10) {
         return Err(ApiError::invalid("approvals", "must be 0 to 10"));
     }
@@ -77,11 +80,11 @@ pub fn configure(
             actor,
             action: "environment.update",
             environment: Some(key),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&after).ok(),
+            before: audit::text(&before),
+            after: audit::text(&after),
             ..NewAudit::default()
         },
-    )?;
+    );
     Ok(after)
 }
 
@@ -134,7 +137,7 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<Environm
     for meta in flags::list(ctx.conn, false)? {
         let config: Flag =
             flag_configs::default_config(&meta.key, meta.kind, meta.variations.clone());
-        flag_configs::insert_config(ctx.conn, key, &config)?;
+        flag_configs::insert_config(ctx.conn, key, &config, &to_json(&config))?;
         snapshot.flags.insert(config.key.clone(), config);
     }
     let env = Environment {
@@ -150,10 +153,10 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, key: &str) -> Result<Environm
             actor,
             action: "environment.create",
             environment: Some(key),
-            after: serde_json::to_value(&env).ok(),
+            after: audit::text(&env),
             ..NewAudit::default()
         },
-    )?;
-    ctx.emit(Effect::Environment(snapshot))?;
+    );
+    ctx.emit(Effect::Environment(snapshot));
     Ok(env)
 }

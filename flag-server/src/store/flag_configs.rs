@@ -70,11 +70,16 @@ pub fn default_config(key: &str, kind: FlagKind, variations: Vec<Variation>) -> 
     }
 }
 
-/// Inserts a configuration row (a new flag or a new environment).
-pub(crate) fn insert_config(conn: &Conn, env: &str, config: &Flag) -> Result<(), ApiError> {
+/// Inserts a configuration row (a new flag or a new environment); `json` is `config`'s JSON.
+pub(crate) fn insert_config(
+    conn: &Conn,
+    env: &str,
+    config: &Flag,
+    json: &str,
+) -> Result<(), ApiError> {
     conn.execute(
         "INSERT INTO flag_configs (flag, environment, version, config) VALUES (?1, ?2, ?3, ?4)",
-        params![&config.key, env, config.version as i64, &to_json(config)],
+        params![&config.key, env, config.version as i64, json],
     )?;
     Ok(())
 }
@@ -83,6 +88,8 @@ pub(crate) fn insert_config(conn: &Conn, env: &str, config: &Flag) -> Result<(),
 struct ConfigRow {
     version: u64,
     config: Flag,
+    /// `config` as the row holds it (JSON).
+    config_json: String,
     pre_kill: Option<Flag>,
 }
 
@@ -109,29 +116,22 @@ fn config_row(ctx: &WriteCtx<'_>, key: &str, env: &str) -> Result<ConfigRow, Api
     Ok(ConfigRow {
         version: version as u64,
         config: json(&config)?,
+        config_json: config,
         pre_kill: pre_kill.as_deref().map(json).transpose()?,
     })
 }
 
+/// Writes `config` to its row, serialised once: the JSON it returns is the row's, for the
+/// audit row's `after`.
 fn write_config(
     ctx: &mut WriteCtx<'_>,
     env: &str,
     config: &Flag,
-    pre_kill: Option<&Flag>,
-) -> Result<(), ApiError> {
-    let pre_kill = pre_kill.map(to_json);
-    ctx.conn.defer(
-        "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
-         WHERE flag = ?1 AND environment = ?2",
-        params![
-            &config.key,
-            env,
-            config.version as i64,
-            &to_json(config),
-            pre_kill.as_ref()
-        ],
-    )?;
+    pre_kill: Option<&str>,
+) -> Result<String, ApiError> {
     let revision = ctx.bump_revision(env)?;
+    // Before the UPDATE: the group's first read of the webhooks then needs no savepoint
+    // (nothing of this request goes ahead of it).
     webhooks::enqueue(
         ctx,
         "flag.changed",
@@ -140,14 +140,18 @@ fn write_config(
             "enabled": config.enabled, "revision": revision,
         }),
     )?;
-    ctx.emit(Effect::Change {
-        environment: env.to_owned(),
-        change: Change::Flag {
-            revision,
-            flag: config.clone(),
-        },
-    })?;
-    Ok(())
+    let json = to_json(config);
+    ctx.conn.defer(
+        "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
+         WHERE flag = ?1 AND environment = ?2",
+        params![&config.key, env, config.version as i64, &json, pre_kill],
+    )?;
+    let change = Change::Flag {
+        revision,
+        flag: config.clone(),
+    };
+    ctx.emit(Effect::change(env, change, Some(json.clone())));
+    Ok(json)
 }
 
 /// Replaces a flag's configuration in one environment. `if_match` is compared with the
@@ -162,7 +166,7 @@ pub fn put_config(
     reason: Option<&str>,
 ) -> Result<Flag, ApiError> {
     let (config, before) = prepare_config(ctx, env, config, if_match)?;
-    write_config(ctx, env, &config, None)?;
+    let after = write_config(ctx, env, &config, None)?;
     audit::record(
         ctx,
         NewAudit {
@@ -171,11 +175,11 @@ pub fn put_config(
             flag: Some(&config.key),
             environment: Some(env),
             before,
-            after: serde_json::to_value(&config).ok(),
+            after: Some(after),
             reason,
             ..NewAudit::default()
         },
-    )?;
+    );
     Ok(config)
 }
 
@@ -187,7 +191,7 @@ pub(crate) fn prepare_config(
     env: &str,
     mut config: Flag,
     if_match: Option<u64>,
-) -> Result<(Flag, Option<serde_json::Value>), ApiError> {
+) -> Result<(Flag, Option<String>), ApiError> {
     // The working snapshot holds every live flag at its committed (or earlier in this group)
     // version, so the hot path reads no row; an absent flag gets the precise 404 from the row.
     let (version, kind, before) = match ctx.snapshot(env)?.flags.get(&config.key) {
@@ -195,11 +199,7 @@ pub(crate) fn prepare_config(
             if let Some((field, message)) = changed_variations(&current.variations, &config) {
                 return Err(ApiError::invalid(field, message));
             }
-            (
-                current.version,
-                current.kind.clone(),
-                serde_json::to_value(current).ok(),
-            )
+            (current.version, current.kind.clone(), audit::text(current))
         }
         None => {
             config_row(ctx, &config.key, env)?;
@@ -288,16 +288,16 @@ pub fn kill(
     let mut after = row.config.clone();
     after.enabled = false;
     after.version = row.version + 1;
-    write_config(ctx, env, &after, Some(&row.config))?;
+    let after_json = write_config(ctx, env, &after, Some(&row.config_json))?;
     let mut outcome = audited(
         ctx,
         actor,
         "flag.kill",
         env,
-        row.config,
-        after,
+        (row.config, row.config_json),
+        (after, after_json),
         Some(reason),
-    )?;
+    );
     // The responder's word overrides everything automatic: the release stops where it is.
     outcome.release_paused = releases::hold_for_kill(ctx, actor, key, env, reason)?;
     outcome.schedules_paused = schedules::hold_for_kill(ctx, actor, key, env, reason)?;
@@ -346,24 +346,33 @@ pub fn restore(
     };
     after.version = row.version + 1;
     validate_flag_in(&after, ctx.snapshot(env)?)?;
-    write_config(ctx, env, &after, None)?;
-    let mut outcome = audited(ctx, actor, "flag.restore", env, row.config, after, reason)?;
+    let after_json = write_config(ctx, env, &after, None)?;
+    let mut outcome = audited(
+        ctx,
+        actor,
+        "flag.restore",
+        env,
+        (row.config, row.config_json),
+        (after, after_json),
+        reason,
+    );
     outcome.release_paused =
         releases::get(ctx.conn, key, env)?.is_some_and(|r| r.state == ReleaseState::Paused);
     outcome.schedules_paused = schedules::paused(ctx.conn, key, env)?;
     Ok(outcome)
 }
 
-/// Records a kill or restore that changed `before` into `after` in the audit log.
+/// Records a kill or restore that changed `before` into `after` (each with its JSON) in the
+/// audit log.
 fn audited(
     ctx: &mut WriteCtx<'_>,
     actor: &str,
     action: &str,
     env: &str,
-    before: Flag,
-    after: Flag,
+    (before, before_json): (Flag, String),
+    (after, after_json): (Flag, String),
     reason: Option<&str>,
-) -> Result<KillOutcome, ApiError> {
+) -> KillOutcome {
     audit::record(
         ctx,
         NewAudit {
@@ -371,20 +380,20 @@ fn audited(
             action,
             flag: Some(&after.key),
             environment: Some(env),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&after).ok(),
+            before: Some(before_json),
+            after: Some(after_json),
             reason,
             ..NewAudit::default()
         },
-    )?;
-    Ok(KillOutcome {
+    );
+    KillOutcome {
         before,
         flag: after,
         changed: true,
         subscribers: 0,
         release_paused: false,
         schedules_paused: 0,
-    })
+    }
 }
 
 /// Every killed (flag, environment): those with a kill's restore point.

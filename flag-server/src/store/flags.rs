@@ -282,16 +282,15 @@ pub fn create(
             ctx.now
         ],
     )?;
+    let json = to_json(&config);
     for env in ctx.environments() {
-        insert_config(ctx.conn, &env, &config)?;
+        insert_config(ctx.conn, &env, &config, &json)?;
         let revision = ctx.bump_revision(&env)?;
-        ctx.emit(Effect::Change {
-            environment: env,
-            change: Change::Flag {
-                revision,
-                flag: config.clone(),
-            },
-        })?;
+        let change = Change::Flag {
+            revision,
+            flag: config.clone(),
+        };
+        ctx.emit(Effect::change(&env, change, Some(json.clone())));
     }
     let meta = FlagMeta {
         key: new.key.clone(),
@@ -311,11 +310,11 @@ pub fn create(
             actor,
             action: "flag.create",
             flag: Some(&meta.key),
-            after: serde_json::to_value(&meta).ok(),
+            after: audit::text(&meta),
             reason,
             ..NewAudit::default()
         },
-    )?;
+    );
     Ok(meta)
 }
 
@@ -400,13 +399,11 @@ pub fn archive(
     }
     for env in ctx.environments() {
         let revision = ctx.bump_revision(&env)?;
-        ctx.emit(Effect::Change {
-            environment: env,
-            change: Change::FlagDeleted {
-                revision,
-                key: key.to_owned(),
-            },
-        })?;
+        let change = Change::FlagDeleted {
+            revision,
+            key: key.to_owned(),
+        };
+        ctx.emit(Effect::change(&env, change, None));
     }
     mark_archived(ctx, actor, before, true, reason)
 }
@@ -493,23 +490,22 @@ pub fn unarchive(
         )));
     }
     for (env, config, stored) in configs {
+        let json = to_json(&config);
         if stored {
             ctx.conn.execute(
                 "UPDATE flag_configs SET version = ?3, config = ?4
                  WHERE flag = ?1 AND environment = ?2",
-                params![key, &env, config.version as i64, &to_json(&config)],
+                params![key, &env, config.version as i64, &json],
             )?;
         } else {
-            insert_config(ctx.conn, &env, &config)?;
+            insert_config(ctx.conn, &env, &config, &json)?;
         }
         let revision = ctx.bump_revision(&env)?;
-        ctx.emit(Effect::Change {
-            environment: env,
-            change: Change::Flag {
-                revision,
-                flag: config,
-            },
-        })?;
+        let change = Change::Flag {
+            revision,
+            flag: config,
+        };
+        ctx.emit(Effect::change(&env, change, Some(json)));
     }
     mark_archived(ctx, actor, before, false, reason)
 }
@@ -529,11 +525,11 @@ fn recorded(
             actor,
             action,
             flag: Some(&after.key),
-            before: serde_json::to_value(before).ok(),
-            after: serde_json::to_value(&after).ok(),
+            before: audit::text(before),
+            after: audit::text(&after),
             reason,
             ..NewAudit::default()
         },
-    )?;
+    );
     Ok(after)
 }

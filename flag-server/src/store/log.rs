@@ -17,7 +17,7 @@ use flag_sdk::{Change, Snapshot};
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::effects::Effect;
-use super::sql::{params, Conn, Error};
+use super::sql::{params, Conn, Error, Param};
 use super::to_json;
 use super::writer::Msg;
 
@@ -74,24 +74,43 @@ pub fn listen(url: String, writer: Sender<Msg>) -> std::io::Result<()> {
         .map(drop)
 }
 
-/// Appends `effect` (inside the caller's transaction), with the next round trip: a change
-/// as its parts (`kind`, `key`, the flag's or segment's JSON as `data`, none for a delete),
-/// an environment's creation with its snapshot, a change of the tokens with nothing.
-pub fn append(conn: &Conn, effect: &Effect, at_millis: i64) -> Result<(), Error> {
-    let (environment, revision) = effect.target().unwrap_or(("", 0));
-    let (kind, key, data) = match effect {
-        Effect::Change { change, .. } => (change.kind(), change.key(), change.data_json()),
-        Effect::Environment(snapshot) => (
-            "environment",
-            snapshot.environment.as_str(),
-            Some(to_json(snapshot)),
-        ),
-        Effect::Tokens => ("tokens", "", None),
-    };
-    conn.defer(
-        "INSERT INTO changes (environment, revision, kind, key, data, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![environment, revision, kind, key, data.as_deref(), at_millis],
+/// Appends `effects` in order (inside the caller's transaction), with the next round trip:
+/// a change as its parts (`kind`, `key`, the flag's or segment's JSON as `data`, none for a
+/// delete), an environment's creation with its snapshot, a change of the tokens with nothing.
+pub fn append(conn: &Conn, effects: &[Effect], at_millis: i64) -> Result<(), Error> {
+    let snapshots: Vec<Option<String>> = effects
+        .iter()
+        .map(|effect| match effect {
+            Effect::Environment(snapshot) => Some(to_json(snapshot)),
+            _ => None,
+        })
+        .collect();
+    let params: Vec<Param<'_>> = effects
+        .iter()
+        .zip(&snapshots)
+        .flat_map(|(effect, snapshot)| {
+            let (environment, revision) = effect.target().unwrap_or(("", 0));
+            let (kind, key, data) = match effect {
+                Effect::Change { change, data, .. } => (change.kind(), change.key(), data.as_ref()),
+                Effect::Environment(s) => {
+                    ("environment", s.environment.as_str(), snapshot.as_ref())
+                }
+                Effect::Tokens => ("tokens", "", None),
+            };
+            [
+                Param::from(environment),
+                Param::from(revision),
+                Param::from(kind),
+                Param::from(key),
+                Param::from(data),
+                Param::from(at_millis),
+            ]
+        })
+        .collect();
+    conn.defer_insert(
+        "changes (environment, revision, kind, key, data, at)",
+        6,
+        &params,
     )
 }
 
@@ -201,6 +220,7 @@ fn to_effect(
         _ => Some(Effect::Change {
             change: to_change(revision, kind, key, data)?,
             environment,
+            data: data.map(str::to_owned),
         }),
     }
 }

@@ -343,12 +343,13 @@ fn save_and_audit(
             action: step.event,
             flag: Some(flag),
             environment: Some(env),
-            before: before.and_then(|r| serde_json::to_value(r).ok()),
-            after,
+            before: before.and_then(audit::text),
+            after: after.as_ref().and_then(audit::text),
             reason: Some(&step.reason),
             ..NewAudit::default()
         },
-    )
+    );
+    Ok(())
 }
 
 fn save(ctx: &WriteCtx<'_>, flag: &str, env: &str, release: &Release) -> Result<(), ApiError> {

@@ -545,8 +545,8 @@ fn record(
         action: event,
         flag: Some(&after.flag),
         environment: Some(&after.environment),
-        before: before.and_then(|b| serde_json::to_value(b).ok()),
-        after: serde_json::to_value(after).ok(),
+        before: before.and_then(audit::text),
+        after: audit::text(after),
         reason: reason.as_deref(),
         ..NewAudit::default()
     };

@@ -21,19 +21,18 @@ pub fn all(conn: &Conn) -> anyhow::Result<Vec<(String, Segment)>> {
 }
 
 fn save(ctx: &mut WriteCtx<'_>, env: &str, segment: &Segment) -> Result<(), ApiError> {
+    let json = to_json(segment);
     ctx.conn.execute(
         "INSERT INTO segments (environment, key, version, config) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (environment, key) DO UPDATE SET version = ?3, config = ?4",
-        params![env, &segment.key, segment.version as i64, &to_json(segment)],
+        params![env, &segment.key, segment.version as i64, &json],
     )?;
     let revision = ctx.bump_revision(env)?;
-    ctx.emit(Effect::Change {
-        environment: env.to_owned(),
-        change: Change::Segment {
-            revision,
-            segment: segment.clone(),
-        },
-    })?;
+    let change = Change::Segment {
+        revision,
+        segment: segment.clone(),
+    };
+    ctx.emit(Effect::change(env, change, Some(json)));
     Ok(())
 }
 
@@ -54,11 +53,11 @@ pub fn create(
             action: "segment.create",
             segment: Some(&segment.key),
             environment: Some(env),
-            after: serde_json::to_value(&segment).ok(),
+            after: audit::text(&segment),
             reason,
             ..NewAudit::default()
         },
-    )?;
+    );
     Ok(segment)
 }
 
@@ -99,12 +98,12 @@ pub fn replace(
             action: "segment.update",
             segment: Some(&segment.key),
             environment: Some(env),
-            before: serde_json::to_value(&before).ok(),
-            after: serde_json::to_value(&segment).ok(),
+            before: audit::text(&before),
+            after: audit::text(&segment),
             reason,
             ..NewAudit::default()
         },
-    )?;
+    );
     Ok(segment)
 }
 
@@ -172,13 +171,11 @@ pub fn delete(
         params![env, key],
     )?;
     let revision = ctx.bump_revision(env)?;
-    ctx.emit(Effect::Change {
-        environment: env.to_owned(),
-        change: Change::SegmentDeleted {
-            revision,
-            key: key.to_owned(),
-        },
-    })?;
+    let change = Change::SegmentDeleted {
+        revision,
+        key: key.to_owned(),
+    };
+    ctx.emit(Effect::change(env, change, None));
     audit::record(
         ctx,
         NewAudit {
@@ -186,11 +183,11 @@ pub fn delete(
             action: "segment.delete",
             segment: Some(key),
             environment: Some(env),
-            before: serde_json::to_value(&before).ok(),
+            before: audit::text(&before),
             reason,
             ..NewAudit::default()
         },
-    )?;
+    );
     Ok(before)
 }
 

@@ -714,6 +714,22 @@ impl Conn {
         }
     }
 
+    /// `INSERT INTO {into} VALUES (..), (..), ...`: one statement for many rows, deferred as
+    /// [`Conn::defer`] is. `params` holds the rows one after the other, `width` values each;
+    /// rows go [`INSERT_CHUNK`] to a statement (so the statements a connection prepares for
+    /// this stay few), in order.
+    pub fn defer_insert(
+        &self,
+        into: &str,
+        width: usize,
+        params: &[Param<'_>],
+    ) -> Result<(), Error> {
+        for rows in params.chunks(width * INSERT_CHUNK) {
+            self.defer(&multi_row_insert(into, width, rows.len() / width), rows)?;
+        }
+        Ok(())
+    }
+
     /// [`Conn::defer`] for statements without parameters (transaction control).
     pub fn defer_batch(&self, sql: &str) -> Result<(), Error> {
         match &self.inner {
@@ -824,6 +840,26 @@ impl Conn {
     }
 }
 
+/// Rows one statement of [`Conn::defer_insert`] carries at most.
+pub const INSERT_CHUNK: usize = 64;
+
+/// `INSERT INTO {into} VALUES (?1, ?2), (?3, ?4)` for `rows` rows of `width` values.
+fn multi_row_insert(into: &str, width: usize, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {into} VALUES ");
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..width {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('?');
+            sql.push_str(&(row * width + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 fn pg_params<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn PgToSql + Sync)> {
     params.iter().map(|p| p as &(dyn PgToSql + Sync)).collect()
 }
@@ -905,6 +941,32 @@ mod tests {
             "SELECT a FROM t WHERE b = $1 AND c = '?2' AND d = $12"
         );
         assert_eq!(dollar_placeholders("SELECT '?'"), "SELECT '?'");
+    }
+
+    #[test]
+    fn a_multi_row_insert_keeps_every_row_in_order_across_chunks() {
+        assert_eq!(
+            multi_row_insert("t (a, b)", 2, 2),
+            "INSERT INTO t (a, b) VALUES (?1, ?2), (?3, ?4)"
+        );
+        let conn = Conn::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        conn.batch("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)")
+            .unwrap();
+        let rows = INSERT_CHUNK * 2 + 3;
+        let texts: Vec<String> = (0..rows).map(|i| format!("row {i}")).collect();
+        let params: Vec<Param<'_>> = texts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| [Param::from(i), Param::from(t)])
+            .collect();
+        conn.defer_insert("t (a, b)", 2, &params).unwrap();
+        let got: Vec<(i64, String)> = conn
+            .query_map("SELECT a, b FROM t ORDER BY id", params![], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let want: Vec<(i64, String)> = (0..rows).map(|i| (i as i64, texts[i].clone())).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

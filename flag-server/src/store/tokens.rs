@@ -306,11 +306,11 @@ pub fn create(
             actor,
             action: "token.create",
             environment: info.environment.as_deref(),
-            after: serde_json::to_value(&info).ok(),
+            after: audit::text(&info),
             ..NewAudit::default()
         },
-    )?;
-    ctx.emit(Effect::Tokens)?;
+    );
+    ctx.emit(Effect::Tokens);
     Ok(info)
 }
 
@@ -345,11 +345,11 @@ pub fn revoke(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<TokenInfo,
             actor,
             action: "token.revoke",
             environment: info.environment.as_deref(),
-            before: serde_json::to_value(&info).ok(),
+            before: audit::text(&info),
             ..NewAudit::default()
         },
-    )?;
-    ctx.emit(Effect::Tokens)?;
+    );
+    ctx.emit(Effect::Tokens);
     Ok(info)
 }
 

@@ -143,10 +143,10 @@ pub fn create(ctx: &mut WriteCtx<'_>, actor: &str, new: NewWebhook) -> Result<We
         NewAudit {
             actor,
             action: "webhook.create",
-            after: serde_json::to_value(&hook).ok(),
+            after: audit::text(&hook),
             ..NewAudit::default()
         },
-    )?;
+    );
     Ok(hook)
 }
 
@@ -193,34 +193,39 @@ pub fn delete(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<(), ApiErr
         NewAudit {
             actor,
             action: "webhook.delete",
-            before: Some(serde_json::json!({ "id": id })),
+            before: Some(serde_json::json!({ "id": id }).to_string()),
             ..NewAudit::default()
         },
-    )
+    );
+    Ok(())
 }
 
 /// Queues `event` with `payload` for every webhook subscribed to it, in the caller's
 /// transaction. Returns how many deliveries were queued.
 pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize, ApiError> {
-    let mut body = payload.clone();
-    if let Value::Object(map) = &mut body {
-        map.insert("event".into(), Value::from(event));
-        map.insert("at".into(), Value::from(ctx.now));
-    }
-    let body = to_json(&body);
-    let now = crate::clock::now_millis();
-    let mut queued = 0;
     let cache = &ctx.cache().webhooks;
     if cache.borrow().is_none() {
         let hooks = list(ctx.conn)?;
         *cache.borrow_mut() = Some(hooks.into_iter().map(|h| (h.id, h.events)).collect());
     }
+    // Serialised once, and only when a webhook takes the event.
+    let mut body: Option<String> = None;
+    let now = crate::clock::now_millis();
+    let mut queued = 0;
     for (id, events) in cache.borrow().iter().flatten() {
         if events.iter().any(|e| e == "*" || e == event) {
+            let body = body.get_or_insert_with(|| {
+                let mut body = payload.clone();
+                if let Value::Object(map) = &mut body {
+                    map.insert("event".into(), Value::from(event));
+                    map.insert("at".into(), Value::from(ctx.now));
+                }
+                to_json(&body)
+            });
             ctx.conn.defer(
                 "INSERT INTO webhook_deliveries (webhook_id, event, payload, created_at, next_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![*id, event, &body, ctx.now, now],
+                params![*id, event, &**body, ctx.now, now],
             )?;
             queued += 1;
         }

@@ -21,7 +21,7 @@
 //! until a commit writes again, for `/readyz`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -31,10 +31,10 @@ use flag_sdk::Snapshot;
 
 use super::effects::{after_commit, apply, Effect};
 use super::health::{failure_detail, Health};
-use super::log;
 use super::sql::{self, params, Backend, Conn};
 use super::webhooks::Subscriptions;
 use super::Published;
+use super::{audit, log};
 use crate::clock::now_millis;
 use crate::error::{storage_fault, ApiError, UNREACHABLE};
 
@@ -136,6 +136,8 @@ pub struct WriteCtx<'a> {
     effects: Vec<Effect>,
     /// Revisions this request has bumped, not yet in `working`.
     revisions: HashMap<String, u64>,
+    /// The audit rows this request recorded.
+    audit: RefCell<Vec<audit::Pending>>,
     cache: &'a GroupCache,
     probed: bool,
 }
@@ -175,28 +177,28 @@ impl WriteCtx<'_> {
 
     /// Bumps the environment's revision and returns the new one. The writer's working state
     /// is the committed one (one writer at a time, and on PostgreSQL the group read the log
-    /// under the write lock first), so the next revision is known without asking: the UPDATE
-    /// goes with the next round trip.
+    /// under the write lock first), so the next revision is known without asking; the
+    /// environment's row is updated once per group, with the group's last revision
+    /// (before its COMMIT).
     pub fn bump_revision(&mut self, environment: &str) -> Result<u64, ApiError> {
         let current = match self.revisions.get(environment) {
             Some(&revision) => revision,
             None => self.snapshot(environment)?.revision,
         };
         let revision = current + 1;
-        self.conn.defer(
-            "UPDATE environments SET revision = ?2 WHERE key = ?1",
-            params![environment, revision],
-        )?;
         self.revisions.insert(environment.to_owned(), revision);
         Ok(revision)
     }
 
-    /// Records what this request does to the in-memory state (applied if it succeeds).
-    /// Appends it to the change log in this request's savepoint.
-    pub fn emit(&mut self, effect: Effect) -> Result<(), ApiError> {
-        log::append(self.conn, &effect, now_millis())?;
+    /// Records what this request does to the in-memory state (applied if it succeeds); it
+    /// goes to the change log with the rest of the group, before its COMMIT.
+    pub fn emit(&mut self, effect: Effect) {
         self.effects.push(effect);
-        Ok(())
+    }
+
+    /// Records an audit row of this request ([`audit::record`]).
+    pub(super) fn record_audit(&self, row: audit::Pending) {
+        self.audit.borrow_mut().push(row);
     }
 
     /// What the group reads once for all its requests.
@@ -290,6 +292,7 @@ pub(crate) fn run(
             }
         }
         let mut effects: Vec<Effect> = Vec::new();
+        let mut group = Group::default();
         if let Err(e) = begin(&conn).and_then(|()| {
             // Only PostgreSQL has other writers: a SQLite file has this server alone (its lock).
             if conn.backend() == Backend::Postgres {
@@ -307,6 +310,8 @@ pub(crate) fn run(
             reject(batch, &detail);
             continue;
         }
+        // What the group's own requests emit follows what it read from other replicas.
+        group.own_effects = effects.len();
         let changes = conn.changed();
         let mut probed = false;
         let now = crate::clock::now_rfc3339();
@@ -325,11 +330,14 @@ pub(crate) fn run(
                 working: &working,
                 effects: Vec::new(),
                 revisions: HashMap::new(),
+                audit: RefCell::default(),
                 cache: &cache,
                 probed: false,
             };
             let outcome = catch_unwind(AssertUnwindSafe(|| job(Some(&mut ctx))));
             let new_effects = std::mem::take(&mut ctx.effects);
+            let new_audit = ctx.audit.take();
+            let new_revisions = std::mem::take(&mut ctx.revisions);
             let job_probed = ctx.probed;
             // PostgreSQL: what the request deferred goes with the group's COMMIT.
             let outcome = match outcome {
@@ -350,6 +358,8 @@ pub(crate) fn run(
                         apply(&mut working, effect);
                     }
                     effects.extend(new_effects);
+                    group.audit.extend(new_audit);
+                    group.revisions.extend(new_revisions);
                     replies.push((reply, None));
                 }
                 Ok((Outcome::Failed { fault: f }, reply, late)) => {
@@ -390,39 +400,34 @@ pub(crate) fn run(
             continue;
         }
         groups += 1;
-        if groups.is_multiple_of(PRUNE_EVERY) {
-            exec(&conn, "SAVEPOINT prune");
-            match log::prune(&conn, now_millis()) {
-                Ok(_) => exec(&conn, "RELEASE prune"),
+        // The group's rows, then the log's end as this group leaves it (read under the write
+        // lock), then COMMIT: on PostgreSQL one round trip with everything the requests
+        // deferred.
+        let head =
+            match write_group(&conn, &now, &group, &effects[group.own_effects..]).and_then(|()| {
+                if groups.is_multiple_of(PRUNE_EVERY) {
+                    prune(&conn);
+                }
+                if conn.backend() == Backend::Postgres && !effects.is_empty() {
+                    defer(&conn, log::NOTIFY);
+                }
+                log::head_then(&conn, "COMMIT")
+            }) {
+                Ok(head) => head,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot prune the change log");
-                    exec(&conn, "ROLLBACK TO prune");
-                    exec(&conn, "RELEASE prune");
+                    let detail = failure_detail(&conn, &e);
+                    tracing::error!(error = %e, %detail, "group commit failed; rolled back");
+                    let _ = conn.batch("ROLLBACK");
+                    if storage_fault(&e).is_some() {
+                        health.set(Some(detail.clone()));
+                    }
+                    stale = !reload(&conn, &mut working);
+                    for (reply, _) in replies {
+                        reply(Some(ApiError::Unavailable(detail.clone())));
+                    }
+                    continue;
                 }
-            }
-        }
-        let notify = conn.backend() == Backend::Postgres && !effects.is_empty();
-        if notify {
-            defer(&conn, log::NOTIFY);
-        }
-        // The log's end as this group leaves it (read under the write lock), then COMMIT:
-        // on PostgreSQL one round trip with everything the requests deferred.
-        let head = match log::head_then(&conn, "COMMIT") {
-            Ok(head) => head,
-            Err(e) => {
-                let detail = failure_detail(&conn, &e);
-                tracing::error!(error = %e, %detail, "group commit failed; rolled back");
-                let _ = conn.batch("ROLLBACK");
-                if storage_fault(&e).is_some() {
-                    health.set(Some(detail.clone()));
-                }
-                stale = !reload(&conn, &mut working);
-                for (reply, _) in replies {
-                    reply(Some(ApiError::Unavailable(detail.clone())));
-                }
-                continue;
-            }
-        };
+            };
         if probed || conn.changed() > changes {
             // Something reached the disk: the database takes writes (again).
             health.set(None);
@@ -442,6 +447,51 @@ pub(crate) fn run(
     // Every sender is gone: the server is shutting down. Checkpoint so the WAL is small.
     if conn.backend() == Backend::Sqlite {
         let _ = conn.batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+}
+
+/// What a group's successful requests leave to be written together before its COMMIT.
+#[derive(Default)]
+struct Group {
+    /// Where the group's own effects start in its effects (after what it read of the log).
+    own_effects: usize,
+    /// Their audit rows, in order.
+    audit: Vec<audit::Pending>,
+    /// Each environment's revision after them.
+    revisions: BTreeMap<String, u64>,
+}
+
+/// Writes what the group's requests left ([`Group`]): one UPDATE per environment whose
+/// revision they bumped, the change log's rows for `effects` and the audit rows, each table
+/// in as few statements as its rows allow. On PostgreSQL with the next round trip (COMMIT's);
+/// a failure fails the group, as a failed COMMIT does.
+fn write_group(
+    conn: &Conn,
+    now: &str,
+    group: &Group,
+    effects: &[Effect],
+) -> Result<(), sql::Error> {
+    for (environment, revision) in &group.revisions {
+        conn.defer(
+            "UPDATE environments SET revision = ?2 WHERE key = ?1",
+            params![environment, *revision],
+        )?;
+    }
+    log::append(conn, effects, now_millis())?;
+    audit::insert(conn, now, &group.audit)
+}
+
+/// Prunes the change log ([`log::prune`]) in a savepoint of its own: a failure is logged and
+/// costs the group nothing.
+fn prune(conn: &Conn) {
+    exec(conn, "SAVEPOINT prune");
+    match log::prune(conn, now_millis()) {
+        Ok(_) => exec(conn, "RELEASE prune"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot prune the change log");
+            exec(conn, "ROLLBACK TO prune");
+            exec(conn, "RELEASE prune");
+        }
     }
 }
 
@@ -623,6 +673,88 @@ mod fault_tests {
     fn rows(conn: &Conn) -> Vec<i64> {
         conn.query_map("SELECT x FROM t ORDER BY x", params![], |r| r.get(0))
             .unwrap()
+    }
+
+    /// A job that inserts `x` into `t` and records an audit row with `action`.
+    fn audited_job(name: &'static str, x: i64, action: &'static str, out: Answers) -> Job {
+        Box::new(move |ctx| {
+            let result = ctx.map(|ctx| {
+                ctx.conn
+                    .execute("INSERT INTO t VALUES (?1)", params![x])
+                    .map_err(|e| e.to_string())?;
+                audit::record(
+                    ctx,
+                    audit::NewAudit {
+                        actor: "test",
+                        action,
+                        ..audit::NewAudit::default()
+                    },
+                );
+                Ok(())
+            });
+            let outcome = match &result {
+                Some(Ok(())) => Outcome::Done,
+                _ => Outcome::Failed { fault: None },
+            };
+            let reply: Reply = Box::new(move |failure| {
+                let answer = match (result, failure) {
+                    (_, Some(e)) => Err(e.to_string()),
+                    (Some(r), None) => r,
+                    (None, None) => Err("not run".into()),
+                };
+                let _ = out.send((name, answer));
+            });
+            (outcome, reply)
+        })
+    }
+
+    /// The rows a group's requests leave (audit, change log, revisions) are written together
+    /// before COMMIT: when the database refuses them, every request of the group is answered
+    /// 503 and nothing of any of them is saved, not even what each wrote itself; the next
+    /// group works.
+    #[test]
+    fn a_refused_group_row_saves_nothing_of_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let conn = super::super::open_sqlite_writer(&path).unwrap();
+        conn.batch(
+            "CREATE TABLE t (x INTEGER);
+             CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.action = 'refused'
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+        let working = super::super::load_snapshots(&conn).unwrap();
+        let (tx, rx) = channel::<Msg>();
+        let (out, answers) = channel();
+        let send = |job: Job| tx.send(Msg::Write(job)).unwrap();
+        send(audited_job("fine", 1, "test.fine", out.clone()));
+        send(audited_job("refused", 2, "refused", out.clone()));
+        let thread = std::thread::spawn(move || {
+            run(conn, working, 0, rx, published(), Arc::default());
+        });
+        let mut got: Vec<_> = (0..2).map(|_| answers.recv().unwrap()).collect();
+        got.sort();
+        assert_eq!(got.len(), 2);
+        for (name, answer) in &got {
+            let error = answer.as_ref().expect_err(name);
+            assert!(error.contains("could not commit"), "{name}: {error}");
+        }
+        let check = super::super::open_sqlite_reader(&path).unwrap();
+        assert_eq!(rows(&check), Vec::<i64>::new());
+        let audited = |c: &Conn| -> Vec<String> {
+            c.query_map("SELECT action FROM audit ORDER BY id", params![], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(audited(&check), Vec::<String>::new());
+
+        send(audited_job("next", 3, "test.next", out));
+        assert_eq!(answers.recv().unwrap(), ("next", Ok(())));
+        assert_eq!(rows(&check), vec![3]);
+        assert_eq!(audited(&check), vec!["test.next".to_owned()]);
+        drop(tx);
+        thread.join().unwrap();
     }
 
     /// When SQLite rolls the group's transaction back in the middle (as it may on a full disk

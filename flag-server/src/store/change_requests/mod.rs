@@ -377,8 +377,8 @@ fn record(
         flag: after.flag.as_deref(),
         segment: after.segment.as_deref(),
         environment: Some(&after.environment),
-        before: before.and_then(|b| serde_json::to_value(b).ok()),
-        after: serde_json::to_value(after).ok(),
+        before: before.and_then(audit::text),
+        after: audit::text(after),
         reason: after.reason.as_deref(),
         ..NewAudit::default()
     };
