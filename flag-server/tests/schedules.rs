@@ -21,23 +21,18 @@ fn at(server: &TestServer, by: Duration) -> String {
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Polls schedule `id` until `check` holds (at most [`WAIT`]); returns it.
-async fn schedule_until(
+/// Polls `GET path` until `check` holds for what `pick` takes from the answer (at most
+/// [`WAIT`]); returns that.
+async fn get_until(
     server: &TestServer,
-    id: &Value,
+    path: &str,
     what: &str,
+    pick: impl Fn(Value) -> Value,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
-        let list = server.get(SCHEDULES).await.ok(200).clone();
-        let found = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == *id)
-            .cloned()
-            .unwrap_or(Value::Null);
+        let found = pick(server.get(path).await.ok(200).clone());
         if check(&found) {
             return found;
         }
@@ -47,6 +42,37 @@ async fn schedule_until(
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Polls schedule `id` until `check` holds (at most [`WAIT`]); returns it.
+async fn schedule_until(
+    server: &TestServer,
+    id: &Value,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let pick = |list: Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == *id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    get_until(server, SCHEDULES, what, pick, check).await
+}
+
+/// Waits until the flag's configuration is `enabled`: a schedule's change is committed with
+/// its `applied` state, and the configuration's snapshot is installed right after the commit.
+async fn enabled_soon(server: &TestServer) {
+    get_until(
+        server,
+        CONFIG,
+        "the flag enabled",
+        |c| c,
+        |c| c["enabled"] == true,
+    )
+    .await;
 }
 
 async fn off_flag(server: &TestServer) {
@@ -92,7 +118,7 @@ async fn a_change_planned_for_next_week_is_applied_then_as_a_write_by_its_author
     })
     .await;
     assert!(applied["late_ms"].as_i64().unwrap() >= 0, "{applied}");
-    assert_eq!(server.get(CONFIG).await.ok(200)["enabled"], true);
+    enabled_soon(&server).await;
 
     let audit = server.audit("flag=new-checkout").await;
     let actions: Vec<(&str, &str)> = audit
@@ -221,7 +247,7 @@ async fn a_kill_pauses_the_flags_schedules_until_a_person_resumes_them() {
     .await;
     assert!(applied["late_ms"].as_i64().unwrap() >= WEEK.as_millis() as i64);
     assert!(applied["detail"].as_str().unwrap().contains("late"));
-    assert_eq!(server.get(CONFIG).await.ok(200)["enabled"], true);
+    enabled_soon(&server).await;
     server.post(&resume, json!({})).await.problem(409);
     let audit = server.audit("flag=new-checkout").await;
     let paused_rows = audit.iter().filter(|e| e["action"] == "schedule.paused");
@@ -259,7 +285,7 @@ async fn a_schedule_due_while_the_server_was_down_is_applied_at_start_and_says_h
         applied["detail"].as_str().unwrap().contains("1h"),
         "{applied}"
     );
-    assert_eq!(server.get(CONFIG).await.ok(200)["enabled"], true);
+    enabled_soon(&server).await;
     let audit = server.audit("flag=new-checkout").await;
     assert_eq!(audit[0]["action"], "schedule.applied");
     assert!(audit[0]["reason"].as_str().unwrap().contains("late"));
@@ -282,7 +308,7 @@ async fn a_schedule_a_few_seconds_ahead_is_applied_on_real_time() {
     })
     .await;
     assert_eq!(applied["change"], json!({"enabled": true}));
-    assert_eq!(server.get(CONFIG).await.ok(200)["enabled"], true);
+    enabled_soon(&server).await;
 }
 
 #[tokio::test]
