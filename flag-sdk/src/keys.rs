@@ -114,11 +114,7 @@ impl<V> KeyMap<V> {
             loop {
                 match &map.slots[i] {
                     None => {
-                        map.slots[i] = Some(Entry {
-                            print,
-                            key,
-                            value,
-                        });
+                        map.slots[i] = Some(Entry { print, key, value });
                         map.len += 1;
                         break;
                     }

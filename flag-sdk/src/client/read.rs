@@ -124,6 +124,13 @@ mod tests {
             assert_eq!(revision(&a), Some(10));
             assert_eq!(revision(&b), Some(20));
         }
+        // Swaps of one client never give it a stamp the other holds (or held).
+        for r in 11..15 {
+            a.replace(snapshot(r));
+            assert_eq!(revision(&b), Some(20));
+            assert_eq!(revision(&a), Some(r));
+        }
+        assert_ne!(a.stamp(), b.stamp());
     }
 
     #[test]
