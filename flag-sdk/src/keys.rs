@@ -83,7 +83,6 @@ const SCANNED: usize = 8;
 
 #[derive(Debug, Clone)]
 struct Entry<V> {
-    hash: u64,
     print: Print,
     key: Box<str>,
     value: V,
@@ -111,17 +110,11 @@ impl<V> KeyMap<V> {
         };
         for (key, value) in pairs {
             let print = Print::of(&key);
-            let hash = hash(&key, print);
-            let mut i = map.first_slot(hash);
+            let mut i = map.first_slot(hash(&key, print));
             loop {
                 match &map.slots[i] {
                     None => {
-                        map.slots[i] = Some(Entry {
-                            hash,
-                            print,
-                            key,
-                            value,
-                        });
+                        map.slots[i] = Some(Entry { print, key, value });
                         map.len += 1;
                         break;
                     }
@@ -150,10 +143,14 @@ impl<V> KeyMap<V> {
     /// [`get`](Self::get), always inlined: for the flag table, probed once per read.
     #[inline(always)]
     pub fn get_inlined(&self, key: &str) -> Option<&V> {
-        let print = Print::of(key);
-        if print.len > 16 {
-            return self.get_long(key, print);
+        let bytes = key.as_bytes();
+        if bytes.len() > 16 {
+            return self.get_long(key, Print::of(key));
         }
+        let print = Print {
+            len: bytes.len(),
+            ends: ends(bytes),
+        };
         // Equal prints are equal keys of up to 16 bytes.
         let hash = (self.len > SCANNED).then(|| hash_short(print));
         self.find(hash, |e| e.print == print)
@@ -184,7 +181,7 @@ impl<V> KeyMap<V> {
         let mut i = self.first_slot(hash);
         loop {
             let entry = self.slots[i].as_ref()?;
-            if entry.hash == hash && holds(entry) {
+            if holds(entry) {
                 return Some(&entry.value);
             }
             i = (i + 1) & mask;
@@ -206,7 +203,6 @@ impl<V> KeyMap<V> {
                 .into_iter()
                 .map(|slot| {
                     slot.map(|e| Entry {
-                        hash: e.hash,
                         print: e.print,
                         key: e.key,
                         value: f(e.value),

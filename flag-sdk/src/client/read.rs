@@ -1,10 +1,10 @@
 //! The read path's per-thread cache: the common read is one atomic load and two compares,
 //! with no atomic read-modify-write and no shared cache line written.
 //!
-//! Each thread keeps the snapshot it last read (and which client's, and at which
-//! generation). A writer bumps the client's generation after every swap; a reader whose
-//! cached generation still matches uses its own `Arc` without touching the `arc-swap`, and
-//! otherwise loads the current snapshot once and keeps it. The cost: each thread holds on to
+//! Each thread keeps the snapshot it last read and the stamp it was read at. A writer gives
+//! the client a new stamp after every swap, and no two clients or swaps share a stamp; a
+//! reader whose cached stamp still matches the client's uses its own `Arc` without touching
+//! the `arc-swap`, and otherwise loads the current snapshot once and keeps it. The cost: each thread holds on to
 //! the last snapshot it read until it reads again (of any client) or exits, so a swapped-out
 //! snapshot lives until every thread that read it has read since. A re-entrant read (a
 //! getter called while another runs on the same thread, e.g. from a logging hook) and a
@@ -17,16 +17,16 @@ use crate::compile::CompiledSnapshot;
 
 use super::state::Shared;
 
-/// What one thread read last: client `id`'s snapshot at `generation` (id 0: nothing yet).
+/// What one thread read last: the snapshot of the client whose stamp was `stamp` (0:
+/// nothing yet).
 struct Slot {
-    id: u64,
-    generation: u64,
+    stamp: u64,
     snapshot: Option<Arc<CompiledSnapshot>>,
 }
 
 thread_local! {
     static SLOT: RefCell<Slot> = const {
-        RefCell::new(Slot { id: 0, generation: 0, snapshot: None })
+        RefCell::new(Slot { stamp: 0, snapshot: None })
     };
 }
 
@@ -40,17 +40,16 @@ pub(super) fn with_snapshot<R>(
     shared: &Shared,
     read: impl FnOnce(Option<&Arc<CompiledSnapshot>>) -> R,
 ) -> R {
-    // Read before the snapshot: a swap that lands in between bumps it again, so the slot can
-    // only be older than what it records, never newer.
-    let generation = shared.generation();
-    let id = shared.id();
+    // Read before the snapshot: a swap that lands in between stamps it again, so the slot's
+    // snapshot can only be newer than its stamp says, never older.
+    let stamp = shared.stamp();
     let mut read = Some(read);
     let cached = SLOT.try_with(|cell| {
         let slot = match cell.try_borrow() {
-            Ok(slot) if slot.id == id && slot.generation == generation => slot,
+            Ok(slot) if slot.stamp == stamp => slot,
             Ok(stale) => {
                 drop(stale);
-                refresh(cell, shared, generation)?
+                refresh(cell, shared, stamp)?
             }
             Err(_) => return None,
         };
@@ -63,16 +62,15 @@ pub(super) fn with_snapshot<R>(
     }
 }
 
-/// Makes this thread's slot hold the current snapshot of `shared`, read at `generation`;
+/// Makes this thread's slot hold the current snapshot of `shared`, read at `stamp`;
 /// `None` when the slot is borrowed (a read inside a read).
 #[cold]
 #[inline(never)]
-fn refresh<'a>(cell: &'a RefCell<Slot>, shared: &Shared, generation: u64) -> Option<Ref<'a, Slot>> {
+fn refresh<'a>(cell: &'a RefCell<Slot>, shared: &Shared, stamp: u64) -> Option<Ref<'a, Slot>> {
     {
         let mut slot = cell.try_borrow_mut().ok()?;
         slot.snapshot = shared.load_full();
-        slot.id = shared.id();
-        slot.generation = generation;
+        slot.stamp = stamp;
     }
     cell.try_borrow().ok()
 }
@@ -126,6 +124,13 @@ mod tests {
             assert_eq!(revision(&a), Some(10));
             assert_eq!(revision(&b), Some(20));
         }
+        // Swaps of one client never give it a stamp the other holds (or held).
+        for r in 11..15 {
+            a.replace(snapshot(r));
+            assert_eq!(revision(&b), Some(20));
+            assert_eq!(revision(&a), Some(r));
+        }
+        assert_ne!(a.stamp(), b.stamp());
     }
 
     #[test]

@@ -79,15 +79,20 @@ pub struct FlagChange {
     pub flags: Vec<String>,
 }
 
+/// A stamp never handed out before in this process (0 is never one).
+fn next_stamp() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The state shared by a client's handles and its stream task.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Unique in the process, never reused: names this client in the readers' caches.
-    id: u64,
     flags: ArcSwapOption<CompiledSnapshot>,
-    /// Bumped after every swap of `flags`: a reader's cached snapshot is current while the
-    /// generation it was read at is (see `read`).
-    generation: AtomicU64,
+    /// A stamp unique in the process, never reused, replaced after every swap of `flags`: a
+    /// reader's cached snapshot is current while the stamp it was read at is (see `read`).
+    /// Unique across clients, so one compare tells both the client and its data apart.
+    stamp: AtomicU64,
     status: AtomicU32,
     /// Milliseconds since the Unix epoch when the data was last known current; 0 = never.
     fresh_at_ms: AtomicU64,
@@ -97,11 +102,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new() -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             flags: ArcSwapOption::empty(),
-            generation: AtomicU64::new(0),
+            stamp: AtomicU64::new(next_stamp()),
             status: AtomicU32::new(Status::Initializing.to_bits()),
             fresh_at_ms: AtomicU64::new(0),
             changes: broadcast::channel(CHANGE_BUFFER).0,
@@ -109,19 +112,16 @@ impl Shared {
         }
     }
 
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
+    /// The current stamp (see the field).
     #[inline]
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    pub fn stamp(&self) -> u64 {
+        self.stamp.load(Ordering::Acquire)
     }
 
-    /// Swaps the snapshot in, then bumps the generation so readers' caches revalidate.
+    /// Swaps the snapshot in, then gives it a new stamp so readers' caches revalidate.
     fn install(&self, snapshot: CompiledSnapshot) {
         self.flags.store(Some(Arc::new(snapshot)));
-        self.generation.fetch_add(1, Ordering::Release);
+        self.stamp.store(next_stamp(), Ordering::Release);
     }
 
     /// The snapshot held, if any. Lock-free.
