@@ -158,21 +158,9 @@ impl StreamQuery {
         let bad = |what: String| OfrepError::new(ErrorCode::ParseError, what);
         let mut query = StreamQuery::default();
         for (name, value) in pairs {
-            match (name.as_str(), &query) {
-                (
-                    "ticket",
-                    StreamQuery {
-                        ticket: Some(_), ..
-                    },
-                )
-                | (
-                    "revision",
-                    StreamQuery {
-                        revision: Some(_), ..
-                    },
-                ) => return Err(bad(format!("{name}: given more than once"))),
-                ("ticket", _) => query.ticket = Some(value),
-                ("revision", _) => {
+            match name.as_str() {
+                "ticket" if query.ticket.is_none() => query.ticket = Some(value),
+                "revision" if query.revision.is_none() => {
                     let revision = value.parse().map_err(|_| {
                         bad(format!(
                             "revision: {value:?} is not a revision (a whole number of 0 or \
@@ -181,6 +169,7 @@ impl StreamQuery {
                     })?;
                     query.revision = Some(revision);
                 }
+                "ticket" | "revision" => return Err(bad(format!("{name}: given more than once"))),
                 _ => {}
             }
         }
