@@ -299,17 +299,21 @@ async fn advertised_stream(s: &TestServer) -> (u64, String) {
     (revision, url.to_owned())
 }
 
+/// Opens the event stream at `url` as a page at [`APP`] does.
+async fn open_from_app(s: &TestServer, url: &str) -> reqwest::Response {
+    s.client
+        .get(url)
+        .header("Origin", APP)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_sends_a_refetch_event_on_the_advertised_stream() {
     let (s, _) = server_with_flags().await;
     let (_, url) = advertised_stream(&s).await;
-    let res = s
-        .client
-        .get(&url)
-        .header("Origin", APP)
-        .send()
-        .await
-        .unwrap();
+    let res = open_from_app(&s, &url).await;
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(
         res.headers()["content-type"].to_str().unwrap(),
@@ -364,13 +368,7 @@ async fn a_change_before_the_stream_opens_is_announced_when_it_opens() {
     assert!(url.contains(&format!("revision={revision}")), "{url}");
     // A revision that is not one is refused, naming it.
     let bad = url.replace(&format!("revision={revision}"), "revision=-1");
-    let res = s
-        .client
-        .get(&bad)
-        .header("Origin", APP)
-        .send()
-        .await
-        .unwrap();
+    let res = open_from_app(&s, &bad).await;
     assert_eq!(res.status().as_u16(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["errorCode"], "PARSE_ERROR");
@@ -381,19 +379,26 @@ async fn a_change_before_the_stream_opens_is_announced_when_it_opens() {
             .starts_with("revision:"),
         "{body}"
     );
+    // So is a revision given twice, in OFREP's JSON body.
+    let twice = format!("{url}&revision={revision}");
+    let res = open_from_app(&s, &twice).await;
+    assert_eq!(res.status().as_u16(), 400);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["errorDetails"]
+            .as_str()
+            .unwrap()
+            .starts_with("revision: given more than once"),
+        "{body}"
+    );
     s.post(
         "/api/v1/flags/checkout/environments/production/kill",
         json!({"reason": "INC-8"}),
     )
     .await
     .ok(200);
-    let res = s
-        .client
-        .get(&url)
-        .header("Origin", APP)
-        .send()
-        .await
-        .unwrap();
+    let res = open_from_app(&s, &url).await;
     assert_eq!(res.status().as_u16(), 200);
     let (text, _) = read_until(res, "refetchEvaluation").await;
     assert!(
