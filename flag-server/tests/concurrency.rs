@@ -43,9 +43,7 @@ async fn concurrent_writers_all_commit_in_order() {
     for c in 0..CLIENTS {
         s.create_flag(&format!("flag-{c}")).await;
     }
-    let start_revision = s.get("/api/v1/environments").await.body[0]["revision"]
-        .as_u64()
-        .unwrap();
+    let start_revision = s.revision().await;
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
         let s = s.clone();
@@ -63,9 +61,7 @@ async fn concurrent_writers_all_commit_in_order() {
     for t in tasks {
         t.await.unwrap();
     }
-    let end_revision = s.get("/api/v1/environments").await.body[0]["revision"]
-        .as_u64()
-        .unwrap();
+    let end_revision = s.revision().await;
     assert_eq!(end_revision, start_revision + CLIENTS as u64 * WRITES);
     for c in 0..CLIENTS {
         let r = s
@@ -94,12 +90,7 @@ async fn bad_writes_in_a_group_change_nothing_and_fail_no_one_else() {
     for c in 0..CLIENTS {
         s.create_flag(&format!("flag-{c}")).await;
     }
-    let revision = || async {
-        s.get("/api/v1/environments").await.body[0]["revision"]
-            .as_u64()
-            .unwrap()
-    };
-    let start_revision = revision().await;
+    let start_revision = s.revision().await;
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
         let s = s.clone();
@@ -126,7 +117,7 @@ async fn bad_writes_in_a_group_change_nothing_and_fail_no_one_else() {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(revision().await, start_revision + CLIENTS as u64 * WRITES);
+    assert_eq!(s.revision().await, start_revision + CLIENTS as u64 * WRITES);
     for c in 0..CLIENTS {
         let key = format!("flag-{c}");
         let r = s

@@ -24,6 +24,18 @@ async fn put(client: &reqwest::Client, base: &str, key: &str, version: u64, mark
     }
 }
 
+/// Creates boolean flag `key` through the server at `base`, as the admin.
+async fn create_flag(client: &reqwest::Client, base: &str, key: &str) {
+    let r = client
+        .post(format!("{base}/api/v1/flags"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"key": key, "kind": "boolean"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "creating {key}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -33,14 +45,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let client = reqwest::Client::new();
     const CLIENTS: usize = 8;
     for c in 0..CLIENTS {
-        let r = client
-            .post(format!("{base}/api/v1/flags"))
-            .bearer_auth(ADMIN)
-            .json(&json!({"key": format!("d-{c}"), "kind": "boolean"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        create_flag(&client, &base, &format!("d-{c}")).await;
     }
     // 8 clients write until killed; each remembers its last acknowledged version.
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, u64)>();
@@ -132,14 +137,7 @@ async fn the_wal_reaches_the_database_file_while_the_server_runs() {
     let db = dir.path().join("flags.db");
     let mut server = ServerProcess::spawn(&mut server_command(&db));
     let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/api/v1/flags", server.base))
-        .bearer_auth(ADMIN)
-        .json(&json!({"key": "checkpointed", "kind": "boolean"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create_flag(&client, &server.base, "checkpointed").await;
     let copy = dir.path().join("copy.db");
     let mut found = false;
     for _ in 0..100 {
@@ -213,14 +211,7 @@ async fn sigterm_stops_the_server_gracefully() {
     let mut server = ServerProcess::spawn(&mut server_command(&db));
     let base = server.base.clone();
     let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{base}/api/v1/flags"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"key": "f", "kind": "boolean"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create_flag(&client, &base, "f").await;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
         .status()

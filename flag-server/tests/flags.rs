@@ -125,9 +125,7 @@ async fn list_get_patch_and_archive() {
 async fn put_replaces_the_configuration_and_bumps_versions() {
     let s = TestServer::start().await;
     s.create_flag("f").await;
-    let before = s.get("/api/v1/environments").await.body[0]["revision"]
-        .as_u64()
-        .unwrap();
+    let before = s.revision().await;
     let r = s
         .put(
             "/api/v1/flags/f/environments/production",
@@ -143,9 +141,7 @@ async fn put_replaces_the_configuration_and_bumps_versions() {
     assert_eq!(stored, &expected);
     let got = s.get("/api/v1/flags/f/environments/production").await;
     assert_eq!(got.body, expected);
-    let after = s.get("/api/v1/environments").await.body[0]["revision"]
-        .as_u64()
-        .unwrap();
+    let after = s.revision().await;
     assert_eq!(after, before + 1);
 
     // Without If-Match: accepted (last writer wins, as the client chose).

@@ -191,6 +191,13 @@ impl TestServer {
             .await
     }
 
+    /// The first environment's (`production`'s) revision, from the API.
+    pub async fn revision(&self) -> u64 {
+        self.get("/api/v1/environments").await.body[0]["revision"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// What `/metrics` shows now.
     pub async fn metrics(&self) -> String {
         self.client
