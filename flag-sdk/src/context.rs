@@ -74,7 +74,7 @@ impl Context {
 
     /// The value of `name`, whose print is `print`, read on every clause: a scan comparing
     /// prints, or a binary search for a context with many attributes.
-    #[inline]
+    #[inline(always)]
     fn find(&self, name: &str, print: Print) -> Option<&Value> {
         if self.attributes.len() > 16 {
             return self.search(name);
@@ -99,18 +99,19 @@ impl Context {
     /// An attribute's value; `None` when absent or `null`. `key` is the context key.
     #[inline]
     pub fn attribute(&self, name: &str) -> Option<Attribute<'_>> {
-        self.lookup(name, Print::of(name))
+        self.lookup(name, Print::of(name), name == KEY_ATTRIBUTE)
     }
 
-    /// [`attribute`](Self::attribute) of a name compiled once for many lookups.
-    #[inline]
+    /// [`attribute`](Self::attribute) of a name compiled once for many lookups, inlined
+    /// into the clause that reads it.
+    #[inline(always)]
     pub(crate) fn attribute_named(&self, name: &Name) -> Option<Attribute<'_>> {
-        self.lookup(name.as_str(), name.print())
+        self.lookup(name.as_str(), name.print(), name.is_key())
     }
 
-    #[inline]
-    fn lookup(&self, name: &str, print: Print) -> Option<Attribute<'_>> {
-        if name == KEY_ATTRIBUTE {
+    #[inline(always)]
+    fn lookup(&self, name: &str, print: Print, is_key: bool) -> Option<Attribute<'_>> {
+        if is_key {
             return Some(Attribute::Key(&self.key));
         }
         match self.find(name, print) {

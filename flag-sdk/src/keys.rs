@@ -15,10 +15,21 @@
 
 /// A string's length and [`ends`] of its first 16 bytes: equal strings have equal prints,
 /// and strings of up to 16 bytes with equal prints are equal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Eq)]
 pub(crate) struct Print {
     len: usize,
     ends: (u64, u64),
+}
+
+impl PartialEq for Print {
+    /// Three words compared without a branch between them: a scan of prints compares many.
+    #[inline]
+    fn eq(&self, other: &Print) -> bool {
+        ((self.len ^ other.len) as u64
+            | (self.ends.0 ^ other.ends.0)
+            | (self.ends.1 ^ other.ends.1))
+            == 0
+    }
 }
 
 impl Print {
@@ -43,6 +54,8 @@ impl Print {
 pub(crate) struct Name {
     text: Box<str>,
     print: Print,
+    /// Whether the name is [`KEY_ATTRIBUTE`](crate::KEY_ATTRIBUTE), decided once.
+    is_key: bool,
 }
 
 impl Name {
@@ -50,6 +63,7 @@ impl Name {
         Name {
             text: text.into(),
             print: Print::of(text),
+            is_key: text == crate::KEY_ATTRIBUTE,
         }
     }
 
@@ -59,6 +73,10 @@ impl Name {
 
     pub fn print(&self) -> Print {
         self.print
+    }
+
+    pub fn is_key(&self) -> bool {
+        self.is_key
     }
 }
 
@@ -238,8 +256,8 @@ impl<V> Default for KeyMap<V> {
 
 /// A key of up to 16 bytes as two little-endian words: its first and last 8 bytes (they
 /// overlap when the key is shorter than 16), its first and last 4 bytes when it is shorter
-/// than 8, or its bytes when it is shorter than 4. Keys of the same length are equal exactly
-/// when their words are.
+/// than 8, or its first, middle and last bytes when it is shorter than 4. Keys of the same
+/// length are equal exactly when their words are.
 #[inline]
 fn ends(key: &[u8]) -> (u64, u64) {
     if let (Some(head), Some(tail)) = (key.first_chunk::<8>(), key.last_chunk::<8>()) {
@@ -250,7 +268,13 @@ fn ends(key: &[u8]) -> (u64, u64) {
             u32::from_le_bytes(*tail).into(),
         )
     } else {
-        (key.iter().fold(0, |w, &b| w << 8 | u64::from(b)), 0)
+        match key {
+            [] => (0, 0),
+            [first, .., last] | [first @ last] => (
+                u64::from(*first) | u64::from(key[key.len() / 2]) << 8 | u64::from(*last) << 16,
+                0,
+            ),
+        }
     }
 }
 

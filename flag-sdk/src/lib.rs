@@ -45,6 +45,7 @@ pub mod model;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
 mod operators;
+mod pattern;
 pub mod resolution;
 pub mod validate;
 mod variation;
@@ -57,7 +58,7 @@ pub use model::{
     Clause, Flag, FlagKind, Op, Prerequisite, Rollout, Rule, Segment, SegmentRule, Serve, Snapshot,
     Target, Variation, WeightedVariation,
 };
-pub use operators::REGEX_SIZE_LIMIT;
+pub use pattern::REGEX_SIZE_LIMIT;
 pub use variation::Detail;
 
 #[cfg(feature = "client")]

@@ -6,7 +6,6 @@
 
 use std::cmp::Ordering;
 
-use regex::{Regex, RegexBuilder};
 use semver::{BuildMetadata, Prerelease, Version};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
@@ -14,9 +13,7 @@ use time::OffsetDateTime;
 
 use crate::keys::KeySet;
 use crate::model::Op;
-
-/// The largest compiled regex a `matches` clause may have, in bytes.
-pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+use crate::pattern::Pattern;
 
 /// A clause's values in ready-to-match form.
 #[derive(Debug, Clone)]
@@ -29,7 +26,7 @@ pub(crate) enum Matcher {
     StartsWith(Vec<Box<str>>),
     EndsWith(Vec<Box<str>>),
     Contains(Vec<Box<str>>),
-    Matches(Vec<Regex>),
+    Matches(Vec<Pattern>),
     Number(Cmp, Vec<f64>),
     /// Unix milliseconds; `true` for `before`.
     Instant(bool, Vec<i128>),
@@ -103,7 +100,7 @@ impl Matcher {
                 strings()?
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| compile_regex(p).map_err(|m| bad(i, m)))
+                    .map(|(i, p)| Pattern::compile(p).map_err(|m| bad(i, m)))
                     .collect::<Result<_, _>>()?,
             ),
             Op::Lt | Op::Lte | Op::Gt | Op::Gte => Matcher::Number(
@@ -200,8 +197,8 @@ fn contains(values: &[Box<str>], s: &str) -> bool {
 }
 
 #[inline(never)]
-fn regex_matches(regexes: &[Regex], s: &str) -> bool {
-    regexes.iter().any(|re| re.is_match(s))
+fn regex_matches(patterns: &[Pattern], s: &str) -> bool {
+    patterns.iter().any(|p| p.is_match(s))
 }
 
 #[inline(never)]
@@ -256,20 +253,6 @@ impl<'a> From<&'a Value> for Scalar<'a> {
             _ => Scalar::Other,
         }
     }
-}
-
-/// Compiles a `matches` pattern with the size limit.
-pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(_) => {
-                format!("regex is too large (limit {REGEX_SIZE_LIMIT} bytes compiled)")
-            }
-            other => format!("invalid regex: {other}"),
-        })
 }
 
 fn instant_millis(value: &Value) -> Option<i128> {
