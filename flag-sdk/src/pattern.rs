@@ -5,7 +5,7 @@
 //! those in a few hundred instructions; comparing the literals takes a few dozen. So a pattern
 //! whose whole language is a small set of literals, anchored at the start, the end, both or
 //! neither, is matched as that set; every other pattern goes to the regex engine. Both answer
-//! exactly what the regex would (contract section 4: Rust `regex` syntax, unanchored).
+//! exactly what the regex would (contract section 2: Rust `regex` syntax, unanchored).
 
 use regex::{Regex, RegexBuilder};
 use regex_syntax::hir::literal::Extractor;
