@@ -206,6 +206,59 @@ mod tests {
         }
     }
 
+    /// The same on generated patterns: literals, alternations, classes, repetition and
+    /// anchors over a small alphabet (with a multi-byte letter and case folding), each
+    /// matched against every string of up to three letters of that alphabet.
+    #[test]
+    fn generated_patterns_agree_with_the_regex_engine() {
+        const PIECES: [&str; 12] = [
+            "a", "b", "é", "ab", r"\.", "(a|b)", "(ab|é)", "[ab]", "a?", "(?i)a", "", "(a|)",
+        ];
+        let letters = ["a", "b", "é", ".", "A"];
+        let mut haystacks = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = haystacks
+                .iter()
+                .flat_map(|h| letters.iter().map(move |l| format!("{h}{l}")))
+                .collect();
+            haystacks.extend(longer);
+        }
+        haystacks.sort();
+        haystacks.dedup();
+        // A fixed-seed linear congruential generator: the same patterns on every run.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as usize % n
+        };
+        let mut literal_forms = 0;
+        for _ in 0..400 {
+            let mut pattern = String::new();
+            if next(2) == 0 {
+                pattern.push('^');
+            }
+            for _ in 0..1 + next(3) {
+                pattern.push_str(PIECES[next(PIECES.len())]);
+            }
+            if next(2) == 0 {
+                pattern.push('$');
+            }
+            let ours = Pattern::compile(&pattern).unwrap();
+            literal_forms += usize::from(matches!(ours, Pattern::Literals { .. }));
+            let regex = Regex::new(&pattern).unwrap();
+            for s in &haystacks {
+                assert_eq!(ours.is_match(s), regex.is_match(s), "{pattern:?} on {s:?}");
+            }
+        }
+        // Most generated patterns take the literal form, so the comparison tests it.
+        assert!(
+            literal_forms > 200,
+            "{literal_forms} of 400 in the literal form"
+        );
+    }
+
     #[test]
     fn bad_and_huge_patterns_are_refused_by_the_regex_engine() {
         assert!(Pattern::compile("(")
