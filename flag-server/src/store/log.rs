@@ -17,7 +17,7 @@ use flag_sdk::{Change, Snapshot};
 use postgres::fallible_iterator::FallibleIterator;
 
 use super::effects::Effect;
-use super::sql::{params, Conn, Error, Param};
+use super::sql::{params, Conn, Error, Param, Row};
 use super::to_json;
 use super::writer::Msg;
 
@@ -126,30 +126,26 @@ pub fn head_then(conn: &Conn, then: &str) -> Result<u64, Error> {
 
 const HEAD: &str = "SELECT COALESCE(MAX(seq), 0) FROM changes";
 
-/// Every row after `seq`, in order, as effects; at most `limit`.
-pub fn since(conn: &Conn, seq: u64, limit: u64) -> Result<Vec<(u64, Effect)>, Error> {
-    conn.query_map(
-        "SELECT seq, environment, revision, kind, key, data FROM changes \
-         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        params![seq, limit],
-        |r| {
-            let seq: u64 = r.get(0)?;
-            let environment: String = r.get(1)?;
-            let revision: u64 = r.get(2)?;
-            let kind: String = r.get(3)?;
-            let key: String = r.get(4)?;
-            let data: Option<String> = r.get(5)?;
-            Ok((
-                seq,
-                to_effect(environment, revision, &kind, key, data.as_deref()),
-            ))
-        },
-    )
-    .map(|rows| {
-        rows.into_iter()
-            .filter_map(|(seq, effect)| effect.map(|e| (seq, e)))
-            .collect()
-    })
+/// The read of every row after `?1` (a `seq`), in order, at most `?2` of them
+/// ([`since_rows`]).
+pub const SINCE: &str = "SELECT seq, environment, revision, kind, key, data FROM changes \
+                         WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+/// The effects of the rows of a [`SINCE`] read, with their `seq`.
+pub fn since_rows(rows: &[Row]) -> Result<Vec<(u64, Effect)>, Error> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let seq: u64 = r.get(0)?;
+        let environment: String = r.get(1)?;
+        let revision: u64 = r.get(2)?;
+        let kind: String = r.get(3)?;
+        let key: String = r.get(4)?;
+        let data: Option<String> = r.get(5)?;
+        if let Some(e) = to_effect(environment, revision, &kind, key, data.as_deref()) {
+            out.push((seq, e));
+        }
+    }
+    Ok(out)
 }
 
 /// `environment`'s changes after revision `after` up to `upto`, in order, when the log

@@ -462,7 +462,7 @@ impl Pg {
         let writes = self.deferred.len() > self.request.as_ref().map_or(0, |r| r.start)
             || match &op {
                 Op::Query(_, _, sql) => returns_changes(sql),
-                Op::Flush => false,
+                Op::Queries(_) | Op::Flush => false,
                 _ => true,
             };
         if let Some(request) = self.request.as_mut().filter(|r| !r.savepoint) {
@@ -504,6 +504,12 @@ impl Pg {
                         then?;
                         Out::Rows(rows)
                     }
+                    Op::Queries(list) => Out::Many(
+                        futures_util::future::try_join_all(
+                            list.iter().map(|(stmt, params)| client.query(stmt, params)),
+                        )
+                        .await?,
+                    ),
                     Op::Flush => Out::Changed(0),
                 })
             };
@@ -536,6 +542,8 @@ enum Op<'a> {
         &'a [&'a (dyn PgToSql + Sync)],
         &'a str,
     ),
+    /// Several queries in the same round trip, answered in order.
+    Queries(Vec<(tokio_postgres::Statement, Vec<&'a (dyn PgToSql + Sync)>)>),
     /// Nothing: just the deferred statements.
     Flush,
 }
@@ -544,6 +552,7 @@ enum Op<'a> {
 enum Out {
     Changed(u64),
     Rows(Vec<postgres::Row>),
+    Many(Vec<Vec<postgres::Row>>),
 }
 
 impl Drop for Pg {
@@ -673,6 +682,31 @@ impl Conn {
                     out.push(f(&pg_row(r)?)?);
                 }
                 Ok(out)
+            }
+        }
+    }
+
+    /// Every row of each of several reads (statements that do not write): on PostgreSQL in
+    /// one round trip, with what was deferred.
+    pub fn queries(&self, reads: &[(&str, &[Param<'_>])]) -> Result<Vec<Vec<Row>>, Error> {
+        match &self.inner {
+            Inner::Sqlite(_) => reads
+                .iter()
+                .map(|(sql, params)| self.query(sql, params))
+                .collect(),
+            Inner::Postgres(pg) => {
+                let mut pg = pg.borrow_mut();
+                let mut list = Vec::with_capacity(reads.len());
+                for (sql, params) in reads {
+                    list.push((pg.statement(sql)?, pg_params(params)));
+                }
+                let Out::Many(answers) = pg.run(Op::Queries(list))? else {
+                    unreachable!("queries answer rows")
+                };
+                answers
+                    .iter()
+                    .map(|rows| rows.iter().map(pg_row).collect())
+                    .collect()
             }
         }
     }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::audit::{self, NewAudit};
-use super::sql::{params, Conn};
+use super::sql::{params, Conn, Row};
 use super::{json, to_json, WriteCtx};
 use crate::clock::Millis;
 use crate::error::ApiError;
@@ -156,18 +156,22 @@ pub type Subscriptions = Vec<(i64, Vec<String>)>;
 
 /// Every live webhook.
 pub fn list(conn: &Conn) -> Result<Vec<Webhook>, ApiError> {
-    let rows = conn.query_map(
-        "SELECT id, url, events, created_at FROM webhooks WHERE deleted_at IS NULL ORDER BY id",
-        params![],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get::<String>(2)?, r.get(3)?)),
-    )?;
-    rows.into_iter()
-        .map(|(id, url, events, created_at)| {
+    from_rows(&conn.query(LIST, params![])?)
+}
+
+/// The read of [`list`].
+pub(super) const LIST: &str =
+    "SELECT id, url, events, created_at FROM webhooks WHERE deleted_at IS NULL ORDER BY id";
+
+/// [`list`] of the rows of a [`LIST`] read.
+pub(super) fn from_rows(rows: &[Row]) -> Result<Vec<Webhook>, ApiError> {
+    rows.iter()
+        .map(|r| {
             Ok(Webhook {
-                id,
-                url,
-                events: json(&events)?,
-                created_at,
+                id: r.get(0)?,
+                url: r.get(1)?,
+                events: json(&r.get::<String>(2)?)?,
+                created_at: r.get(3)?,
             })
         })
         .collect()
@@ -200,13 +204,17 @@ pub fn delete(ctx: &mut WriteCtx<'_>, actor: &str, id: i64) -> Result<(), ApiErr
     Ok(())
 }
 
+/// What [`enqueue`] reads of the webhooks: each one's id and events.
+pub(super) fn subscriptions(hooks: Vec<Webhook>) -> Subscriptions {
+    hooks.into_iter().map(|h| (h.id, h.events)).collect()
+}
+
 /// Queues `event` with `payload` for every webhook subscribed to it, in the caller's
 /// transaction. Returns how many deliveries were queued.
 pub fn enqueue(ctx: &WriteCtx<'_>, event: &str, payload: &Value) -> Result<usize, ApiError> {
     let cache = &ctx.cache().webhooks;
     if cache.borrow().is_none() {
-        let hooks = list(ctx.conn)?;
-        *cache.borrow_mut() = Some(hooks.into_iter().map(|h| (h.id, h.events)).collect());
+        *cache.borrow_mut() = Some(subscriptions(list(ctx.conn)?));
     }
     // Serialised once, and only when a webhook takes the event.
     let mut body: Option<String> = None;

@@ -32,9 +32,9 @@ use flag_sdk::Snapshot;
 use super::effects::{after_commit, apply, Effect};
 use super::health::{failure_detail, Health};
 use super::sql::{self, params, Backend, Conn};
-use super::webhooks::Subscriptions;
+use super::webhooks::{self, Subscriptions};
 use super::Published;
-use super::{audit, log};
+use super::{audit, change_requests, log};
 use crate::clock::now_millis;
 use crate::error::{storage_fault, ApiError, UNREACHABLE};
 
@@ -252,7 +252,7 @@ pub(crate) fn run(
                 }
                 if conn.backend() == Backend::Postgres && !stale {
                     let mut effects = Vec::new();
-                    match catch_up_from(&conn, applied, &mut working, &mut effects) {
+                    match catch_up_from(&conn, applied, &mut working, &mut effects, None) {
                         Ok(Some(seq)) => {
                             applied = applied.max(seq);
                             after_commit(&conn, &working, &effects, &published);
@@ -293,10 +293,11 @@ pub(crate) fn run(
         }
         let mut effects: Vec<Effect> = Vec::new();
         let mut group = Group::default();
+        let cache = GroupCache::default();
         if let Err(e) = begin(&conn).and_then(|()| {
             // Only PostgreSQL has other writers: a SQLite file has this server alone (its lock).
             if conn.backend() == Backend::Postgres {
-                catch_up_from(&conn, applied, &mut working, &mut effects)?;
+                catch_up_from(&conn, applied, &mut working, &mut effects, Some(&cache))?;
             }
             Ok(())
         }) {
@@ -320,7 +321,6 @@ pub(crate) fn run(
         let mut replies: Vec<(Reply, Option<ApiError>)> = Vec::with_capacity(batch.len());
         let mut fault: Option<String> = None;
         let mut lost = false;
-        let cache = GroupCache::default();
         let mut queue = batch.into_iter();
         for job in queue.by_ref() {
             let _ = conn.begin_request();
@@ -496,15 +496,37 @@ fn prune(conn: &Conn) {
 }
 
 /// Reads the change log after `applied` into `working` and `effects` (what another replica
-/// committed); the last `seq` read, if any.
+/// committed); the last `seq` read, if any. For a group (`cache`), in the same round trip as
+/// its `BEGIN` and write lock, it reads the webhooks and the approvals into `cache`, which the group's
+/// requests would otherwise each read in a round trip of their own; a row it cannot read
+/// leaves that part of the cache empty, for the request that needs it to read and report.
 fn catch_up_from(
     conn: &Conn,
     applied: u64,
     working: &mut HashMap<String, Snapshot>,
     effects: &mut Vec<Effect>,
+    cache: Option<&GroupCache>,
 ) -> Result<Option<u64>, sql::Error> {
+    let log_rows = match cache {
+        None => conn.query(log::SINCE, params![applied, MAX_CATCH_UP])?,
+        Some(cache) => {
+            let [log_rows, approvals, hooks]: [Vec<sql::Row>; 3] = conn
+                .queries(&[
+                    (log::SINCE, params![applied, MAX_CATCH_UP]),
+                    (change_requests::APPROVALS, params![]),
+                    (webhooks::LIST, params![]),
+                ])?
+                .try_into()
+                .expect("one answer per read");
+            *cache.approvals.borrow_mut() = change_requests::approvals_from_rows(&approvals).ok();
+            *cache.webhooks.borrow_mut() = webhooks::from_rows(&hooks)
+                .ok()
+                .map(webhooks::subscriptions);
+            log_rows
+        }
+    };
     let mut last = None;
-    for (seq, effect) in log::since(conn, applied, MAX_CATCH_UP)? {
+    for (seq, effect) in log::since_rows(&log_rows)? {
         apply(working, &effect);
         effects.push(effect);
         last = Some(seq);

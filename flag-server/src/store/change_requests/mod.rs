@@ -19,6 +19,8 @@ pub use gate::{
     delete_segment, hold, hold_config, kill, put_config, put_segment, restore, schedule,
 };
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -265,21 +267,29 @@ pub fn get(conn: &Conn, id: i64) -> Result<ChangeRequest, ApiError> {
     from_row(&row)
 }
 
+/// The read of every environment's approvals ([`approvals_from_rows`]).
+pub(in crate::store) const APPROVALS: &str =
+    "SELECT key, approvals, approvals_for_kill FROM environments";
+
+/// Each environment's approvals and whether kills wait for them, from an [`APPROVALS`] read.
+pub(in crate::store) fn approvals_from_rows(
+    rows: &[Row],
+) -> Result<HashMap<String, (u32, bool)>, ApiError> {
+    rows.iter()
+        .map(|r| {
+            let approvals = r.get::<i64>(1)?.max(0) as u32;
+            Ok((r.get::<String>(0)?, (approvals, r.get::<bool>(2)?)))
+        })
+        .collect()
+}
+
 /// The approvals `env` requires for a change of `kind` (0: none, apply at once).
 fn required(ctx: &WriteCtx<'_>, env: &str, kind: RequestKind) -> Result<u32, ApiError> {
     ctx.snapshot(env)?;
     // Read once per group: an environment created in the group reads them again.
     let cache = &ctx.cache().approvals;
     if !cache.borrow().as_ref().is_some_and(|m| m.contains_key(env)) {
-        let rows = ctx.conn.query_map(
-            "SELECT key, approvals, approvals_for_kill FROM environments",
-            params![],
-            |r| {
-                let approvals = r.get::<i64>(1)?.max(0) as u32;
-                Ok((r.get::<String>(0)?, (approvals, r.get::<bool>(2)?)))
-            },
-        )?;
-        *cache.borrow_mut() = Some(rows.into_iter().collect());
+        *cache.borrow_mut() = Some(approvals_from_rows(&ctx.conn.query(APPROVALS, params![])?)?);
     }
     let (approvals, for_kill) = cache
         .borrow()
