@@ -496,10 +496,11 @@ fn prune(conn: &Conn) {
 }
 
 /// Reads the change log after `applied` into `working` and `effects` (what another replica
-/// committed); the last `seq` read, if any. For a group (`cache`), in the same round trip as
-/// its `BEGIN` and write lock, it reads the webhooks and the approvals into `cache`, which the group's
-/// requests would otherwise each read in a round trip of their own; a row it cannot read
-/// leaves that part of the cache empty, for the request that needs it to read and report.
+/// committed); the last `seq` read, if any. For a group (`cache`), the same round trip (with
+/// the group's `BEGIN` and write lock) reads the webhooks and the approvals into `cache`,
+/// which the group's requests would otherwise each read in a round trip of their own; rows it
+/// cannot read leave that part of the cache empty, for the request that needs it to read again
+/// and report.
 fn catch_up_from(
     conn: &Conn,
     applied: u64,
@@ -507,24 +508,24 @@ fn catch_up_from(
     effects: &mut Vec<Effect>,
     cache: Option<&GroupCache>,
 ) -> Result<Option<u64>, sql::Error> {
-    let log_rows = match cache {
-        None => conn.query(log::SINCE, params![applied, MAX_CATCH_UP])?,
-        Some(cache) => {
-            let [log_rows, approvals, hooks]: [Vec<sql::Row>; 3] = conn
-                .queries(&[
-                    (log::SINCE, params![applied, MAX_CATCH_UP]),
-                    (change_requests::APPROVALS, params![]),
-                    (webhooks::LIST, params![]),
-                ])?
-                .try_into()
-                .expect("one answer per read");
-            *cache.approvals.borrow_mut() = change_requests::approvals_from_rows(&approvals).ok();
-            *cache.webhooks.borrow_mut() = webhooks::from_rows(&hooks)
-                .ok()
-                .map(webhooks::subscriptions);
-            log_rows
-        }
+    let reads: [(&str, &[sql::Param<'_>]); 3] = [
+        (log::SINCE, params![applied, MAX_CATCH_UP]),
+        (change_requests::APPROVALS, params![]),
+        (webhooks::LIST, params![]),
+    ];
+    let reads = if cache.is_some() {
+        &reads[..]
+    } else {
+        &reads[..1]
     };
+    let mut answers = conn.queries(reads)?.into_iter();
+    let log_rows = answers.next().expect("one answer per read");
+    if let (Some(cache), Some(approvals), Some(hooks)) = (cache, answers.next(), answers.next()) {
+        *cache.approvals.borrow_mut() = change_requests::approvals_from_rows(&approvals).ok();
+        *cache.webhooks.borrow_mut() = webhooks::from_rows(&hooks)
+            .ok()
+            .map(webhooks::subscriptions);
+    }
     let mut last = None;
     for (seq, effect) in log::since_rows(&log_rows)? {
         apply(working, &effect);
