@@ -120,8 +120,9 @@ pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) {
     });
 }
 
-/// Inserts a group's audit rows, in order, at the group's time `now` (RFC 3339): with the
-/// next round trip, [`crate::store::sql::INSERT_CHUNK`] rows to a statement.
+/// Inserts a group's audit rows, in order, at the group's time `now` (RFC 3339), with the
+/// next round trip ([`Conn::defer_insert`]); and marks each flag configuration they change
+/// as changed at `now` (what [`last_changes`] reads).
 pub(super) fn insert(conn: &Conn, now: &str, rows: &[Pending]) -> Result<(), sql::Error> {
     let at_ms = crate::clock::parse_rfc3339(now);
     let params: Vec<Param<'_>> = rows
@@ -145,8 +146,26 @@ pub(super) fn insert(conn: &Conn, now: &str, rows: &[Pending]) -> Result<(), sql
         "audit (at, actor, action, flag, segment, environment, before, after, reason, at_ms)",
         10,
         &params,
-    )
+    )?;
+    let mut changed: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| !r.action.starts_with(NOT_A_CHANGE))
+        .filter_map(|r| Some((r.flag.as_deref()?, r.environment.as_deref()?)))
+        .collect();
+    changed.sort_unstable();
+    changed.dedup();
+    for (flag, environment) in changed {
+        conn.defer(
+            "UPDATE flag_configs SET changed_ms = ?3 WHERE flag = ?1 AND environment = ?2",
+            params![flag, environment, at_ms],
+        )?;
+    }
+    Ok(())
 }
+
+/// Audit actions under this prefix (an alert binding created or deleted) do not change the
+/// flag they name.
+const NOT_A_CHANGE: &str = "alert_binding.";
 
 /// Which entries `GET /audit` answers.
 #[derive(Debug, Default, Clone)]
@@ -247,20 +266,15 @@ pub fn flag_changes(
     rows.into_iter().collect()
 }
 
-/// When each live flag last changed in each environment (Unix milliseconds), read from the
-/// committed audit log, so that every replica answers the same: (flag, environment, at).
-/// One seek of `audit_last_change` per flag and environment, from the newest row back.
+/// When each live flag last changed in each environment (Unix milliseconds): the time of
+/// the last audit row about it ([`insert`] keeps it on the configuration row), committed, so
+/// that every replica answers the same: (flag, environment, at).
 pub fn last_changes(conn: &Conn) -> Result<Vec<(String, String, i64)>, ApiError> {
     Ok(conn.query_map(
-        "SELECT flag, environment, at FROM (
-             SELECT c.flag AS flag, c.environment AS environment,
-                    (SELECT a.at_ms FROM audit a
-                      WHERE a.flag = c.flag AND a.environment = c.environment
-                        AND a.at_ms IS NOT NULL AND a.action NOT LIKE 'alert_binding.%'
-                      ORDER BY a.at_ms DESC LIMIT 1) AS at
-             FROM flag_configs c JOIN flags f ON f.key = c.flag
-             WHERE f.archived = 0) last
-         WHERE at IS NOT NULL ORDER BY flag, environment",
+        "SELECT c.flag, c.environment, c.changed_ms
+         FROM flag_configs c JOIN flags f ON f.key = c.flag
+         WHERE f.archived = 0 AND c.changed_ms IS NOT NULL
+         ORDER BY c.flag, c.environment",
         params![],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?)

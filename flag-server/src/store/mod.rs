@@ -188,7 +188,7 @@ impl Store {
             log::listen(url.clone(), jobs.clone()).context("cannot start the change listener")?;
         }
         let checkpoints = match location {
-            Location::Sqlite(path) => Some(Arc::new(checkpoint::start(path)?)),
+            Location::Sqlite(path) => Some(Arc::new(checkpoint::start(path, jobs.clone())?)),
             Location::Postgres(_) => None,
         };
         let health = Arc::new(health::Health::default());

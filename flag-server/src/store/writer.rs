@@ -55,16 +55,19 @@ const MAX_GATHER: Duration = Duration::from_millis(5);
 struct Gather {
     last_size: usize,
     last_commit: Duration,
+    /// A [`Msg::Checkpoint`] met while gathering, for after the group.
+    checkpoint: bool,
 }
 
 impl Gather {
     /// A catch-up wake-up met while gathering is dropped: the group catches up anyway.
-    fn collect(&self, first: Job, jobs: &Receiver<Msg>) -> Vec<Job> {
+    fn collect(&mut self, first: Job, jobs: &Receiver<Msg>) -> Vec<Job> {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(Msg::Write(job)) => batch.push(job),
                 Ok(Msg::CatchUp) => {}
+                Ok(Msg::Checkpoint) => self.checkpoint = true,
                 Err(_) => break,
             }
         }
@@ -76,6 +79,7 @@ impl Gather {
             match jobs.recv_timeout(left) {
                 Ok(Msg::Write(job)) => batch.push(job),
                 Ok(Msg::CatchUp) => {}
+                Ok(Msg::Checkpoint) => self.checkpoint = true,
                 Err(_) => break,
             }
         }
@@ -97,6 +101,9 @@ pub(crate) enum Msg {
     Write(Job),
     /// Another replica committed (a PostgreSQL notification): read the change log.
     CatchUp,
+    /// The SQLite WAL grew long under writes: copy what the checkpoint thread's last pass
+    /// left, so that the next group starts it over (see the `checkpoint` module).
+    Checkpoint,
 }
 
 /// How often the writer reads the change log with nothing else to do (PostgreSQL): what
@@ -246,6 +253,10 @@ pub(crate) fn run(
     loop {
         let first = match jobs.recv_timeout(CATCH_UP_EVERY) {
             Ok(Msg::Write(job)) => job,
+            Ok(Msg::Checkpoint) => {
+                checkpoint(&conn);
+                continue;
+            }
             Ok(Msg::CatchUp) | Err(RecvTimeoutError::Timeout) => {
                 if let Ok(true) = conn.reconnect_if_closed() {
                     stale = !reload(&conn, &mut working);
@@ -443,6 +454,9 @@ pub(crate) fn run(
         for (reply, late) in replies {
             reply(late);
         }
+        if std::mem::take(&mut gather.checkpoint) {
+            checkpoint(&conn);
+        }
     }
     // Every sender is gone: the server is shutting down. Checkpoint so the WAL is small.
     if conn.backend() == Backend::Sqlite {
@@ -570,6 +584,17 @@ fn transaction_lost(conn: &Conn) -> bool {
     }
 }
 
+/// Copies the SQLite WAL into the database file as far as it goes (no reader holds it back
+/// from the writer), between groups ([`Msg::Checkpoint`]). A failure is logged: the
+/// checkpoint thread asks again.
+fn checkpoint(conn: &Conn) {
+    if let Some(c) = conn.as_sqlite() {
+        if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "the writer's WAL checkpoint failed");
+        }
+    }
+}
+
 /// Answers requests that will not run with a 503 carrying `detail`.
 fn reject(jobs: Vec<Job>, detail: &str) {
     for job in jobs {
@@ -613,9 +638,10 @@ mod tests {
     #[test]
     fn a_lone_writer_never_waits() {
         let (tx, rx) = std::sync::mpsc::channel::<Msg>();
-        let gather = Gather {
+        let mut gather = Gather {
             last_size: 1,
             last_commit: Duration::from_secs(60),
+            checkpoint: false,
         };
         let started = Instant::now();
         assert_eq!(gather.collect(noop(), &rx).len(), 1);
@@ -629,9 +655,10 @@ mod tests {
         for _ in 0..3 {
             tx.send(Msg::Write(noop())).unwrap();
         }
-        let gather = Gather {
+        let mut gather = Gather {
             last_size: 8,
             last_commit: Duration::from_millis(5),
+            checkpoint: false,
         };
         let started = Instant::now();
         assert_eq!(gather.collect(noop(), &rx).len(), 4);
