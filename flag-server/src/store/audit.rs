@@ -267,8 +267,8 @@ pub fn flag_changes(
 }
 
 /// When each live flag last changed in each environment (Unix milliseconds): the time of
-/// the last audit row about it ([`insert`] keeps it on the configuration row), committed, so
-/// that every replica answers the same: (flag, environment, at).
+/// the last audit row about it (kept on the configuration row as each group's audit rows are
+/// inserted), committed, so that every replica answers the same: (flag, environment, at).
 pub fn last_changes(conn: &Conn) -> Result<Vec<(String, String, i64)>, ApiError> {
     Ok(conn.query_map(
         "SELECT c.flag, c.environment, c.changed_ms
