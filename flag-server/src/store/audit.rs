@@ -154,13 +154,26 @@ pub(super) fn insert(conn: &Conn, now: &str, rows: &[Pending]) -> Result<(), sql
         .collect();
     changed.sort_unstable();
     changed.dedup();
-    for (flag, environment) in changed {
-        conn.defer(
-            "UPDATE flag_configs SET changed_ms = ?3 WHERE flag = ?1 AND environment = ?2",
-            params![flag, environment, at_ms],
-        )?;
+    if changed.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // One statement for the group, whatever the number of flags it changed.
+    let pairs: Vec<String> = (0..changed.len())
+        .map(|i| format!("(?{}, ?{})", 2 * i + 2, 2 * i + 3))
+        .collect();
+    let mut params = vec![Param::from(at_ms)];
+    params.extend(
+        changed
+            .iter()
+            .flat_map(|(flag, environment)| [Param::from(*flag), Param::from(*environment)]),
+    );
+    conn.defer(
+        &format!(
+            "UPDATE flag_configs SET changed_ms = ?1 WHERE (flag, environment) IN (VALUES {})",
+            pairs.join(", ")
+        ),
+        &params,
+    )
 }
 
 /// Audit actions under this prefix (an alert binding created or deleted) do not change the
