@@ -86,7 +86,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     // The last change per flag comes from the database, so every replica says the same; a
     // database that does not answer costs this metric only.
-    let last_changes = match state.store.read(crate::store::audit::last_changes).await {
+    let last_changes = match state
+        .store
+        .read(crate::store::flag_configs::last_changes)
+        .await
+    {
         Ok(rows) => crate::metrics::render_last_changes(&rows),
         Err(error) => {
             tracing::warn!(%error, "metrics: cannot read the last change of each flag");

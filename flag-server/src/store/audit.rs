@@ -121,8 +121,7 @@ pub fn record(ctx: &WriteCtx<'_>, row: NewAudit<'_>) {
 }
 
 /// Inserts a group's audit rows, in order, at the group's time `now` (RFC 3339), with the
-/// next round trip ([`Conn::defer_insert`]); and marks each flag configuration they change
-/// as changed at `now` (what [`last_changes`] reads).
+/// next round trip ([`Conn::defer_insert`]).
 pub(super) fn insert(conn: &Conn, now: &str, rows: &[Pending]) -> Result<(), sql::Error> {
     let at_ms = crate::clock::parse_rfc3339(now);
     let params: Vec<Param<'_>> = rows
@@ -146,39 +145,8 @@ pub(super) fn insert(conn: &Conn, now: &str, rows: &[Pending]) -> Result<(), sql
         "audit (at, actor, action, flag, segment, environment, before, after, reason, at_ms)",
         10,
         &params,
-    )?;
-    let mut changed: Vec<(&str, &str)> = rows
-        .iter()
-        .filter(|r| !r.action.starts_with(NOT_A_CHANGE))
-        .filter_map(|r| Some((r.flag.as_deref()?, r.environment.as_deref()?)))
-        .collect();
-    changed.sort_unstable();
-    changed.dedup();
-    if changed.is_empty() {
-        return Ok(());
-    }
-    // One statement for the group, whatever the number of flags it changed.
-    let pairs: Vec<String> = (0..changed.len())
-        .map(|i| format!("(?{}, ?{})", 2 * i + 2, 2 * i + 3))
-        .collect();
-    let mut params = vec![Param::from(at_ms)];
-    params.extend(
-        changed
-            .iter()
-            .flat_map(|(flag, environment)| [Param::from(*flag), Param::from(*environment)]),
-    );
-    conn.defer(
-        &format!(
-            "UPDATE flag_configs SET changed_ms = ?1 WHERE (flag, environment) IN (VALUES {})",
-            pairs.join(", ")
-        ),
-        &params,
     )
 }
-
-/// Audit actions under this prefix (an alert binding created or deleted) do not change the
-/// flag they name.
-const NOT_A_CHANGE: &str = "alert_binding.";
 
 /// Which entries `GET /audit` answers.
 #[derive(Debug, Default, Clone)]
@@ -277,18 +245,4 @@ pub fn flag_changes(
         |r| Ok(entry(r).and_then(|e| Ok((r.get::<i64>(10)?, e)))),
     )?;
     rows.into_iter().collect()
-}
-
-/// When each live flag last changed in each environment (Unix milliseconds): the time of
-/// the last audit row about it (kept on the configuration row as each group's audit rows are
-/// inserted), committed, so that every replica answers the same: (flag, environment, at).
-pub fn last_changes(conn: &Conn) -> Result<Vec<(String, String, i64)>, ApiError> {
-    Ok(conn.query_map(
-        "SELECT c.flag, c.environment, c.changed_ms
-         FROM flag_configs c JOIN flags f ON f.key = c.flag
-         WHERE f.archived = 0 AND c.changed_ms IS NOT NULL
-         ORDER BY c.flag, c.environment",
-        params![],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?)
 }

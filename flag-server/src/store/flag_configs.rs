@@ -141,10 +141,19 @@ fn write_config(
         }),
     )?;
     let json = to_json(config);
+    // The time of the change stays on the row: the `/metrics` gauge of each flag's last change.
+    let changed_ms = crate::clock::parse_rfc3339(ctx.now);
     ctx.conn.defer(
-        "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5
+        "UPDATE flag_configs SET version = ?3, config = ?4, pre_kill = ?5, changed_ms = ?6
          WHERE flag = ?1 AND environment = ?2",
-        params![&config.key, env, config.version as i64, &json, pre_kill],
+        params![
+            &config.key,
+            env,
+            config.version as i64,
+            &json,
+            pre_kill,
+            changed_ms
+        ],
     )?;
     let change = Change::Flag {
         revision,
@@ -402,5 +411,19 @@ pub fn all_killed(conn: &Conn) -> Result<Vec<(String, String)>, ApiError> {
         "SELECT flag, environment FROM flag_configs WHERE pre_kill IS NOT NULL",
         params![],
         |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// When each live flag's configuration last changed in each environment (Unix milliseconds;
+/// a change, a kill or a restore, a release's moves included), as committed, so that every
+/// replica answers the same: (flag, environment, at).
+pub fn last_changes(conn: &Conn) -> Result<Vec<(String, String, i64)>, ApiError> {
+    Ok(conn.query_map(
+        "SELECT c.flag, c.environment, c.changed_ms
+         FROM flag_configs c JOIN flags f ON f.key = c.flag
+         WHERE f.archived = 0 AND c.changed_ms IS NOT NULL
+         ORDER BY c.flag, c.environment",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?)
 }
