@@ -461,8 +461,8 @@ impl Pg {
     fn run(&mut self, op: Op<'_>) -> Result<Out, Error> {
         let writes = self.deferred.len() > self.request.as_ref().map_or(0, |r| r.start)
             || match &op {
-                Op::Query(_, _, sql) => returns_changes(sql),
-                Op::Queries(_) | Op::Flush => false,
+                Op::Queries { writes, .. } => *writes,
+                Op::Flush => false,
                 _ => true,
             };
         if let Some(request) = self.request.as_mut().filter(|r| !r.savepoint) {
@@ -491,7 +491,6 @@ impl Pg {
             let op = async {
                 Ok(match op {
                     Op::Execute(stmt, params) => Out::Changed(client.execute(stmt, params).await?),
-                    Op::Query(stmt, params, _) => Out::Rows(client.query(stmt, params).await?),
                     Op::Batch(sql) => Out::Changed(client.batch_execute(sql).await.map(|()| 0)?),
                     Op::QueryThen(stmt, params, then) => {
                         let (rows, then) = futures_util::join!(
@@ -504,7 +503,7 @@ impl Pg {
                         then?;
                         Out::Rows(rows)
                     }
-                    Op::Queries(list) => Out::Many(
+                    Op::Queries { list, .. } => Out::Many(
                         futures_util::future::try_join_all(
                             list.iter().map(|(stmt, params)| client.query(stmt, params)),
                         )
@@ -528,13 +527,6 @@ enum Op<'a> {
         &'a tokio_postgres::Statement,
         &'a [&'a (dyn PgToSql + Sync)],
     ),
-    /// With its SQL: a query that writes (`INSERT ... RETURNING`) needs the request's
-    /// savepoint.
-    Query(
-        &'a tokio_postgres::Statement,
-        &'a [&'a (dyn PgToSql + Sync)],
-        &'a str,
-    ),
     Batch(&'a str),
     /// A query, then statements without parameters, in the same round trip.
     QueryThen(
@@ -542,8 +534,12 @@ enum Op<'a> {
         &'a [&'a (dyn PgToSql + Sync)],
         &'a str,
     ),
-    /// Several queries in the same round trip, answered in order.
-    Queries(Vec<(tokio_postgres::Statement, Vec<&'a (dyn PgToSql + Sync)>)>),
+    /// Queries in the same round trip, answered in order; `writes` when one writes (`INSERT
+    /// ... RETURNING`), which needs the request's savepoint.
+    Queries {
+        list: Vec<(tokio_postgres::Statement, Vec<&'a (dyn PgToSql + Sync)>)>,
+        writes: bool,
+    },
     /// Nothing: just the deferred statements.
     Flush,
 }
@@ -669,11 +665,13 @@ impl Conn {
             }
             Inner::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
-                let stmt = pg.statement(sql)?;
-                let Out::Rows(rows) = pg.run(Op::Query(&stmt, &pg_params(params), sql))? else {
+                let list = vec![(pg.statement(sql)?, pg_params(params))];
+                let writes = returns_changes(sql);
+                let Out::Many(mut answers) = pg.run(Op::Queries { list, writes })? else {
                     unreachable!("a query answers rows")
                 };
-                if returns_changes(sql) {
+                let rows = answers.pop().unwrap_or_default();
+                if writes {
                     pg.changed += rows.len() as u64;
                 }
                 drop(pg);
@@ -700,7 +698,11 @@ impl Conn {
                 for (sql, params) in reads {
                     list.push((pg.statement(sql)?, pg_params(params)));
                 }
-                let Out::Many(answers) = pg.run(Op::Queries(list))? else {
+                let Out::Many(answers) = pg.run(Op::Queries {
+                    list,
+                    writes: false,
+                })?
+                else {
                     unreachable!("queries answer rows")
                 };
                 answers
